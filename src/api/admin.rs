@@ -1,0 +1,469 @@
+//! `WebhookAdmin`: webhook configuration and delivery history.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::{convert, invalid_argument, not_found, store_failure};
+use crate::domain::{
+    Description, DestinationUrl, EventSelection, Function, PageToken, PublishedEvent, Secret,
+    UpdateField, ValidationError, WebhookName, page_size, parse_id, parse_update_mask, timestamps,
+};
+use crate::proto::v1 as pb;
+use crate::proto::v1::webhook_admin_server::WebhookAdmin;
+use crate::store::{
+    DeliveryFilter, DeliveryStatus, NewWebhook, Store, WebhookChanges, WebhookFilter,
+};
+
+/// Default and maximum page sizes of the list RPCs.
+const DEFAULT_PAGE_SIZE: i64 = 50;
+const MAX_PAGE_SIZE: i64 = 1000;
+/// Default and maximum grace period of a secret rotation.
+const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
+const MAX_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The admin API.
+#[derive(Clone)]
+pub struct AdminService {
+    store: Store,
+    allow_private_destinations: bool,
+}
+
+impl AdminService {
+    /// An admin API over `store`; `allow_private_destinations` lets webhooks point at internal
+    /// addresses (tests, local demos).
+    pub fn new(store: Store, allow_private_destinations: bool) -> Self {
+        Self {
+            store,
+            allow_private_destinations,
+        }
+    }
+
+    fn parse_secret(field: &str, value: &str) -> Result<Secret, Status> {
+        Secret::parse_or_generate(value)
+            .map_err(|e| invalid_argument(ValidationError::new(field, e.to_string())))
+    }
+}
+
+fn bad(error: ValidationError) -> Status {
+    invalid_argument(error)
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::DeliveryUpdate, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl WebhookAdmin for AdminService {
+    async fn create_webhook(
+        &self,
+        request: Request<pb::CreateWebhookRequest>,
+    ) -> Result<Response<pb::CreateWebhookResponse>, Status> {
+        let request = request.into_inner();
+        let Some(webhook) = request.webhook else {
+            return Err(bad(ValidationError::new("webhook", "is required")));
+        };
+        let new = NewWebhook {
+            name: WebhookName::parse("webhook.name", &webhook.name).map_err(bad)?,
+            destination_url: DestinationUrl::parse(
+                "webhook.destination_url",
+                &webhook.destination_url,
+                self.allow_private_destinations,
+            )
+            .map_err(bad)?,
+            function: Function::from_proto("webhook.function", webhook.function).map_err(bad)?,
+            events: EventSelection::parse("webhook.events", webhook.events.as_ref())
+                .map_err(bad)?,
+            description: Description::parse("webhook.description", &webhook.description)
+                .map_err(bad)?,
+            secret: Self::parse_secret("secret", &request.secret)?,
+            deliver_once_per_request: webhook.deliver_once_per_request,
+        };
+        let record = self
+            .store
+            .create_webhook(&new)
+            .await
+            .map_err(store_failure)?;
+        tracing::info!(webhook_id = %record.id, function = record.function.as_str(), "webhook created");
+        Ok(Response::new(pb::CreateWebhookResponse {
+            webhook: Some(convert::webhook(&record)),
+            secret: new.secret.to_whsec(),
+        }))
+    }
+
+    async fn get_webhook(
+        &self,
+        request: Request<pb::GetWebhookRequest>,
+    ) -> Result<Response<pb::Webhook>, Status> {
+        let id = parse_id("id", &request.get_ref().id).map_err(bad)?;
+        match self.store.get_webhook(id).await.map_err(store_failure)? {
+            Some(record) => Ok(Response::new(convert::webhook(&record))),
+            None => Err(not_found("webhook", id)),
+        }
+    }
+
+    async fn list_webhooks(
+        &self,
+        request: Request<pb::ListWebhooksRequest>,
+    ) -> Result<Response<pb::ListWebhooksResponse>, Status> {
+        let request = request.into_inner();
+        let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).map_err(bad)?;
+        let after = PageToken::parse(&request.page_token).map_err(bad)?;
+        let filter = WebhookFilter {
+            function: Function::filter_from_proto("function", request.function).map_err(bad)?,
+            enabled: request.enabled,
+        };
+        let (records, next) = self
+            .store
+            .list_webhooks(&filter, after, limit)
+            .await
+            .map_err(store_failure)?;
+        Ok(Response::new(pb::ListWebhooksResponse {
+            webhooks: records.iter().map(convert::webhook).collect(),
+            next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
+        }))
+    }
+
+    async fn update_webhook(
+        &self,
+        request: Request<pb::UpdateWebhookRequest>,
+    ) -> Result<Response<pb::Webhook>, Status> {
+        let request = request.into_inner();
+        let Some(webhook) = request.webhook else {
+            return Err(bad(ValidationError::new("webhook", "is required")));
+        };
+        let id = parse_id("webhook.id", &webhook.id).map_err(bad)?;
+        let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
+        let fields = parse_update_mask(&paths).map_err(bad)?;
+        let allow_private = self.allow_private_destinations;
+        let outcome = self
+            .store
+            .update_webhook(id, |current| {
+                merge_update(current, &webhook, &fields, allow_private)
+            })
+            .await
+            .map_err(store_failure)?;
+        match outcome {
+            None => Err(not_found("webhook", id)),
+            Some(Err(error)) => Err(bad(error)),
+            Some(Ok(record)) => {
+                tracing::info!(webhook_id = %id, fields = ?paths, "webhook updated");
+                Ok(Response::new(convert::webhook(&record)))
+            }
+        }
+    }
+
+    async fn set_webhook_enabled(
+        &self,
+        request: Request<pb::SetWebhookEnabledRequest>,
+    ) -> Result<Response<pb::Webhook>, Status> {
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id).map_err(bad)?;
+        let record = self
+            .store
+            .set_webhook_enabled(id, request.enabled, "disabled by an admin")
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| not_found("webhook", id))?;
+        tracing::info!(webhook_id = %id, enabled = request.enabled, "webhook enabled state set");
+        Ok(Response::new(convert::webhook(&record)))
+    }
+
+    async fn delete_webhook(
+        &self,
+        request: Request<pb::DeleteWebhookRequest>,
+    ) -> Result<Response<()>, Status> {
+        let id = parse_id("id", &request.get_ref().id).map_err(bad)?;
+        if !self.store.delete_webhook(id).await.map_err(store_failure)? {
+            return Err(not_found("webhook", id));
+        }
+        tracing::info!(webhook_id = %id, "webhook deleted");
+        Ok(Response::new(()))
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        request: Request<pb::RotateWebhookSecretRequest>,
+    ) -> Result<Response<pb::RotateWebhookSecretResponse>, Status> {
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id).map_err(bad)?;
+        let secret = Self::parse_secret("secret", &request.secret)?;
+        let grace = match request.grace_period {
+            None => DEFAULT_GRACE,
+            Some(d) if d.seconds < 0 || d.nanos < 0 => {
+                return Err(bad(ValidationError::new(
+                    "grace_period",
+                    "must not be negative",
+                )));
+            }
+            Some(d) => Duration::new(d.seconds as u64, d.nanos as u32),
+        };
+        if grace > MAX_GRACE {
+            return Err(bad(ValidationError::new(
+                "grace_period",
+                "must be at most 7 days",
+            )));
+        }
+        let record = self
+            .store
+            .rotate_webhook_secret(id, &secret, grace)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| not_found("webhook", id))?;
+        tracing::info!(webhook_id = %id, grace_seconds = grace.as_secs(), "webhook secret rotated");
+        Ok(Response::new(pb::RotateWebhookSecretResponse {
+            webhook: Some(convert::webhook(&record)),
+            secret: secret.to_whsec(),
+        }))
+    }
+
+    async fn list_deliveries(
+        &self,
+        request: Request<pb::ListDeliveriesRequest>,
+    ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
+        let request = request.into_inner();
+        let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).map_err(bad)?;
+        let before = PageToken::parse(&request.page_token).map_err(bad)?;
+        let webhook_id = match request.webhook_id.as_str() {
+            "" => None,
+            id => Some(parse_id("webhook_id", id).map_err(bad)?),
+        };
+        let statuses = parse_statuses(&request.statuses).map_err(bad)?;
+        let optional = |field: &str, value: String| -> Result<Option<String>, Status> {
+            crate::domain::check_max_chars(field, &value, 200).map_err(bad)?;
+            Ok((!value.is_empty()).then_some(value))
+        };
+        let filter = DeliveryFilter {
+            webhook_id,
+            statuses,
+            event_type: optional("event_type", request.event_type)?,
+            request_id: optional("request_id", request.request_id)?,
+            created_after: request
+                .created_after
+                .as_ref()
+                .map(|t| timestamps::from_proto("created_after", t))
+                .transpose()
+                .map_err(bad)?,
+            created_before: request
+                .created_before
+                .as_ref()
+                .map(|t| timestamps::from_proto("created_before", t))
+                .transpose()
+                .map_err(bad)?,
+        };
+        let (records, next) = self
+            .store
+            .list_deliveries(&filter, before, limit)
+            .await
+            .map_err(store_failure)?;
+        Ok(Response::new(pb::ListDeliveriesResponse {
+            deliveries: records.iter().map(|r| convert::delivery(r, &[])).collect(),
+            next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
+        }))
+    }
+
+    async fn get_delivery(
+        &self,
+        request: Request<pb::GetDeliveryRequest>,
+    ) -> Result<Response<pb::Delivery>, Status> {
+        let id = parse_id("id", &request.get_ref().id).map_err(bad)?;
+        match self.store.get_delivery(id).await.map_err(store_failure)? {
+            Some((delivery, attempts)) => {
+                Ok(Response::new(convert::delivery(&delivery, &attempts)))
+            }
+            None => Err(not_found("delivery", id)),
+        }
+    }
+
+    async fn resend_delivery(
+        &self,
+        request: Request<pb::ResendDeliveryRequest>,
+    ) -> Result<Response<pb::Delivery>, Status> {
+        let id = parse_id("id", &request.get_ref().id).map_err(bad)?;
+        let Some((delivery, _)) = self.store.get_delivery(id).await.map_err(store_failure)? else {
+            return Err(not_found("delivery", id));
+        };
+        self.require_sendable(delivery.webhook_id).await?;
+        let record = self
+            .store
+            .requeue_delivery(id, "resend")
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| not_found("delivery", id))?;
+        tracing::info!(delivery_id = %id, webhook_id = %record.webhook_id, "delivery resent");
+        Ok(Response::new(convert::delivery(&record, &[])))
+    }
+
+    async fn recover_failed_deliveries(
+        &self,
+        request: Request<pb::RecoverFailedDeliveriesRequest>,
+    ) -> Result<Response<pb::RecoverFailedDeliveriesResponse>, Status> {
+        let request = request.into_inner();
+        let webhook_id = parse_id("webhook_id", &request.webhook_id).map_err(bad)?;
+        let Some(since) = request.since.as_ref() else {
+            return Err(bad(ValidationError::new("since", "is required")));
+        };
+        let since = timestamps::from_proto("since", since).map_err(bad)?;
+        self.require_sendable(webhook_id).await?;
+        let recovered = self
+            .store
+            .recover_failed(webhook_id, since)
+            .await
+            .map_err(store_failure)?;
+        tracing::info!(webhook_id = %webhook_id, recovered, "failed deliveries recovered");
+        Ok(Response::new(pb::RecoverFailedDeliveriesResponse {
+            recovered: u32::try_from(recovered).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn send_test_event(
+        &self,
+        request: Request<pb::SendTestEventRequest>,
+    ) -> Result<Response<pb::Delivery>, Status> {
+        let webhook_id = parse_id("webhook_id", &request.get_ref().webhook_id).map_err(bad)?;
+        let webhook = self.require_sendable(webhook_id).await?;
+        let event = PublishedEvent::test_ping(webhook_id, webhook.function);
+        let delivery_id = self
+            .store
+            .enqueue_test_event(webhook_id, &event)
+            .await
+            .map_err(store_failure)?;
+        let Some((delivery, attempts)) = self
+            .store
+            .get_delivery(delivery_id)
+            .await
+            .map_err(store_failure)?
+        else {
+            return Err(Status::internal("test delivery vanished"));
+        };
+        Ok(Response::new(convert::delivery(&delivery, &attempts)))
+    }
+
+    type WatchDeliveriesStream = WatchStream;
+
+    async fn watch_deliveries(
+        &self,
+        _request: Request<pb::WatchDeliveriesRequest>,
+    ) -> Result<Response<Self::WatchDeliveriesStream>, Status> {
+        Err(Status::unimplemented(
+            "WatchDeliveries is not available yet",
+        ))
+    }
+}
+
+impl AdminService {
+    /// The webhook, if it exists and is enabled: sending to a deleted or disabled webhook would
+    /// leave the delivery waiting, which is not what an admin clicking "Resend" expects.
+    async fn require_sendable(
+        &self,
+        webhook_id: uuid::Uuid,
+    ) -> Result<crate::store::WebhookRecord, Status> {
+        let webhook = self
+            .store
+            .get_webhook(webhook_id)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "webhook {webhook_id} was deleted or does not exist"
+                ))
+            })?;
+        if !webhook.enabled {
+            return Err(Status::failed_precondition(format!(
+                "webhook {webhook_id} is disabled; enable it with SetWebhookEnabled first"
+            )));
+        }
+        Ok(webhook)
+    }
+}
+
+fn parse_statuses(values: &[i32]) -> Result<Vec<DeliveryStatus>, ValidationError> {
+    values
+        .iter()
+        .map(|value| {
+            pb::DeliveryStatus::try_from(*value)
+                .ok()
+                .and_then(DeliveryStatus::from_proto)
+                .ok_or_else(|| {
+                    ValidationError::new("statuses", format!("{value} is not a delivery status"))
+                })
+        })
+        .collect()
+}
+
+/// Applies the masked fields of `update` onto `current` and checks the result as a whole (a
+/// selection must still select something after a partial edit).
+fn merge_update(
+    current: &crate::store::WebhookRecord,
+    update: &pb::Webhook,
+    fields: &[UpdateField],
+    allow_private: bool,
+) -> Result<WebhookChanges, ValidationError> {
+    let mut changes = WebhookChanges {
+        name: WebhookName::parse("webhook.name", &current.name)?,
+        destination_url: DestinationUrl::parse(
+            "webhook.destination_url",
+            &current.destination_url,
+            true,
+        )?,
+        function: current.function,
+        events: current.events.clone(),
+        description: Description::parse("webhook.description", &current.description)?,
+        deliver_once_per_request: current.deliver_once_per_request,
+    };
+    let mut nodes = current.events.approval_nodes().to_vec();
+    let mut rejection = current.events.rejection();
+    let mut events_touched = false;
+    let update_events = update.events.clone().unwrap_or_default();
+    for field in fields {
+        match field {
+            UpdateField::Name => changes.name = WebhookName::parse("webhook.name", &update.name)?,
+            UpdateField::DestinationUrl => {
+                changes.destination_url = DestinationUrl::parse(
+                    "webhook.destination_url",
+                    &update.destination_url,
+                    allow_private,
+                )?
+            }
+            UpdateField::Function => {
+                changes.function = Function::from_proto("webhook.function", update.function)?
+            }
+            UpdateField::Events => {
+                if update.events.is_none() {
+                    return Err(ValidationError::new(
+                        "webhook.events",
+                        "is required when update_mask names events",
+                    ));
+                }
+                nodes = update_events.approval_nodes.clone();
+                rejection = update_events.rejection;
+                events_touched = true;
+            }
+            UpdateField::ApprovalNodes => {
+                nodes = update_events.approval_nodes.clone();
+                events_touched = true;
+            }
+            UpdateField::Rejection => {
+                rejection = update_events.rejection;
+                events_touched = true;
+            }
+            UpdateField::Description => {
+                changes.description =
+                    Description::parse("webhook.description", &update.description)?
+            }
+            UpdateField::DeliverOncePerRequest => {
+                changes.deliver_once_per_request = update.deliver_once_per_request
+            }
+        }
+    }
+    if events_touched {
+        changes.events = EventSelection::parse(
+            "webhook.events",
+            Some(&pb::EventSelection {
+                approval_nodes: nodes,
+                rejection,
+            }),
+        )?;
+    }
+    Ok(changes)
+}

@@ -1,0 +1,108 @@
+//! Store records to wire messages.
+
+use crate::domain::timestamps::to_proto;
+use crate::proto::v1 as pb;
+use crate::store::{AttemptRecord, DeliveryRecord, WebhookRecord};
+
+/// A webhook without its secret; only the hint shows.
+pub(crate) fn webhook(record: &WebhookRecord) -> pb::Webhook {
+    pb::Webhook {
+        id: record.id.to_string(),
+        name: record.name.clone(),
+        destination_url: record.destination_url.clone(),
+        function: record.function.to_proto() as i32,
+        events: Some(record.events.to_proto()),
+        enabled: record.enabled,
+        description: record.description.clone(),
+        secret_hint: record.secret.hint(),
+        deliver_once_per_request: record.deliver_once_per_request,
+        created_at: Some(to_proto(record.created_at)),
+        updated_at: Some(to_proto(record.updated_at)),
+        disabled_reason: record.disabled_reason.clone().unwrap_or_default(),
+        disabled_at: record.disabled_at.map(to_proto),
+    }
+}
+
+/// The webhook-id header value of a delivery.
+pub(crate) fn message_id(id: uuid::Uuid) -> String {
+    format!("msg_{}", id.simple())
+}
+
+/// A delivery, with attempts when given.
+pub(crate) fn delivery(record: &DeliveryRecord, attempts: &[AttemptRecord]) -> pb::Delivery {
+    pb::Delivery {
+        id: record.id.to_string(),
+        webhook_id: record.webhook_id.to_string(),
+        event_id: record.event_id.to_string(),
+        event_type: record.event_type.clone(),
+        request_id: record.request_id.clone(),
+        function: record
+            .function
+            .map_or(pb::Function::Unspecified, |f| f.to_proto()) as i32,
+        status: record.status.to_proto() as i32,
+        status_reason: record.status_reason.clone(),
+        attempt_count: record.attempt_count.max(0) as u32,
+        next_attempt_at: record.next_attempt_at.map(to_proto),
+        last_response_status: record.last_response_status.unwrap_or(0).max(0) as u32,
+        created_at: Some(to_proto(record.created_at)),
+        updated_at: Some(to_proto(record.updated_at)),
+        payload: record.payload.clone().unwrap_or_default(),
+        attempts: attempts
+            .iter()
+            .map(|a| attempt(a, record.payload.as_deref()))
+            .collect(),
+        message_id: message_id(record.id),
+    }
+}
+
+fn headers(pairs: &[(String, String)]) -> Vec<pb::HttpHeader> {
+    pairs
+        .iter()
+        .map(|(name, value)| pb::HttpHeader {
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect()
+}
+
+/// One attempt; the body sent is the delivery's payload (stored once per event).
+pub(crate) fn attempt(record: &AttemptRecord, body: Option<&str>) -> pb::DeliveryAttempt {
+    let error_kind = match record.error_kind.as_deref() {
+        Some("timeout") => pb::AttemptErrorKind::Timeout,
+        Some("connect") => pb::AttemptErrorKind::Connect,
+        Some("dns") => pb::AttemptErrorKind::Dns,
+        Some("tls") => pb::AttemptErrorKind::Tls,
+        Some("status") => pb::AttemptErrorKind::Status,
+        Some("refused") => pb::AttemptErrorKind::Refused,
+        _ => pb::AttemptErrorKind::Unspecified,
+    };
+    let trigger = match record.trigger.as_str() {
+        "resend" => pb::AttemptTrigger::Resend,
+        "recover" => pb::AttemptTrigger::Recover,
+        _ => pb::AttemptTrigger::Scheduled,
+    };
+    let micros = record.duration_us.max(0);
+    pb::DeliveryAttempt {
+        id: record.id.to_string(),
+        attempt_number: record.attempt_number.max(0) as u32,
+        trigger: trigger as i32,
+        started_at: Some(to_proto(record.started_at)),
+        duration: Some(prost_types::Duration {
+            seconds: micros / 1_000_000,
+            nanos: ((micros % 1_000_000) * 1000) as i32,
+        }),
+        request_url: record.request_url.clone(),
+        request_headers: headers(&record.request_headers),
+        request_body: body.unwrap_or_default().to_owned(),
+        response_status: record.response_status.unwrap_or(0).max(0) as u32,
+        response_headers: headers(&record.response_headers),
+        response_body: record.response_body.clone(),
+        response_body_truncated: record.response_body_truncated,
+        error_kind: error_kind as i32,
+        error_message: record.error_message.clone(),
+        succeeded: record.error_kind.is_none()
+            && record
+                .response_status
+                .is_some_and(|s| (200..300).contains(&s)),
+    }
+}

@@ -1,0 +1,95 @@
+//! `EventIngest`: internal services publish decisions. An answer means the event and its
+//! deliveries are committed.
+
+use tonic::{Request, Response, Status};
+
+use super::{invalid_argument, store_failure};
+use crate::domain::{PublishedEvent, ValidationError};
+use crate::proto::v1 as pb;
+use crate::proto::v1::event_ingest_server::EventIngest;
+use crate::store::{PublishOutcome, Store};
+
+/// The most events one PublishEvents call may carry.
+pub const MAX_BATCH: usize = 1000;
+
+/// The ingest API.
+#[derive(Clone)]
+pub struct IngestService {
+    store: Store,
+}
+
+impl IngestService {
+    /// An ingest API over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    async fn publish(
+        &self,
+        events: Vec<PublishedEvent>,
+    ) -> Result<Vec<pb::PublishEventResponse>, Status> {
+        let outcomes = self.store.publish(&events).await.map_err(store_failure)?;
+        outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                PublishOutcome::Stored {
+                    event_id,
+                    event_type,
+                    delivery_ids,
+                    duplicate,
+                } => {
+                    tracing::debug!(%event_id, %event_type, deliveries = delivery_ids.len(), duplicate, "event published");
+                    Ok(pb::PublishEventResponse {
+                        event_id: event_id.to_string(),
+                        delivery_ids: delivery_ids.iter().map(ToString::to_string).collect(),
+                        duplicate,
+                        event_type,
+                    })
+                }
+                PublishOutcome::KeyReused { idempotency_key } => Err(Status::already_exists(format!(
+                    "idempotency_key `{idempotency_key}` was already used for an event with different content"
+                ))),
+            })
+            .collect()
+    }
+}
+
+#[tonic::async_trait]
+impl EventIngest for IngestService {
+    async fn publish_event(
+        &self,
+        request: Request<pb::PublishEventRequest>,
+    ) -> Result<Response<pb::PublishEventResponse>, Status> {
+        let event = PublishedEvent::parse(request.get_ref(), "").map_err(invalid_argument)?;
+        let mut answers = self.publish(vec![event]).await?;
+        answers
+            .pop()
+            .map(Response::new)
+            .ok_or_else(|| Status::internal("no answer for the published event"))
+    }
+
+    async fn publish_events(
+        &self,
+        request: Request<pb::PublishEventsRequest>,
+    ) -> Result<Response<pb::PublishEventsResponse>, Status> {
+        let request = request.into_inner();
+        if request.events.is_empty() || request.events.len() > MAX_BATCH {
+            return Err(invalid_argument(ValidationError::new(
+                "events",
+                format!(
+                    "must hold 1 to {MAX_BATCH} events, this batch has {}",
+                    request.events.len()
+                ),
+            )));
+        }
+        let events = request
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| PublishedEvent::parse(event, &format!("events[{i}].")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(invalid_argument)?;
+        let results = self.publish(events).await?;
+        Ok(Response::new(pb::PublishEventsResponse { results }))
+    }
+}

@@ -1,0 +1,12 @@
+//! The delivery engine: claim due deliveries from Postgres, sign them per the Standard Webhooks
+//! specification, POST them, record the attempt and schedule what comes next.
+
+pub mod listener;
+mod retry;
+mod sender;
+pub mod signature;
+mod worker;
+
+pub use retry::{RETRY_AFTER_CAP, decide};
+pub use sender::{AttemptResult, HttpSender, RESPONSE_BODY_CAP};
+pub use worker::{Worker, WorkerSettings};

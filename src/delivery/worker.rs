@@ -1,0 +1,224 @@
+//! The delivery loop: claim due deliveries (as many as there are free slots), send each in its
+//! own task, record the attempt, repeat. Concurrency is bounded by a semaphore whose permits are
+//! taken *before* claiming, so an instance never holds more leases than it can work on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::retry::decide;
+use super::sender::{AttemptResult, HttpSender};
+use super::signature::sign;
+use crate::config::RetrySchedule;
+use crate::store::{ClaimedDelivery, NewAttempt, Outcome, Store};
+
+/// The user agent sent with every delivery.
+const USER_AGENT: &str = concat!("backoffice-webhooks/", env!("CARGO_PKG_VERSION"));
+/// The most deliveries claimed by one statement.
+const MAX_CLAIM: usize = 100;
+
+/// How the worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Attempts in flight at once.
+    pub concurrency: usize,
+    /// How long a claim holds a delivery; must exceed the request timeout.
+    pub lease: Duration,
+    /// Poll interval when no notification arrives.
+    pub poll_interval: Duration,
+    /// Delays between attempts.
+    pub retry_schedule: RetrySchedule,
+}
+
+/// A delivery worker of one instance.
+pub struct Worker {
+    store: Store,
+    sender: HttpSender,
+    settings: WorkerSettings,
+    wake: Arc<Notify>,
+}
+
+impl Worker {
+    /// A worker that claims from `store` and sends with `sender`; `wake` is notified by the
+    /// LISTEN task.
+    pub fn new(
+        store: Store,
+        sender: HttpSender,
+        settings: WorkerSettings,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            sender,
+            settings,
+            wake,
+        }
+    }
+
+    /// Runs until `shutdown` flips, then waits for the attempts in flight to be recorded.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let mut in_flight = JoinSet::new();
+        let this = Arc::new(self);
+        let mut error_backoff = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            // Reap finished tasks so the set does not grow.
+            while in_flight.try_join_next().is_some() {}
+            // Wait for one free slot, then take every other free one, up to a claim's size.
+            let first = tokio::select! {
+                permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+                _ = shutdown.changed() => break,
+            };
+            let mut permits = vec![first];
+            while permits.len() < MAX_CLAIM {
+                match slots.clone().try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            let claimed = match this
+                .store
+                .claim_due(permits.len() as i64, this.settings.lease)
+                .await
+            {
+                Ok(claimed) => {
+                    error_backoff = Duration::from_millis(100);
+                    claimed
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming deliveries failed; retrying");
+                    drop(permits);
+                    tokio::select! {
+                        _ = tokio::time::sleep(error_backoff) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                    error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            let got = claimed.len();
+            for (delivery, permit) in claimed.into_iter().zip(permits.drain(..)) {
+                let this = this.clone();
+                in_flight.spawn(async move {
+                    this.attempt(delivery).await;
+                    drop(permit);
+                });
+            }
+            drop(permits);
+            if got == 0 {
+                tokio::select! {
+                    _ = this.wake.notified() => {}
+                    _ = tokio::time::sleep(this.settings.poll_interval) => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
+        }
+        // Graceful stop: let the attempts in flight finish and be recorded.
+        while in_flight.join_next().await.is_some() {}
+    }
+
+    /// Signs, sends and records one attempt.
+    async fn attempt(&self, delivery: ClaimedDelivery) {
+        let message_id = format!("msg_{}", delivery.id.simple());
+        let started_at = OffsetDateTime::now_utc();
+        let timestamp = started_at.unix_timestamp();
+        let headers = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("user-agent".to_owned(), USER_AGENT.to_owned()),
+            ("webhook-id".to_owned(), message_id.clone()),
+            ("webhook-timestamp".to_owned(), timestamp.to_string()),
+            (
+                "webhook-signature".to_owned(),
+                sign(
+                    &message_id,
+                    timestamp,
+                    delivery.body.as_bytes(),
+                    &delivery.secrets,
+                ),
+            ),
+        ];
+        let result = self
+            .sender
+            .post(&delivery.destination_url, &headers, &delivery.body)
+            .await;
+        let outcome = decide(
+            &result,
+            delivery.schedule_position,
+            &self.settings.retry_schedule,
+        );
+        tracing::info!(
+            delivery_id = %delivery.id,
+            webhook_id = %delivery.webhook_id,
+            attempt = delivery.attempt_number,
+            status = result.status,
+            error = result.error_kind,
+            duration_ms = result.duration.as_millis() as u64,
+            outcome = outcome_name(&outcome),
+            "delivery attempt"
+        );
+        if result.is_gone() {
+            let reason = format!(
+                "endpoint answered 410 Gone at {}",
+                crate::domain::timestamps::rfc3339(started_at)
+            );
+            if let Err(e) = self
+                .store
+                .disable_webhook_for(delivery.webhook_id, &reason)
+                .await
+            {
+                tracing::warn!(error = %e, webhook_id = %delivery.webhook_id, "could not disable a gone webhook");
+            }
+        }
+        let attempt = new_attempt(&delivery, started_at, headers, result);
+        // The attempt happened: try hard to record it. If the database stays away, the lease
+        // expires and the delivery is attempted again (at-least-once), so nothing is lost.
+        for pause in [100, 500, 2000, 5000] {
+            match self
+                .store
+                .record_attempt(&delivery, &attempt, &outcome)
+                .await
+            {
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, delivery_id = %delivery.id, "recording an attempt failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+            }
+        }
+        tracing::error!(delivery_id = %delivery.id, "attempt not recorded; the delivery will be retried after its lease");
+    }
+}
+
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Succeeded => "succeeded",
+        Outcome::RetryAfter { .. } => "retry",
+        Outcome::FailedForGood { .. } => "failed",
+    }
+}
+
+fn new_attempt(
+    delivery: &ClaimedDelivery,
+    started_at: OffsetDateTime,
+    request_headers: Vec<(String, String)>,
+    result: AttemptResult,
+) -> NewAttempt {
+    NewAttempt {
+        started_at,
+        duration: result.duration,
+        request_url: delivery.destination_url.clone(),
+        request_headers,
+        response_status: result.status,
+        response_headers: result.response_headers,
+        response_body: result.response_body,
+        response_body_truncated: result.truncated,
+        error_kind: result.error_kind,
+        error_message: result.error_message,
+    }
+}

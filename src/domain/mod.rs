@@ -1,0 +1,58 @@
+//! Domain types whose constructors enforce the rules, so the rest of the service only ever holds
+//! valid values ("parse, don't validate").
+
+mod event;
+mod ids;
+mod page_token;
+mod secret;
+pub mod timestamps;
+mod webhook;
+
+pub use event::{Decision, PublishedEvent, TEST_EVENT_TYPE};
+pub use ids::parse_id;
+pub use page_token::{PageToken, page_size};
+pub use secret::{Secret, SecretError};
+pub use webhook::{
+    ALLOW_PRIVATE_SETTING, Description, DestinationUrl, EventSelection, Function, UpdateField,
+    WebhookName, ip_is_private, parse_update_mask,
+};
+
+/// A rule broken by one field of a request. The API turns it into INVALID_ARGUMENT with the field
+/// path in the message and in a `BadRequest` detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct ValidationError {
+    /// The field path as the caller spelled it, e.g. `webhook.events.approval_nodes`.
+    pub field: String,
+    /// The rule, e.g. `must be 1 to 200 characters`.
+    pub rule: String,
+}
+
+impl ValidationError {
+    /// A broken rule on `field`.
+    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+}
+
+/// Checks that a free-text field is at most `max` characters.
+pub fn check_max_chars(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
+    if value.chars().count() > max {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a required identifier-like field is present and at most `max` characters.
+pub(crate) fn check_required(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
+    if value.trim().is_empty() {
+        return Err(ValidationError::new(field, "is required"));
+    }
+    check_max_chars(field, value, max)
+}

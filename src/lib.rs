@@ -1,0 +1,20 @@
+//! The webhook service of the CRM back office.
+//!
+//! Internal services publish decisions on client requests (withdrawals, prop-trading
+//! participations and live stages, approved at an approver level or rejected) through the
+//! `EventIngest` gRPC service; every enabled webhook whose function and selected events match
+//! receives a signed JSON POST (Standard Webhooks). Admins manage webhooks and read the delivery
+//! history through `WebhookAdmin`.
+//!
+//! Layout: [`api`] (gRPC handlers), [`domain`] (validated types), [`store`] (all SQL; Postgres
+//! is the store and the work queue), [`delivery`] (claim, sign, send, schedule), [`config`],
+//! [`startup`], [`telemetry`]; [`proto`] holds the generated messages, servers and clients.
+
+pub mod api;
+pub mod config;
+pub mod delivery;
+pub mod domain;
+pub mod proto;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

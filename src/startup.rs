@@ -1,0 +1,153 @@
+//! Wiring: database, gRPC server (API, reflection, health) and delivery workers. Tests build an
+//! [`Application`] on port 0 against a fresh database, exactly as `webhooks serve` does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::api::{AdminService, IngestService};
+use crate::config::ServeConfig;
+use crate::delivery::{HttpSender, Worker, WorkerSettings, listener};
+use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::v1::event_ingest_server::EventIngestServer;
+use crate::proto::v1::webhook_admin_server::WebhookAdminServer;
+use crate::store::{Store, ensure_database_exists};
+
+/// Largest gRPC message accepted (a full PublishEvents batch fits comfortably).
+const MAX_GRPC_MESSAGE: usize = 8 * 1024 * 1024;
+
+/// A built service, listening, not yet serving.
+pub struct Application {
+    local_addr: SocketAddr,
+    listener: TcpListener,
+    store: Store,
+    config: ServeConfig,
+}
+
+impl Application {
+    /// Creates and migrates the database, then binds the gRPC address.
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database.database_url, config.database.db_pool_size)?;
+        ensure_database_exists(store.pg_config())
+            .await
+            .context("could not reach PostgreSQL to create the database (is DATABASE_URL right and the server up?)")?;
+        store
+            .migrate()
+            .await
+            .context("applying database migrations failed")?;
+        let listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("could not listen on {}", config.grpc_addr))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            local_addr,
+            listener,
+            store,
+            config,
+        })
+    }
+
+    /// The address the gRPC API listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then stops taking work and lets attempts in flight be
+    /// recorded.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let wake = Arc::new(Notify::new());
+
+        let mut background = tokio::task::JoinSet::new();
+        if !self.config.disable_workers {
+            background.spawn(listener::run(
+                self.store.pg_config().clone(),
+                wake.clone(),
+                stop_rx.clone(),
+            ));
+            let worker = Worker::new(
+                self.store.clone(),
+                HttpSender::new(self.config.request_timeout, self.config.connect_timeout),
+                WorkerSettings {
+                    concurrency: self.config.worker_concurrency,
+                    lease: self.config.lease(),
+                    poll_interval: self.config.poll_interval,
+                    retry_schedule: self.config.retry_schedule.clone(),
+                },
+                wake,
+            );
+            background.spawn(worker.run(stop_rx.clone()));
+        }
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<WebhookAdminServer<AdminService>>()
+            .await;
+        health_reporter
+            .set_serving::<EventIngestServer<IngestService>>()
+            .await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let admin = WebhookAdminServer::new(AdminService::new(
+            self.store.clone(),
+            self.config.allow_private_destinations,
+        ))
+        .max_decoding_message_size(MAX_GRPC_MESSAGE);
+        let ingest = EventIngestServer::new(IngestService::new(self.store.clone()))
+            .max_decoding_message_size(MAX_GRPC_MESSAGE);
+
+        tracing::info!(addr = %self.local_addr, workers = !self.config.disable_workers, "webhooks service listening");
+        let served = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(admin)
+            .add_service(ingest)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .await;
+
+        let _ = stop_tx.send(true);
+        while background.join_next().await.is_some() {}
+        tracing::info!("webhooks service stopped");
+        served.context("gRPC server failed")
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

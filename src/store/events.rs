@@ -1,0 +1,214 @@
+//! Publishing: an event and its deliveries are committed in one transaction before the caller
+//! gets an answer, so nothing acknowledged can be lost.
+
+use deadpool_postgres::Transaction;
+use uuid::Uuid;
+
+use super::{DELIVERIES_CHANNEL, Store, StoreError};
+use crate::domain::{Decision, PublishedEvent};
+
+/// The answer to one published event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// Stored now (or stored earlier with the same key and content: `duplicate`).
+    Stored {
+        /// The event's id (the original one for a duplicate).
+        event_id: Uuid,
+        /// Event type.
+        event_type: String,
+        /// Deliveries created for it, skipped ones included, in creation order.
+        delivery_ids: Vec<Uuid>,
+        /// True when this repeats an earlier publish.
+        duplicate: bool,
+    },
+    /// The idempotency key was used before for different content. Nothing was stored.
+    KeyReused {
+        /// The reused key.
+        idempotency_key: String,
+    },
+}
+
+/// Routes one event and creates its deliveries in one statement: every enabled webhook of the
+/// event's function whose selection matches gets a delivery; a once-per-request webhook that
+/// already had a delivery for this request gets a skipped one. The `once_per_request` primary key
+/// decides "first" race-free across instances.
+const ROUTE_AND_ENQUEUE: &str = "
+WITH matched AS (
+    SELECT w.id AS webhook_id, w.deliver_once_per_request AS once, gen_random_uuid() AS delivery_id
+    FROM webhooks w
+    WHERE w.function = $2 AND w.enabled AND w.deleted_at IS NULL
+      AND (($3::int IS NOT NULL AND $3 = ANY (w.approval_nodes)) OR ($3::int IS NULL AND w.on_rejection))
+),
+firsts AS (
+    INSERT INTO once_per_request (webhook_id, request_id, delivery_id)
+    SELECT webhook_id, $4, delivery_id FROM matched WHERE once
+    ON CONFLICT DO NOTHING
+    RETURNING webhook_id
+),
+planned AS (
+    SELECT m.*, (m.once AND NOT EXISTS (SELECT 1 FROM firsts f WHERE f.webhook_id = m.webhook_id)) AS skip
+    FROM matched m
+)
+INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, status_reason, next_attempt_at)
+SELECT delivery_id, webhook_id, $1, $5, $2, $4,
+       CASE WHEN skip THEN 'skipped' ELSE 'pending' END,
+       CASE WHEN skip THEN 'deliver_once_per_request: this request was already delivered by an earlier event' ELSE '' END,
+       CASE WHEN skip THEN NULL ELSE now() END
+FROM planned
+ORDER BY webhook_id
+RETURNING id, seq, status";
+
+impl Store {
+    /// Stores events and their deliveries in one transaction and wakes the workers. Either every
+    /// event is stored (or recognised as a repeat) or, when a key was reused for other content,
+    /// nothing is.
+    pub async fn publish(
+        &self,
+        events: &[PublishedEvent],
+    ) -> Result<Vec<PublishOutcome>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut enqueued_pending = false;
+        for event in events {
+            let (outcome, pending) = publish_one(&tx, event).await?;
+            if let PublishOutcome::KeyReused { .. } = outcome {
+                // Dropping the transaction rolls back the whole batch.
+                return Ok(vec![outcome]);
+            }
+            enqueued_pending |= pending;
+            outcomes.push(outcome);
+        }
+        if enqueued_pending {
+            // Delivered on commit; a hint only, workers also poll.
+            tx.execute("SELECT pg_notify($1, '')", &[&DELIVERIES_CHANNEL])
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// Creates a `webhook.test` event and its one pending delivery to `webhook_id`.
+    pub async fn enqueue_test_event(
+        &self,
+        webhook_id: Uuid,
+        event: &PublishedEvent,
+    ) -> Result<Uuid, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        insert_event(&tx, event).await?;
+        let delivery_id = Uuid::now_v7();
+        tx.execute(
+            "INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, '', 'pending', now())",
+            &[&delivery_id, &webhook_id, &event.id, &event.event_type, &event.function.as_str()],
+        )
+        .await?;
+        tx.execute("SELECT pg_notify($1, '')", &[&DELIVERIES_CHANNEL])
+            .await?;
+        tx.commit().await?;
+        Ok(delivery_id)
+    }
+}
+
+async fn insert_event(tx: &Transaction<'_>, event: &PublishedEvent) -> Result<bool, StoreError> {
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO events (id, idempotency_key, content_hash, event_type, function, request_id, body, occurred_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .await?;
+    let inserted = tx
+        .execute(
+            &statement,
+            &[
+                &event.id,
+                &event.idempotency_key,
+                &event.content_hash,
+                &event.event_type,
+                &event.function.as_str(),
+                &event.request_id,
+                &event.body,
+                &event.occurred_at,
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+async fn publish_one(
+    tx: &Transaction<'_>,
+    event: &PublishedEvent,
+) -> Result<(PublishOutcome, bool), StoreError> {
+    if !insert_event(tx, event).await? {
+        // The key exists (possibly inserted concurrently: ON CONFLICT waited for that commit).
+        let row = tx
+            .query_one(
+                "SELECT id, content_hash, event_type FROM events WHERE idempotency_key = $1",
+                &[&event.idempotency_key],
+            )
+            .await?;
+        let hash: Vec<u8> = row.try_get("content_hash")?;
+        if hash != event.content_hash {
+            return Ok((
+                PublishOutcome::KeyReused {
+                    idempotency_key: event.idempotency_key.clone(),
+                },
+                false,
+            ));
+        }
+        let event_id: Uuid = row.try_get("id")?;
+        let rows = tx
+            .query(
+                "SELECT id FROM deliveries WHERE event_id = $1 ORDER BY seq",
+                &[&event_id],
+            )
+            .await?;
+        let delivery_ids = rows
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        return Ok((
+            PublishOutcome::Stored {
+                event_id,
+                event_type: row.try_get("event_type")?,
+                delivery_ids,
+                duplicate: true,
+            },
+            false,
+        ));
+    }
+    let node: Option<i32> = match event.decision {
+        Decision::Approved { node } => Some(node as i32),
+        Decision::Rejected => None,
+    };
+    let statement = tx.prepare_cached(ROUTE_AND_ENQUEUE).await?;
+    let rows = tx
+        .query(
+            &statement,
+            &[
+                &event.id,
+                &event.function.as_str(),
+                &node,
+                &event.request_id,
+                &event.event_type,
+            ],
+        )
+        .await?;
+    let mut created: Vec<(i64, Uuid, bool)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let status: String = row.try_get("status")?;
+        created.push((row.try_get("seq")?, row.try_get("id")?, status == "pending"));
+    }
+    created.sort_by_key(|(seq, ..)| *seq);
+    let pending = created.iter().any(|(.., pending)| *pending);
+    Ok((
+        PublishOutcome::Stored {
+            event_id: event.id,
+            event_type: event.event_type.clone(),
+            delivery_ids: created.into_iter().map(|(_, id, _)| id).collect(),
+            duplicate: false,
+        },
+        pending,
+    ))
+}

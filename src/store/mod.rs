@@ -1,0 +1,117 @@
+//! All SQL lives here. The rest of the service talks to Postgres only through [`Store`].
+//!
+//! Postgres is both the system of record and the delivery work queue; see `deliveries.rs` for the
+//! claim protocol.
+
+mod deliveries;
+mod events;
+mod migrate;
+mod webhooks;
+
+pub use deliveries::{
+    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, DeliveryStatus, NewAttempt,
+    Outcome,
+};
+pub use events::PublishOutcome;
+pub use migrate::{ensure_database_exists, run_migrations};
+pub use webhooks::{NewWebhook, WebhookChanges, WebhookFilter, WebhookRecord};
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+/// Why a store call failed. The API maps these to gRPC codes and never shows SQL to callers.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached (pool timeout, connection refused or dropped).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database answered with an error.
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    /// A row held a value this version does not understand.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        StoreError::Unavailable(error.to_string())
+    }
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed (the database was unreachable rather than refusing).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Database(e) => e.is_closed() || e.as_db_error().is_none(),
+            StoreError::Corrupt(_) => false,
+        }
+    }
+}
+
+/// A handle on the database: a connection pool plus the queries. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    pg_config: tokio_postgres::Config,
+}
+
+impl Store {
+    /// Builds a pool of at most `max_connections` to `database_url`. No connection is made yet.
+    pub fn connect(database_url: &str, max_connections: usize) -> Result<Self, StoreError> {
+        let pg_config = tokio_postgres::Config::from_str(database_url).map_err(|e| {
+            StoreError::Unavailable(format!("DATABASE_URL is not a valid Postgres URL: {e}"))
+        })?;
+        let manager = Manager::from_config(
+            pg_config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Self { pool, pg_config })
+    }
+
+    /// The parsed connection settings, for connections outside the pool (LISTEN).
+    pub fn pg_config(&self) -> &tokio_postgres::Config {
+        &self.pg_config
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), anyhow::Error> {
+        let mut client = self.pool.get().await?;
+        // Object -> ClientWrapper -> tokio_postgres::Client, which refinery drives.
+        run_migrations(&mut **client).await
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Connections in use and the pool's size, for metrics.
+    pub fn pool_status(&self) -> (usize, usize) {
+        let status = self.pool.status();
+        (status.size - status.available, status.max_size)
+    }
+}
+
+/// Channel on which publishers announce new due deliveries to workers (a wake-up hint only).
+pub const DELIVERIES_CHANNEL: &str = "webhooks_deliveries";

@@ -1,0 +1,318 @@
+//! Webhook configuration rows.
+
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::domain::{
+    Description, DestinationUrl, EventSelection, Function, PageToken, Secret, WebhookName,
+};
+
+/// A webhook as stored (deleted ones are never returned).
+#[derive(Debug, Clone)]
+pub struct WebhookRecord {
+    /// Id.
+    pub id: Uuid,
+    /// Insertion order, for paging.
+    pub seq: i64,
+    /// Name.
+    pub name: String,
+    /// Destination URL.
+    pub destination_url: String,
+    /// Function.
+    pub function: Function,
+    /// Selected events.
+    pub events: EventSelection,
+    /// Description.
+    pub description: String,
+    /// Current signing secret.
+    pub secret: Secret,
+    /// The secret before the last rotation, while its grace period lasts.
+    pub previous_secret: Option<Secret>,
+    /// Deliver only the first matching event per request.
+    pub deliver_once_per_request: bool,
+    /// Whether deliveries are sent.
+    pub enabled: bool,
+    /// Why it is disabled.
+    pub disabled_reason: Option<String>,
+    /// Since when it is disabled.
+    pub disabled_at: Option<OffsetDateTime>,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// Last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+/// What CreateWebhook stores.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    /// Name.
+    pub name: WebhookName,
+    /// Destination.
+    pub destination_url: DestinationUrl,
+    /// Function.
+    pub function: Function,
+    /// Selected events.
+    pub events: EventSelection,
+    /// Description.
+    pub description: Description,
+    /// Signing secret.
+    pub secret: Secret,
+    /// Deliver only the first matching event per request.
+    pub deliver_once_per_request: bool,
+}
+
+/// The editable fields of a webhook, as a whole; UpdateWebhook merges the mask into it.
+#[derive(Debug, Clone)]
+pub struct WebhookChanges {
+    /// Name.
+    pub name: WebhookName,
+    /// Destination.
+    pub destination_url: DestinationUrl,
+    /// Function.
+    pub function: Function,
+    /// Selected events.
+    pub events: EventSelection,
+    /// Description.
+    pub description: Description,
+    /// Deliver only the first matching event per request.
+    pub deliver_once_per_request: bool,
+}
+
+/// ListWebhooks filters.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookFilter {
+    /// Only this function.
+    pub function: Option<Function>,
+    /// Only enabled or only disabled.
+    pub enabled: Option<bool>,
+}
+
+const COLUMNS: &str = "id, seq, name, destination_url, function, approval_nodes, on_rejection, \
+    description, secret, CASE WHEN previous_secret_expires_at > now() THEN previous_secret END AS previous_secret, \
+    deliver_once_per_request, enabled, disabled_reason, disabled_at, created_at, updated_at";
+
+fn from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
+    let function: String = row.try_get("function")?;
+    let nodes: Vec<i32> = row.try_get("approval_nodes")?;
+    let previous: Option<Vec<u8>> = row.try_get("previous_secret")?;
+    Ok(WebhookRecord {
+        id: row.try_get("id")?,
+        seq: row.try_get("seq")?,
+        name: row.try_get("name")?,
+        destination_url: row.try_get("destination_url")?,
+        function: Function::from_db(&function)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown function {function}")))?,
+        events: EventSelection::from_parts(
+            nodes.into_iter().map(|n| n.max(0) as u32).collect(),
+            row.try_get("on_rejection")?,
+        ),
+        description: row.try_get("description")?,
+        secret: Secret::from_bytes(row.try_get("secret")?),
+        previous_secret: previous.map(Secret::from_bytes),
+        deliver_once_per_request: row.try_get("deliver_once_per_request")?,
+        enabled: row.try_get("enabled")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        disabled_at: row.try_get("disabled_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn nodes_column(events: &EventSelection) -> Vec<i32> {
+    events.approval_nodes().iter().map(|n| *n as i32).collect()
+}
+
+impl Store {
+    /// Stores a new, enabled webhook.
+    pub async fn create_webhook(&self, new: &NewWebhook) -> Result<WebhookRecord, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "INSERT INTO webhooks (id, name, destination_url, function, approval_nodes, on_rejection, \
+             description, secret, deliver_once_per_request) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+        );
+        let statement = client.prepare_cached(&sql).await?;
+        let row = client
+            .query_one(
+                &statement,
+                &[
+                    &Uuid::now_v7(),
+                    &new.name.as_str(),
+                    &new.destination_url.as_str(),
+                    &new.function.as_str(),
+                    &nodes_column(&new.events),
+                    &new.events.rejection(),
+                    &new.description.as_str(),
+                    &new.secret.as_bytes(),
+                    &new.deliver_once_per_request,
+                ],
+            )
+            .await?;
+        from_row(&row)
+    }
+
+    /// One webhook, unless unknown or deleted.
+    pub async fn get_webhook(&self, id: Uuid) -> Result<Option<WebhookRecord>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1 AND deleted_at IS NULL");
+        let statement = client.prepare_cached(&sql).await?;
+        client
+            .query_opt(&statement, &[&id])
+            .await?
+            .as_ref()
+            .map(from_row)
+            .transpose()
+    }
+
+    /// A page of webhooks in creation order, and the token of the next page if there is one.
+    pub async fn list_webhooks(
+        &self,
+        filter: &WebhookFilter,
+        after: Option<PageToken>,
+        limit: i64,
+    ) -> Result<(Vec<WebhookRecord>, Option<PageToken>), StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM webhooks WHERE deleted_at IS NULL AND seq > $1 \
+             AND ($2::text IS NULL OR function = $2) AND ($3::bool IS NULL OR enabled = $3) \
+             ORDER BY seq LIMIT $4"
+        );
+        let statement = client.prepare_cached(&sql).await?;
+        let after_seq = after.map_or(0, |t| t.after_seq);
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &after_seq,
+                    &filter.function.map(Function::as_str),
+                    &filter.enabled,
+                    &(limit + 1),
+                ],
+            )
+            .await?;
+        let mut records = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        let next = if records.len() as i64 > limit {
+            records.truncate(limit as usize);
+            records.last().map(|r| PageToken { after_seq: r.seq })
+        } else {
+            None
+        };
+        Ok((records, next))
+    }
+
+    /// Edits a webhook: `apply` gets the current record (row-locked) and returns the new editable
+    /// fields, or an error that aborts the edit. `None` when the webhook is unknown.
+    pub async fn update_webhook<E>(
+        &self,
+        id: Uuid,
+        apply: impl FnOnce(&WebhookRecord) -> Result<WebhookChanges, E>,
+    ) -> Result<Option<Result<WebhookRecord, E>>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM webhooks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+        );
+        let Some(row) = tx.query_opt(&sql, &[&id]).await? else {
+            return Ok(None);
+        };
+        let current = from_row(&row)?;
+        let changes = match apply(&current) {
+            Ok(changes) => changes,
+            Err(e) => return Ok(Some(Err(e))),
+        };
+        let sql = format!(
+            "UPDATE webhooks SET name = $2, destination_url = $3, function = $4, approval_nodes = $5, \
+             on_rejection = $6, description = $7, deliver_once_per_request = $8, updated_at = now() \
+             WHERE id = $1 RETURNING {COLUMNS}"
+        );
+        let row = tx
+            .query_one(
+                &sql,
+                &[
+                    &id,
+                    &changes.name.as_str(),
+                    &changes.destination_url.as_str(),
+                    &changes.function.as_str(),
+                    &nodes_column(&changes.events),
+                    &changes.events.rejection(),
+                    &changes.description.as_str(),
+                    &changes.deliver_once_per_request,
+                ],
+            )
+            .await?;
+        let updated = from_row(&row)?;
+        tx.commit().await?;
+        Ok(Some(Ok(updated)))
+    }
+
+    /// Disables (with a reason) or re-enables a webhook. Re-enabling clears the reason; pending
+    /// deliveries resume because workers only claim deliveries of enabled webhooks.
+    pub async fn set_webhook_enabled(
+        &self,
+        id: Uuid,
+        enabled: bool,
+        reason: &str,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "UPDATE webhooks SET enabled = $2, updated_at = now(), \
+             disabled_reason = CASE WHEN $2 THEN NULL WHEN enabled THEN $3 ELSE disabled_reason END, \
+             disabled_at = CASE WHEN $2 THEN NULL WHEN enabled THEN now() ELSE disabled_at END \
+             WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+        );
+        let statement = client.prepare_cached(&sql).await?;
+        let row = client
+            .query_opt(&statement, &[&id, &enabled, &reason])
+            .await?;
+        let record = row.as_ref().map(from_row).transpose()?;
+        if enabled && record.is_some() {
+            // Wake workers: this webhook's waiting deliveries are claimable again.
+            client
+                .execute("SELECT pg_notify($1, '')", &[&super::DELIVERIES_CHANNEL])
+                .await?;
+        }
+        Ok(record)
+    }
+
+    /// Deletes a webhook (soft: its history stays) and cancels its pending deliveries, in one
+    /// transaction. Returns false when unknown.
+    pub async fn delete_webhook(&self, id: Uuid) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let deleted = tx
+            .execute(
+                "UPDATE webhooks SET deleted_at = now(), enabled = false, updated_at = now() \
+                 WHERE id = $1 AND deleted_at IS NULL",
+                &[&id],
+            )
+            .await?;
+        if deleted == 0 {
+            return Ok(false);
+        }
+        super::deliveries::cancel_pending_for_webhook(&tx, id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Replaces the signing secret, keeping the old one for `grace` so receivers can switch over.
+    pub async fn rotate_webhook_secret(
+        &self,
+        id: Uuid,
+        secret: &Secret,
+        grace: std::time::Duration,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "UPDATE webhooks SET previous_secret = secret, secret = $2, \
+             previous_secret_expires_at = now() + make_interval(secs => $3), updated_at = now() \
+             WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+        );
+        let statement = client.prepare_cached(&sql).await?;
+        let row = client
+            .query_opt(&statement, &[&id, &secret.as_bytes(), &grace.as_secs_f64()])
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests: each spawns the real service on a random port against its own fresh
+//! database, and drives it through the generated gRPC clients over a real socket.
+
+mod admin;
+mod helpers;
