@@ -102,6 +102,11 @@ pub struct ServeConfig {
     #[arg(long, env = "WEBHOOKS_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub poll_interval: Duration,
 
+    /// How long the delivery update log behind WatchDeliveries keeps entries; resuming from an
+    /// older cursor answers OUT_OF_RANGE.
+    #[arg(long, env = "WEBHOOKS_UPDATE_LOG_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub update_log_retention: Duration,
+
     /// Run the gRPC API without delivery workers (for API-only instances).
     #[arg(long, env = "WEBHOOKS_DISABLE_WORKERS", default_value_t = false, action = clap::ArgAction::Set)]
     pub disable_workers: bool,

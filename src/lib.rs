@@ -17,4 +17,5 @@ pub mod domain;
 pub mod proto;
 pub mod startup;
 pub mod store;
+pub mod stream;
 pub mod telemetry;

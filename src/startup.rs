@@ -15,7 +15,8 @@ use crate::delivery::{HttpSender, Worker, WorkerSettings, listener};
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::event_ingest_server::EventIngestServer;
 use crate::proto::v1::webhook_admin_server::WebhookAdminServer;
-use crate::store::{Store, ensure_database_exists};
+use crate::store::{DELIVERIES_CHANNEL, Store, UPDATES_CHANNEL, ensure_database_exists};
+use crate::stream::UpdateHub;
 
 /// Largest gRPC message accepted (a full PublishEvents batch fits comfortably).
 const MAX_GRPC_MESSAGE: usize = 8 * 1024 * 1024;
@@ -25,6 +26,7 @@ pub struct Application {
     local_addr: SocketAddr,
     listener: TcpListener,
     store: Store,
+    hub: Arc<UpdateHub>,
     config: ServeConfig,
 }
 
@@ -43,10 +45,12 @@ impl Application {
             .await
             .with_context(|| format!("could not listen on {}", config.grpc_addr))?;
         let local_addr = listener.local_addr()?;
+        let hub = UpdateHub::new(store.clone(), config.update_log_retention);
         Ok(Self {
             local_addr,
             listener,
             store,
+            hub,
             config,
         })
     }
@@ -54,6 +58,11 @@ impl Application {
     /// The address the gRPC API listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The live delivery log of this instance (its gauge of open watchers, for example).
+    pub fn update_hub(&self) -> Arc<UpdateHub> {
+        self.hub.clone()
     }
 
     /// Serves until `shutdown` resolves, then stops taking work and lets attempts in flight be
@@ -66,12 +75,11 @@ impl Application {
         let wake = Arc::new(Notify::new());
 
         let mut background = tokio::task::JoinSet::new();
+        let mut subscriptions: listener::Subscriptions =
+            vec![(UPDATES_CHANNEL, self.hub.wake_handle())];
+        background.spawn(self.hub.clone().run(stop_rx.clone()));
         if !self.config.disable_workers {
-            background.spawn(listener::run(
-                self.store.pg_config().clone(),
-                wake.clone(),
-                stop_rx.clone(),
-            ));
+            subscriptions.push((DELIVERIES_CHANNEL, wake.clone()));
             let worker = Worker::new(
                 self.store.clone(),
                 HttpSender::new(self.config.request_timeout, self.config.connect_timeout),
@@ -85,6 +93,11 @@ impl Application {
             );
             background.spawn(worker.run(stop_rx.clone()));
         }
+        background.spawn(listener::run(
+            self.store.pg_config().clone(),
+            subscriptions,
+            stop_rx.clone(),
+        ));
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
@@ -105,6 +118,7 @@ impl Application {
 
         let admin = WebhookAdminServer::new(AdminService::new(
             self.store.clone(),
+            self.hub.clone(),
             self.config.allow_private_destinations,
         ))
         .max_decoding_message_size(MAX_GRPC_MESSAGE);

@@ -1,6 +1,7 @@
 //! `WebhookAdmin`: webhook configuration and delivery history.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_stream::Stream;
@@ -14,8 +15,9 @@ use crate::domain::{
 use crate::proto::v1 as pb;
 use crate::proto::v1::webhook_admin_server::WebhookAdmin;
 use crate::store::{
-    DeliveryFilter, DeliveryStatus, NewWebhook, Store, WebhookChanges, WebhookFilter,
+    DeliveryFilter, DeliveryStatus, NewWebhook, Store, UpdateFilter, WebhookChanges, WebhookFilter,
 };
+use crate::stream::UpdateHub;
 
 /// Default and maximum page sizes of the list RPCs.
 const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -28,15 +30,17 @@ const MAX_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 #[derive(Clone)]
 pub struct AdminService {
     store: Store,
+    hub: Arc<UpdateHub>,
     allow_private_destinations: bool,
 }
 
 impl AdminService {
     /// An admin API over `store`; `allow_private_destinations` lets webhooks point at internal
     /// addresses (tests, local demos).
-    pub fn new(store: Store, allow_private_destinations: bool) -> Self {
+    pub fn new(store: Store, hub: Arc<UpdateHub>, allow_private_destinations: bool) -> Self {
         Self {
             store,
+            hub,
             allow_private_destinations,
         }
     }
@@ -343,11 +347,31 @@ impl WebhookAdmin for AdminService {
 
     async fn watch_deliveries(
         &self,
-        _request: Request<pb::WatchDeliveriesRequest>,
+        request: Request<pb::WatchDeliveriesRequest>,
     ) -> Result<Response<Self::WatchDeliveriesStream>, Status> {
-        Err(Status::unimplemented(
-            "WatchDeliveries is not available yet",
-        ))
+        let request = request.into_inner();
+        let filter = UpdateFilter {
+            webhook_id: match request.webhook_id.as_str() {
+                "" => None,
+                id => Some(parse_id("webhook_id", id).map_err(bad)?),
+            },
+            function: Function::filter_from_proto("function", request.function).map_err(bad)?,
+            statuses: parse_statuses(&request.statuses).map_err(bad)?,
+        };
+        let after =
+            match request.after_cursor.trim() {
+                "" => None,
+                cursor => Some(cursor.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(
+                    || {
+                        bad(ValidationError::new(
+                            "after_cursor",
+                            "must be a cursor from a DeliveryUpdate (a decimal number)",
+                        ))
+                    },
+                )?),
+            };
+        let stream = crate::stream::watch(self.hub.clone(), filter, after).await?;
+        Ok(Response::new(Box::pin(stream)))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::domain::timestamps::to_proto;
 use crate::proto::v1 as pb;
-use crate::store::{AttemptRecord, DeliveryRecord, WebhookRecord};
+use crate::store::{AttemptRecord, DeliveryRecord, UpdateRecord, WebhookRecord};
 
 /// A webhook without its secret; only the hint shows.
 pub(crate) fn webhook(record: &WebhookRecord) -> pb::Webhook {
@@ -104,5 +104,26 @@ pub(crate) fn attempt(record: &AttemptRecord, body: Option<&str>) -> pb::Deliver
             && record
                 .response_status
                 .is_some_and(|s| (200..300).contains(&s)),
+    }
+}
+
+/// One delivery-log entry. The attempt carries no request body (it is the delivery's payload,
+/// which GetDelivery returns), keeping the stream light.
+pub fn update_message(update: &UpdateRecord) -> pb::DeliveryUpdate {
+    let kind = match update.kind.as_str() {
+        "created" => pb::UpdateKind::Created,
+        "attempt_succeeded" => pb::UpdateKind::AttemptSucceeded,
+        "attempt_failed" => pb::UpdateKind::AttemptFailed,
+        "failed" => pb::UpdateKind::Failed,
+        "skipped" => pb::UpdateKind::Skipped,
+        "cancelled" => pb::UpdateKind::Cancelled,
+        "resent" => pb::UpdateKind::Resent,
+        _ => pb::UpdateKind::Unspecified,
+    };
+    pb::DeliveryUpdate {
+        cursor: update.cursor.to_string(),
+        kind: kind as i32,
+        delivery: Some(delivery(&update.delivery, &[])),
+        attempt: update.attempt.as_ref().map(|a| attempt(a, None)),
     }
 }

@@ -6,6 +6,7 @@ mod convert;
 mod ingest;
 
 pub use admin::AdminService;
+pub use convert::update_message;
 pub use ingest::IngestService;
 
 use tonic::{Code, Status};

@@ -1,6 +1,6 @@
-//! Wakes the workers when a publisher announces new deliveries (LISTEN/NOTIFY). A notification is
-//! only a hint: workers poll as well, so a lost notification or a dropped listener connection
-//! delays deliveries by at most one poll interval.
+//! Turns Postgres NOTIFYs into in-process wake-ups (new deliveries for the workers, new log
+//! entries for the update hub). A notification is only a hint: everyone polls as well, so a lost
+//! notification or a dropped listener connection delays work by at most one poll interval.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +9,14 @@ use futures_util::{StreamExt, stream};
 use tokio::sync::{Notify, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::store::DELIVERIES_CHANNEL;
+/// Channels to LISTEN on, each with what to wake.
+pub type Subscriptions = Vec<(&'static str, Arc<Notify>)>;
 
-/// Keeps a dedicated connection LISTENing (re-established after any drop) and wakes `wake` on
-/// every notification, until `shutdown` flips.
+/// Keeps a dedicated connection LISTENing (re-established after any drop) and wakes the matching
+/// notifier on every notification, until `shutdown` flips.
 pub async fn run(
     config: tokio_postgres::Config,
-    wake: Arc<Notify>,
+    subscriptions: Subscriptions,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(200);
@@ -23,12 +24,12 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
-        match listen_once(&config, &wake, &mut shutdown).await {
+        match listen_once(&config, &subscriptions, &mut shutdown).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "delivery listener lost its connection; reconnecting");
+                tracing::warn!(error = %e, "notification listener lost its connection; reconnecting");
                 // Catch up on anything announced while we were not listening.
-                wake.notify_one();
+                wake_all(&subscriptions);
             }
         }
         tokio::select! {
@@ -39,14 +40,23 @@ pub async fn run(
     }
 }
 
+fn wake_all(subscriptions: &Subscriptions) {
+    for (_, wake) in subscriptions {
+        wake.notify_one();
+    }
+}
+
 async fn listen_once(
     config: &tokio_postgres::Config,
-    wake: &Notify,
+    subscriptions: &Subscriptions,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
-    let statement = format!("LISTEN {DELIVERIES_CHANNEL}");
+    let statement: String = subscriptions
+        .iter()
+        .map(|(channel, _)| format!("LISTEN {channel};"))
+        .collect();
     let listen = client.batch_execute(&statement);
     tokio::pin!(listen);
     // Drive the connection while LISTEN runs.
@@ -60,15 +70,23 @@ async fn listen_once(
             }
         }
     }
-    tracing::debug!("listening for new deliveries");
+    tracing::debug!("listening for notifications");
+    // Anything announced before LISTEN took effect is picked up by this first wake-up.
+    wake_all(subscriptions);
     loop {
         tokio::select! {
             message = messages.next() => match message {
-                Some(Ok(AsyncMessage::Notification(_))) => wake.notify_one(),
+                Some(Ok(AsyncMessage::Notification(note))) => {
+                    for (channel, wake) in subscriptions {
+                        if *channel == note.channel() {
+                            wake.notify_one();
+                        }
+                    }
+                }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e),
                 None => {
-                    wake.notify_one();
+                    wake_all(subscriptions);
                     return Ok(());
                 }
             },

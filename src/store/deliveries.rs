@@ -238,7 +238,10 @@ const COLUMNS: &str = "d.id, d.seq, d.webhook_id, d.event_id, d.event_type, d.fu
     d.status_reason, d.attempt_count, CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at, \
     d.last_response_status, d.created_at, d.updated_at";
 
-fn delivery_from_row(row: &Row, with_payload: bool) -> Result<DeliveryRecord, StoreError> {
+pub(super) fn delivery_from_row(
+    row: &Row,
+    with_payload: bool,
+) -> Result<DeliveryRecord, StoreError> {
     let status: String = row.try_get("status")?;
     let function: String = row.try_get("function")?;
     Ok(DeliveryRecord {
@@ -288,11 +291,12 @@ fn headers_from_json(value: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn attempt_from_row(row: &Row) -> Result<AttemptRecord, StoreError> {
+/// Reads an attempt from a row whose attempt id is in column `id_column`.
+pub(super) fn attempt_from_row(row: &Row, id_column: &str) -> Result<AttemptRecord, StoreError> {
     let request_headers: Value = row.try_get("request_headers")?;
     let response_headers: Value = row.try_get("response_headers")?;
     Ok(AttemptRecord {
-        id: row.try_get("id")?,
+        id: row.try_get(id_column)?,
         attempt_number: row.try_get("attempt_number")?,
         trigger: row.try_get("trigger")?,
         started_at: row.try_get("started_at")?,
@@ -340,27 +344,46 @@ WITH attempt AS (
         request_headers, response_status, response_headers, response_body, response_body_truncated,
         error_kind, error_message)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+),
+updated AS (
+    UPDATE deliveries
+    SET status = $15, status_reason = $16, attempt_count = GREATEST(attempt_count, $3),
+        schedule_position = $17,
+        next_attempt_at = CASE WHEN $15 = 'pending' THEN now() + make_interval(secs => $18) END,
+        next_trigger = 'scheduled', claim_token = NULL, last_response_status = $9, updated_at = now()
+    WHERE id = $2 AND claim_token = $19
+    RETURNING *
 )
-UPDATE deliveries
-SET status = $15, status_reason = $16, attempt_count = GREATEST(attempt_count, $3),
-    schedule_position = $17,
-    next_attempt_at = CASE WHEN $15 = 'pending' THEN now() + make_interval(secs => $18) END,
-    next_trigger = 'scheduled', claim_token = NULL, last_response_status = $9, updated_at = now()
-WHERE id = $2 AND claim_token = $19";
+INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, attempt_count,
+    next_attempt_at, last_response_status, attempt_id)
+SELECT id, webhook_id, function,
+       CASE status WHEN 'succeeded' THEN 'attempt_succeeded' WHEN 'failed' THEN 'failed' ELSE 'attempt_failed' END,
+       status, status_reason, attempt_count, next_attempt_at, last_response_status, $1
+FROM updated";
+
+/// Appends the new state of the deliveries an `UPDATE ... RETURNING *` CTE named `changed`
+/// produced to the update inbox, with `kind`; see `migrations/V2__delivery_update_log.sql`.
+pub(super) fn log_changed(kind: &str) -> String {
+    format!(
+        "INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, \
+         attempt_count, next_attempt_at, last_response_status) \
+         SELECT id, webhook_id, function, '{kind}', status, status_reason, attempt_count, next_attempt_at, \
+         last_response_status FROM changed"
+    )
+}
 
 /// Cancels a webhook's pending deliveries (it was deleted).
 pub(super) async fn cancel_pending_for_webhook(
     client: &impl GenericClient,
     webhook_id: Uuid,
 ) -> Result<u64, StoreError> {
-    Ok(client
-        .execute(
-            "UPDATE deliveries SET status = 'cancelled', status_reason = 'webhook deleted', \
-             next_attempt_at = NULL, claim_token = NULL, updated_at = now() \
-             WHERE webhook_id = $1 AND status = 'pending'",
-            &[&webhook_id],
-        )
-        .await?)
+    let sql = format!(
+        "WITH changed AS (UPDATE deliveries SET status = 'cancelled', status_reason = 'webhook deleted', \
+         next_attempt_at = NULL, claim_token = NULL, updated_at = now() \
+         WHERE webhook_id = $1 AND status = 'pending' RETURNING *) {}",
+        log_changed("cancelled")
+    );
+    Ok(client.execute(&sql, &[&webhook_id]).await?)
 }
 
 impl Store {
@@ -543,7 +566,7 @@ impl Store {
             .await?;
         let attempts = rows
             .iter()
-            .map(attempt_from_row)
+            .map(|row| attempt_from_row(row, "id"))
             .collect::<Result<_, _>>()?;
         Ok(Some((delivery, attempts)))
     }
@@ -557,9 +580,12 @@ impl Store {
     ) -> Result<Option<DeliveryRecord>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
-            "UPDATE deliveries d SET status = 'pending', status_reason = '', next_attempt_at = now(), \
+            "WITH changed AS (UPDATE deliveries SET status = 'pending', status_reason = '', next_attempt_at = now(), \
              next_trigger = $2, schedule_position = 0, claim_token = NULL, updated_at = now() \
-             WHERE d.id = $1 RETURNING {COLUMNS}"
+             WHERE id = $1 RETURNING *), \
+             logged AS ({}) \
+             SELECT {COLUMNS} FROM changed d",
+            log_changed("resent")
         );
         let row = client.query_opt(&sql, &[&id, &trigger]).await?;
         let record = row
@@ -582,14 +608,13 @@ impl Store {
         since: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        let count = client
-            .execute(
-                "UPDATE deliveries SET status = 'pending', status_reason = '', next_attempt_at = now(), \
-                 next_trigger = 'recover', schedule_position = 0, claim_token = NULL, updated_at = now() \
-                 WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2",
-                &[&webhook_id, &since],
-            )
-            .await?;
+        let sql = format!(
+            "WITH changed AS (UPDATE deliveries SET status = 'pending', status_reason = '', next_attempt_at = now(), \
+             next_trigger = 'recover', schedule_position = 0, claim_token = NULL, updated_at = now() \
+             WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2 RETURNING *) {}",
+            log_changed("resent")
+        );
+        let count = client.execute(&sql, &[&webhook_id, &since]).await?;
         if count > 0 {
             client
                 .execute("SELECT pg_notify($1, '')", &[&DELIVERIES_CHANNEL])

@@ -48,15 +48,24 @@ firsts AS (
 planned AS (
     SELECT m.*, (m.once AND NOT EXISTS (SELECT 1 FROM firsts f WHERE f.webhook_id = m.webhook_id)) AS skip
     FROM matched m
+),
+inserted AS (
+    INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, status_reason, next_attempt_at)
+    SELECT delivery_id, webhook_id, $1, $5, $2, $4,
+           CASE WHEN skip THEN 'skipped' ELSE 'pending' END,
+           CASE WHEN skip THEN 'deliver_once_per_request: this request was already delivered by an earlier event' ELSE '' END,
+           CASE WHEN skip THEN NULL ELSE now() END
+    FROM planned
+    ORDER BY webhook_id
+    RETURNING *
+),
+logged AS (
+    INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, next_attempt_at)
+    SELECT id, webhook_id, function, CASE status WHEN 'skipped' THEN 'skipped' ELSE 'created' END,
+           status, status_reason, next_attempt_at
+    FROM inserted
 )
-INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, status_reason, next_attempt_at)
-SELECT delivery_id, webhook_id, $1, $5, $2, $4,
-       CASE WHEN skip THEN 'skipped' ELSE 'pending' END,
-       CASE WHEN skip THEN 'deliver_once_per_request: this request was already delivered by an earlier event' ELSE '' END,
-       CASE WHEN skip THEN NULL ELSE now() END
-FROM planned
-ORDER BY webhook_id
-RETURNING id, seq, status";
+SELECT id, seq, status FROM inserted";
 
 impl Store {
     /// Stores events and their deliveries in one transaction and wakes the workers. Either every
@@ -98,10 +107,20 @@ impl Store {
         let tx = client.transaction().await?;
         insert_event(&tx, event).await?;
         let delivery_id = Uuid::now_v7();
+        let sql = format!(
+            "WITH changed AS (INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, \
+             next_attempt_at) VALUES ($1, $2, $3, $4, $5, '', 'pending', now()) RETURNING *) {}",
+            super::deliveries::log_changed("created")
+        );
         tx.execute(
-            "INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, '', 'pending', now())",
-            &[&delivery_id, &webhook_id, &event.id, &event.event_type, &event.function.as_str()],
+            &sql,
+            &[
+                &delivery_id,
+                &webhook_id,
+                &event.id,
+                &event.event_type,
+                &event.function.as_str(),
+            ],
         )
         .await?;
         tx.execute("SELECT pg_notify($1, '')", &[&DELIVERIES_CHANNEL])

@@ -6,6 +6,7 @@
 mod deliveries;
 mod events;
 mod migrate;
+mod updates;
 mod webhooks;
 
 pub use deliveries::{
@@ -14,6 +15,7 @@ pub use deliveries::{
 };
 pub use events::PublishOutcome;
 pub use migrate::{ensure_database_exists, run_migrations};
+pub use updates::{UPDATES_CHANNEL, UpdateFilter, UpdateRecord};
 pub use webhooks::{NewWebhook, WebhookChanges, WebhookFilter, WebhookRecord};
 
 use std::str::FromStr;
@@ -29,11 +31,24 @@ pub enum StoreError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// The database answered with an error.
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Database(#[from] tokio_postgres::Error),
     /// A row held a value this version does not understand.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+}
+
+/// The server's message and SQLSTATE when there is one (for logs only, never for callers).
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!(
+            "{} ({}) {}",
+            db.message(),
+            db.code().code(),
+            db.detail().unwrap_or_default()
+        ),
+        None => error.to_string(),
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
@@ -99,7 +114,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), anyhow::Error> {
         let mut client = self.pool.get().await?;
         // Object -> ClientWrapper -> tokio_postgres::Client, which refinery drives.
-        run_migrations(&mut **client).await
+        run_migrations(&mut client).await
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {

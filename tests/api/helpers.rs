@@ -312,6 +312,14 @@ struct ReceiverState {
     /// Replies to give, in order; when empty, `default_reply`.
     script: Mutex<VecDeque<Reply>>,
     default_reply: Mutex<Option<Reply>>,
+    /// Replies for requests that match a predicate; consulted before `script`.
+    rules: Mutex<Vec<ReplyRule>>,
+}
+
+/// Replies given, in order, to the requests a predicate picks (see [`Receiver::script_when`]).
+struct ReplyRule {
+    matches: Box<dyn Fn(&Received) -> bool + Send + Sync>,
+    replies: VecDeque<Reply>,
 }
 
 /// A real HTTP server on 127.0.0.1 that records every request and answers as scripted
@@ -385,17 +393,22 @@ async fn record(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    state.received.lock().expect("lock").push(Received {
+    let received = Received {
         path: uri.path().to_owned(),
         headers,
         body,
         at: std::time::Instant::now(),
-    });
-    let reply = state
-        .script
+    };
+    let ruled = state
+        .rules
         .lock()
         .expect("lock")
-        .pop_front()
+        .iter_mut()
+        .find(|rule| !rule.replies.is_empty() && (rule.matches)(&received))
+        .and_then(|rule| rule.replies.pop_front());
+    state.received.lock().expect("lock").push(received);
+    let reply = ruled
+        .or_else(|| state.script.lock().expect("lock").pop_front())
         .or_else(|| state.default_reply.lock().expect("lock").clone())
         .unwrap_or_else(|| Reply::status(204));
     if !reply.delay.is_zero() {
@@ -437,4 +450,338 @@ pub fn assert_status<T: std::fmt::Debug>(
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delivery-engine helpers (routing.rs, delivery.rs).
+// ---------------------------------------------------------------------------------------------
+
+/// How long a test waits for something the service should do "soon". Generous: the machine is
+/// shared and noisy.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `within` naming `what`.
+pub async fn wait_until<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A decision on a request of `function` (a withdrawal, participation or live stage).
+pub fn event_for(
+    function: pb::Function,
+    key: &str,
+    request_id: &str,
+    decision: pb::Decision,
+    node: Option<u32>,
+) -> pb::PublishEventRequest {
+    use pb::publish_event_request::Request;
+    let request = match function {
+        pb::Function::Withdrawal | pb::Function::Unspecified => {
+            return withdrawal_event(key, request_id, decision, node);
+        }
+        pb::Function::PropTradingParticipation => {
+            Request::PropTradingParticipation(pb::PropTradingParticipationRequest {
+                id: request_id.into(),
+                client_id: "C-200".into(),
+                client_name: "Grace Hopper".into(),
+                client_email: "grace@example.com".into(),
+                program: "Pro Trader".into(),
+                challenge: "Phase 1".into(),
+                account_size: "100000".into(),
+                fee: "499.00".into(),
+                currency: "USD".into(),
+                evaluation_account: "EVAL-1".into(),
+                ..Default::default()
+            })
+        }
+        pb::Function::PropTradingLiveStage => {
+            Request::PropTradingLiveStage(pb::PropTradingLiveStageRequest {
+                id: request_id.into(),
+                client_id: "C-300".into(),
+                client_name: "Alan Turing".into(),
+                client_email: "alan@example.com".into(),
+                program: "Pro Trader".into(),
+                challenge: "Phase 2".into(),
+                account_size: "200000".into(),
+                currency: "EUR".into(),
+                evaluation_account: "EVAL-2".into(),
+                live_account: "LIVE-2".into(),
+                ..Default::default()
+            })
+        }
+    };
+    pb::PublishEventRequest {
+        idempotency_key: key.into(),
+        decision: decision as i32,
+        approval_node: node,
+        occurred_at: None,
+        request: Some(request),
+    }
+}
+
+/// The event-type prefix of a function, as in `withdrawal.approved`.
+pub fn event_prefix(function: pb::Function) -> &'static str {
+    match function {
+        pb::Function::Withdrawal | pb::Function::Unspecified => "withdrawal",
+        pb::Function::PropTradingParticipation => "prop_trading.participation",
+        pb::Function::PropTradingLiveStage => "prop_trading.live_stage",
+    }
+}
+
+/// A webhook to create, enabled, with a name.
+pub fn webhook_spec(
+    url: &str,
+    function: pb::Function,
+    nodes: &[u32],
+    rejection: bool,
+) -> pb::Webhook {
+    pb::Webhook {
+        name: "Engine test hook".into(),
+        destination_url: url.into(),
+        function: function as i32,
+        events: Some(pb::EventSelection {
+            approval_nodes: nodes.to_vec(),
+            rejection,
+        }),
+        ..Default::default()
+    }
+}
+
+impl TestApp {
+    /// Creates `webhook` with `secret` ("" generates one).
+    pub async fn create_webhook_from(
+        &self,
+        webhook: pb::Webhook,
+        secret: &str,
+    ) -> pb::CreateWebhookResponse {
+        self.admin
+            .clone()
+            .create_webhook(pb::CreateWebhookRequest {
+                webhook: Some(webhook),
+                secret: secret.into(),
+            })
+            .await
+            .expect("webhook created")
+            .into_inner()
+    }
+
+    /// Publishes one event and expects it accepted.
+    pub async fn publish(&self, event: pb::PublishEventRequest) -> pb::PublishEventResponse {
+        self.ingest
+            .clone()
+            .publish_event(event)
+            .await
+            .expect("event published")
+            .into_inner()
+    }
+
+    /// GetDelivery, expected to succeed.
+    pub async fn get_delivery(&self, id: &str) -> pb::Delivery {
+        self.admin
+            .clone()
+            .get_delivery(pb::GetDeliveryRequest { id: id.into() })
+            .await
+            .expect("delivery readable")
+            .into_inner()
+    }
+
+    /// GetWebhook, expected to succeed.
+    pub async fn get_webhook(&self, id: &str) -> pb::Webhook {
+        self.admin
+            .clone()
+            .get_webhook(pb::GetWebhookRequest { id: id.into() })
+            .await
+            .expect("webhook readable")
+            .into_inner()
+    }
+
+    /// SetWebhookEnabled, expected to succeed.
+    pub async fn set_enabled(&self, id: &str, enabled: bool) -> pb::Webhook {
+        self.admin
+            .clone()
+            .set_webhook_enabled(pb::SetWebhookEnabledRequest {
+                id: id.into(),
+                enabled,
+            })
+            .await
+            .expect("enabled state set")
+            .into_inner()
+    }
+
+    /// ListDeliveries, expected to succeed.
+    pub async fn list_deliveries(
+        &self,
+        request: pb::ListDeliveriesRequest,
+    ) -> pb::ListDeliveriesResponse {
+        self.admin
+            .clone()
+            .list_deliveries(request)
+            .await
+            .expect("deliveries listed")
+            .into_inner()
+    }
+
+    /// Every delivery matching `filter` (page_token ignored), newest first, following pages.
+    pub async fn all_deliveries(&self, filter: pb::ListDeliveriesRequest) -> Vec<pb::Delivery> {
+        let mut all = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .list_deliveries(pb::ListDeliveriesRequest {
+                    page_token: token.clone(),
+                    page_size: 1000,
+                    ..filter.clone()
+                })
+                .await;
+            all.extend(page.deliveries);
+            if page.next_page_token.is_empty() {
+                return all;
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    /// Every delivery to one webhook, newest first.
+    pub async fn deliveries_of(&self, webhook_id: &str) -> Vec<pb::Delivery> {
+        self.all_deliveries(pb::ListDeliveriesRequest {
+            webhook_id: webhook_id.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Waits until the delivery satisfies `check` (within [`PATIENCE`]) and returns it with its
+    /// attempts.
+    pub async fn wait_for_delivery(
+        &self,
+        delivery_id: &str,
+        what: &str,
+        check: impl Fn(&pb::Delivery) -> bool,
+    ) -> pb::Delivery {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let delivery = self.get_delivery(delivery_id).await;
+            if check(&delivery) {
+                return delivery;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("delivery {delivery_id} never got {what}; last seen: {delivery:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Received {
+    /// The `type` of the JSON body.
+    pub fn event_type(&self) -> String {
+        self.json()["type"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The id of the client request the body is about (`data.<kind>.id`).
+    pub fn request_id(&self) -> String {
+        let data = &self.json()["data"];
+        [
+            "withdrawal",
+            "prop_trading_participation",
+            "prop_trading_live_stage",
+        ]
+        .iter()
+        .find_map(|kind| data[*kind]["id"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    /// `data.approval_node` of the body (`None` for a rejection).
+    pub fn approval_node(&self) -> Option<u64> {
+        self.json()["data"]["approval_node"].as_u64()
+    }
+}
+
+impl Receiver {
+    /// Gives `replies`, in order, to the requests `matches` picks (before the general script);
+    /// once they are used up those requests get the script or default reply.
+    pub fn script_when(
+        &self,
+        matches: impl Fn(&Received) -> bool + Send + Sync + 'static,
+        replies: impl IntoIterator<Item = Reply>,
+    ) {
+        self.state.rules.lock().expect("lock").push(ReplyRule {
+            matches: Box::new(matches),
+            replies: replies.into_iter().collect(),
+        });
+    }
+
+    /// Waits (within [`PATIENCE`]) until what was received satisfies `check`; returns it all.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        check: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let received = self.received();
+            if check(&received) {
+                return received;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let summary: Vec<String> = received
+                    .iter()
+                    .map(|r| format!("{} {} {}", r.path, r.event_type(), r.request_id()))
+                    .collect();
+                panic!("receiver never got {what}; it got: {summary:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until at least `count` requests arrived at `path` and returns those.
+    pub async fn wait_for_at(&self, path: &str, count: usize) -> Vec<Received> {
+        self.wait_until(&format!("{count} requests at {path}"), |all| {
+            all.iter().filter(|r| r.path == path).count() >= count
+        })
+        .await;
+        self.received_at(path)
+    }
+}
+
+/// Verifies a received request with the `standardwebhooks` crate (an implementation independent
+/// of the service's).
+pub fn verify_with_standardwebhooks(secret: &str, received: &Received) -> Result<(), String> {
+    standardwebhooks::Webhook::new(secret)
+        .map_err(|e| format!("secret refused: {e}"))?
+        .verify(&received.body, &received.headers)
+        .map_err(|e| e.to_string())
+}
+
+/// `v1,<base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))>` computed by hand for a
+/// `whsec_` secret.
+pub fn expected_signature(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> String {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("a whsec_ secret"))
+        .expect("base64 secret");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
 }

@@ -2,4 +2,7 @@
 //! database, and drives it through the generated gRPC clients over a real socket.
 
 mod admin;
+mod delivery;
 mod helpers;
+mod routing;
+mod watch;

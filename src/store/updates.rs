@@ -1,0 +1,184 @@
+//! The delivery-update log (WatchDeliveries): the sequencer that numbers inbox rows, and the
+//! reads that feed watchers.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::deliveries::{AttemptRecord, DeliveryRecord, DeliveryStatus, attempt_from_row};
+use super::{Store, StoreError};
+use crate::domain::Function;
+
+/// Channel on which the sequencer announces new log entries (payload: the newest cursor).
+pub const UPDATES_CHANNEL: &str = "webhooks_delivery_updates";
+
+/// Advisory lock key held by the one sequencer running at a time.
+const SEQUENCER_LOCK: i64 = 7_262_023;
+
+/// One entry of the log, with the delivery's state after the change and the attempt it is about.
+#[derive(Debug, Clone)]
+pub struct UpdateRecord {
+    /// Position in the log.
+    pub cursor: i64,
+    /// 'created', 'attempt_succeeded', 'attempt_failed', 'failed', 'skipped', 'cancelled',
+    /// 'resent'.
+    pub kind: String,
+    /// The delivery as it was right after the change (no payload).
+    pub delivery: DeliveryRecord,
+    /// The attempt, when the change is about one.
+    pub attempt: Option<AttemptRecord>,
+}
+
+/// What a watcher wants to see.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateFilter {
+    /// Only this webhook.
+    pub webhook_id: Option<Uuid>,
+    /// Only this function.
+    pub function: Option<Function>,
+    /// Only updates leaving the delivery in one of these statuses (empty: all).
+    pub statuses: Vec<DeliveryStatus>,
+}
+
+impl UpdateFilter {
+    /// Whether `update` passes the filter.
+    pub fn matches(&self, update: &UpdateRecord) -> bool {
+        self.webhook_id
+            .is_none_or(|id| id == update.delivery.webhook_id)
+            && self
+                .function
+                .is_none_or(|f| Some(f) == update.delivery.function)
+            && (self.statuses.is_empty() || self.statuses.contains(&update.delivery.status))
+    }
+}
+
+const SELECT_UPDATES: &str = "
+SELECT u.cursor, u.kind, u.delivery_id AS id, u.webhook_id, d.event_id, d.event_type, u.function, d.request_id,
+       u.status, u.status_reason, u.attempt_count, u.next_attempt_at, u.last_response_status,
+       d.created_at, u.recorded_at AS updated_at,
+       a.id AS a_id, a.attempt_number, a.trigger, a.started_at, a.duration_us, a.request_url, a.request_headers,
+       a.response_status, a.response_headers, a.response_body, a.response_body_truncated, a.error_kind, a.error_message
+FROM delivery_updates u
+JOIN deliveries d ON d.id = u.delivery_id
+LEFT JOIN delivery_attempts a ON a.id = u.attempt_id
+WHERE u.cursor > $1 AND u.cursor <= $2
+  AND ($3::uuid IS NULL OR u.webhook_id = $3)
+  AND ($4::text IS NULL OR u.function = $4)
+  AND (cardinality($5::text[]) = 0 OR u.status = ANY ($5))
+ORDER BY u.cursor
+LIMIT $6";
+
+fn update_from_row(row: &Row) -> Result<UpdateRecord, StoreError> {
+    let delivery = super::deliveries::delivery_from_row(row, false)?;
+    let attempt = match row.try_get::<_, Option<Uuid>>("a_id")? {
+        Some(_) => Some(attempt_from_row(row, "a_id")?),
+        None => None,
+    };
+    Ok(UpdateRecord {
+        cursor: row.try_get("cursor")?,
+        kind: row.try_get("kind")?,
+        delivery,
+        attempt,
+    })
+}
+
+impl Store {
+    /// Moves pending inbox rows into the log with consecutive cursors, if no other instance is
+    /// doing it right now. Returns the newest cursor when anything moved.
+    pub async fn sequence_updates(&self, batch: i64) -> Result<Option<i64>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let locked: bool = tx
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SEQUENCER_LOCK])
+            .await?
+            .try_get(0)?;
+        if !locked {
+            return Ok(None);
+        }
+        let statement = tx
+            .prepare_cached(
+                "WITH moved AS (
+                     DELETE FROM delivery_update_inbox
+                     WHERE id IN (SELECT id FROM delivery_update_inbox ORDER BY id LIMIT $1)
+                     RETURNING *
+                 ),
+                 base AS (SELECT coalesce(max(cursor), 0) AS top FROM delivery_updates)
+                 INSERT INTO delivery_updates (cursor, delivery_id, webhook_id, function, kind, status, status_reason,
+                     attempt_count, next_attempt_at, last_response_status, attempt_id, recorded_at)
+                 SELECT base.top + row_number() OVER (ORDER BY moved.id), delivery_id, webhook_id, function, kind,
+                     status, status_reason, attempt_count, next_attempt_at, last_response_status, attempt_id, recorded_at
+                 FROM moved, base
+                 RETURNING cursor",
+            )
+            .await?;
+        let rows = tx.query(&statement, &[&batch]).await?;
+        let newest = rows
+            .iter()
+            .filter_map(|r| r.try_get::<_, i64>(0).ok())
+            .max();
+        if let Some(newest) = newest {
+            tx.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&UPDATES_CHANNEL, &newest.to_string()],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(newest)
+    }
+
+    /// The oldest and newest cursors in the log (0, 0 when empty).
+    pub async fn update_cursor_range(&self) -> Result<(i64, i64), StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT coalesce(min(cursor), 0), coalesce(max(cursor), 0) FROM delivery_updates",
+                &[],
+            )
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// Log entries after `after` up to `until` (inclusive) that match `filter`, oldest first.
+    pub async fn read_updates(
+        &self,
+        after: i64,
+        until: i64,
+        filter: &UpdateFilter,
+        limit: i64,
+    ) -> Result<Vec<UpdateRecord>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(SELECT_UPDATES).await?;
+        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &after,
+                    &until,
+                    &filter.webhook_id,
+                    &filter.function.map(Function::as_str),
+                    &statuses,
+                    &limit,
+                ],
+            )
+            .await?;
+        rows.iter().map(update_from_row).collect()
+    }
+
+    /// Deletes log entries older than `retention`, always keeping the newest one so cursors
+    /// keep counting up. Returns how many were deleted.
+    pub async fn prune_updates(&self, retention: Duration) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let cutoff = OffsetDateTime::now_utc() - retention;
+        Ok(client
+            .execute(
+                "DELETE FROM delivery_updates WHERE recorded_at < $1 \
+                 AND cursor < (SELECT max(cursor) FROM delivery_updates)",
+                &[&cutoff],
+            )
+            .await?)
+    }
+}

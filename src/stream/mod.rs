@@ -1,0 +1,176 @@
+//! The live delivery log behind `WatchDeliveries`.
+//!
+//! Every change of a delivery is written to an inbox in the same statement as the change. The
+//! sequencer (one at a time across instances, by advisory lock) moves inbox rows into the log
+//! with dense, increasing cursors and NOTIFYs. Each instance's [`UpdateHub`] reads new log
+//! entries once and broadcasts them to its watchers through a bounded ring; a watcher that
+//! falls behind (or notices a cursor gap) catches up from the table, so memory stays bounded and
+//! a slow client never slows deliveries or other watchers.
+
+mod watcher;
+
+pub use watcher::watch;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, broadcast, watch as tokio_watch};
+
+use crate::store::{Store, UpdateFilter, UpdateRecord};
+
+/// How often the sequencer looks at the inbox. Watchers see updates within about this delay.
+const SEQUENCE_INTERVAL: Duration = Duration::from_millis(25);
+/// Inbox rows moved per sequencer statement.
+const SEQUENCE_BATCH: i64 = 5000;
+/// How often the hub reads the log when no notification arrives.
+const READ_FALLBACK_INTERVAL: Duration = Duration::from_millis(500);
+/// Log entries read per query.
+const READ_BATCH: i64 = 1000;
+/// Updates kept in the broadcast ring; a watcher further behind catches up from the table.
+const RING_CAPACITY: usize = 2048;
+/// How often old log entries are pruned.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// One instance's fan-out of the delivery log to its watchers.
+pub struct UpdateHub {
+    store: Store,
+    ring: broadcast::Sender<Arc<UpdateRecord>>,
+    /// The newest cursor read from the log (set before broadcasting it).
+    newest: tokio_watch::Sender<i64>,
+    /// Notified on the log's NOTIFY channel.
+    wake: Arc<Notify>,
+    open_watchers: AtomicUsize,
+    retention: Duration,
+}
+
+impl UpdateHub {
+    /// A hub over `store`, pruning log entries older than `retention`.
+    pub fn new(store: Store, retention: Duration) -> Arc<Self> {
+        let (ring, _) = broadcast::channel(RING_CAPACITY);
+        let (newest, _) = tokio_watch::channel(0);
+        Arc::new(Self {
+            store,
+            ring,
+            newest,
+            wake: Arc::new(Notify::new()),
+            open_watchers: AtomicUsize::new(0),
+            retention,
+        })
+    }
+
+    /// The notifier the LISTEN task pokes when the sequencer announces new entries.
+    pub fn wake_handle(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// How many WatchDeliveries streams are open on this instance.
+    pub fn open_watchers(&self) -> usize {
+        self.open_watchers.load(Ordering::Relaxed)
+    }
+
+    /// Runs the sequencer, the reader and the pruner until `shutdown` flips.
+    pub async fn run(self: Arc<Self>, shutdown: tokio_watch::Receiver<bool>) {
+        tokio::join!(
+            self.clone().sequence(shutdown.clone()),
+            self.clone().read(shutdown.clone()),
+            self.prune(shutdown),
+        );
+    }
+
+    async fn sequence(self: Arc<Self>, mut shutdown: tokio_watch::Receiver<bool>) {
+        loop {
+            match self.store.sequence_updates(SEQUENCE_BATCH).await {
+                // A full batch: there may be more right away.
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "sequencing delivery updates failed; retrying")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(SEQUENCE_INTERVAL) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn read(self: Arc<Self>, mut shutdown: tokio_watch::Receiver<bool>) {
+        // Start at the log's end: a watcher without a cursor starts at "now".
+        loop {
+            match self.store.update_cursor_range().await {
+                Ok((_, newest)) => {
+                    self.newest.send_replace(newest);
+                    break;
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the delivery log failed; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(READ_FALLBACK_INTERVAL) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+        loop {
+            loop {
+                let after = *self.newest.borrow();
+                match self
+                    .store
+                    .read_updates(after, i64::MAX, &UpdateFilter::default(), READ_BATCH)
+                    .await
+                {
+                    Ok(updates) => {
+                        let full = updates.len() as i64 == READ_BATCH;
+                        for update in updates {
+                            // Publish the position first: a watcher subscribing now either gets
+                            // this entry from the ring or reads it from the table.
+                            self.newest.send_replace(update.cursor);
+                            let _ = self.ring.send(Arc::new(update));
+                        }
+                        if !full {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the delivery log failed; retrying");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(READ_FALLBACK_INTERVAL) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn prune(self: Arc<Self>, mut shutdown: tokio_watch::Receiver<bool>) {
+        loop {
+            match self.store.prune_updates(self.retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "pruned the delivery update log"),
+                Err(e) => tracing::warn!(error = %e, "pruning the delivery update log failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(PRUNE_INTERVAL) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Counts an open watcher for as long as it lives.
+struct WatcherGuard(Arc<UpdateHub>);
+
+impl WatcherGuard {
+    fn new(hub: Arc<UpdateHub>) -> Self {
+        hub.open_watchers.fetch_add(1, Ordering::Relaxed);
+        Self(hub)
+    }
+}
+
+impl Drop for WatcherGuard {
+    fn drop(&mut self) {
+        self.0.open_watchers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
