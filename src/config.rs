@@ -102,6 +102,11 @@ pub struct ServeConfig {
     #[arg(long, env = "WEBHOOKS_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub poll_interval: Duration,
 
+    /// Address of the Prometheus metrics endpoint (e.g. 127.0.0.1:9090); unset means no
+    /// metrics endpoint.
+    #[arg(long, env = "WEBHOOKS_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// How long the delivery update log behind WatchDeliveries keeps entries; resuming from an
     /// older cursor answers OUT_OF_RANGE.
     #[arg(long, env = "WEBHOOKS_UPDATE_LOG_RETENTION", default_value = "7d", value_parser = parse_duration)]

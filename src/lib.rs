@@ -14,6 +14,7 @@ pub mod api;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod metrics;
 pub mod proto;
 pub mod startup;
 pub mod store;

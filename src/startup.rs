@@ -78,6 +78,15 @@ impl Application {
         let mut subscriptions: listener::Subscriptions =
             vec![(UPDATES_CHANNEL, self.hub.wake_handle())];
         background.spawn(self.hub.clone().run(stop_rx.clone()));
+        if let Some(addr) = self.config.metrics_addr {
+            crate::metrics::install(addr).context("could not start the metrics endpoint")?;
+            background.spawn(crate::metrics::sample(
+                self.store.clone(),
+                self.hub.clone(),
+                stop_rx.clone(),
+            ));
+        }
+        let mut heartbeat = None;
         if !self.config.disable_workers {
             subscriptions.push((DELIVERIES_CHANNEL, wake.clone()));
             let worker = Worker::new(
@@ -91,6 +100,7 @@ impl Application {
                 },
                 wake,
             );
+            heartbeat = Some(worker.heartbeat());
             background.spawn(worker.run(stop_rx.clone()));
         }
         background.spawn(listener::run(
@@ -100,12 +110,13 @@ impl Application {
         ));
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<WebhookAdminServer<AdminService>>()
-            .await;
-        health_reporter
-            .set_serving::<EventIngestServer<IngestService>>()
-            .await;
+        background.spawn(report_health(
+            health_reporter,
+            self.store.clone(),
+            heartbeat,
+            stall_limit(self.config.poll_interval),
+            stop_rx.clone(),
+        ));
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -139,6 +150,60 @@ impl Application {
         while background.join_next().await.is_some() {}
         tracing::info!("webhooks service stopped");
         served.context("gRPC server failed")
+    }
+}
+
+/// How long the delivery loop may go without a round before health calls it stalled.
+fn stall_limit(poll_interval: std::time::Duration) -> std::time::Duration {
+    (poll_interval * 10).max(std::time::Duration::from_secs(30))
+}
+
+/// Keeps the standard health service truthful: SERVING only while the database answers and the
+/// delivery loop goes round; NOT_SERVING otherwise, and SERVING again once it recovers.
+async fn report_health(
+    reporter: tonic_health::server::HealthReporter,
+    store: Store,
+    heartbeat: Option<Arc<crate::delivery::Heartbeat>>,
+    stall_limit: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use tonic_health::ServingStatus;
+    let mut last: Option<bool> = None;
+    loop {
+        let database_ok = store.ping().await.is_ok();
+        let loop_ok = heartbeat.as_ref().is_none_or(|h| h.age() < stall_limit);
+        let healthy = database_ok && loop_ok;
+        if last != Some(healthy) {
+            let status = if healthy {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            if !healthy {
+                tracing::warn!(
+                    database_ok,
+                    delivery_loop_ok = loop_ok,
+                    "health: NOT_SERVING"
+                );
+            } else if last.is_some() {
+                tracing::info!("health: SERVING again");
+            }
+            reporter.set_service_status("", status).await;
+            reporter
+                .set_service_status("backoffice.webhooks.v1.WebhookAdmin", status)
+                .await;
+            reporter
+                .set_service_status("backoffice.webhooks.v1.EventIngest", status)
+                .await;
+            last = Some(healthy);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = shutdown.changed() => {
+                reporter.set_service_status("", ServingStatus::NotServing).await;
+                return;
+            }
+        }
     }
 }
 

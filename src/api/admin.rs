@@ -343,6 +343,33 @@ impl WebhookAdmin for AdminService {
         Ok(Response::new(convert::delivery(&delivery, &attempts)))
     }
 
+    async fn get_webhook_stats(
+        &self,
+        request: Request<pb::GetWebhookStatsRequest>,
+    ) -> Result<Response<pb::WebhookStats>, Status> {
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id).map_err(bad)?;
+        let since = match &request.since {
+            Some(ts) => timestamps::from_proto("since", ts).map_err(bad)?,
+            None => time::OffsetDateTime::now_utc() - time::Duration::days(1),
+        };
+        if self
+            .store
+            .get_webhook(id)
+            .await
+            .map_err(store_failure)?
+            .is_none()
+        {
+            return Err(not_found("webhook", id));
+        }
+        let stats = self
+            .store
+            .webhook_stats(id, since)
+            .await
+            .map_err(store_failure)?;
+        Ok(Response::new(convert::webhook_stats(id, since, &stats)))
+    }
+
     type WatchDeliveriesStream = WatchStream;
 
     async fn watch_deliveries(

@@ -2,7 +2,9 @@
 
 use crate::domain::timestamps::to_proto;
 use crate::proto::v1 as pb;
-use crate::store::{AttemptRecord, DeliveryRecord, UpdateRecord, WebhookRecord};
+use crate::store::{
+    AttemptRecord, DeliveryRecord, UpdateRecord, WebhookRecord, WebhookStatsRecord,
+};
 
 /// A webhook without its secret; only the hint shows.
 pub(crate) fn webhook(record: &WebhookRecord) -> pb::Webhook {
@@ -125,5 +127,40 @@ pub fn update_message(update: &UpdateRecord) -> pb::DeliveryUpdate {
         kind: kind as i32,
         delivery: Some(delivery(&update.delivery, &[])),
         attempt: update.attempt.as_ref().map(|a| attempt(a, None)),
+    }
+}
+
+fn seconds(value: f64) -> prost_types::Duration {
+    let value = value.max(0.0);
+    prost_types::Duration {
+        seconds: value.trunc() as i64,
+        nanos: (value.fract() * 1e9) as i32,
+    }
+}
+
+/// A webhook's statistics.
+pub(crate) fn webhook_stats(
+    id: uuid::Uuid,
+    since: time::OffsetDateTime,
+    stats: &WebhookStatsRecord,
+) -> pb::WebhookStats {
+    let count = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+    pb::WebhookStats {
+        webhook_id: id.to_string(),
+        since: Some(to_proto(since)),
+        attempts: count(stats.attempts),
+        succeeded_attempts: count(stats.succeeded_attempts),
+        success_rate: if stats.attempts > 0 {
+            stats.succeeded_attempts as f64 / stats.attempts as f64
+        } else {
+            0.0
+        },
+        latency_p50: stats.latency.map(|l| seconds(l.0)),
+        latency_p90: stats.latency.map(|l| seconds(l.1)),
+        latency_p99: stats.latency.map(|l| seconds(l.2)),
+        last_success_at: stats.last_success_at.map(to_proto),
+        last_failure_at: stats.last_failure_at.map(to_proto),
+        pending_deliveries: count(stats.pending_deliveries),
+        failed_deliveries: count(stats.failed_deliveries),
     }
 }

@@ -29,6 +29,20 @@ impl IngestService {
         events: Vec<PublishedEvent>,
     ) -> Result<Vec<pb::PublishEventResponse>, Status> {
         let outcomes = self.store.publish(&events).await.map_err(store_failure)?;
+        crate::metrics::record_published(
+            outcomes
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o,
+                        PublishOutcome::Stored {
+                            duplicate: false,
+                            ..
+                        }
+                    )
+                })
+                .count(),
+        );
         outcomes
             .into_iter()
             .map(|outcome| match outcome {

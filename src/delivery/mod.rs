@@ -9,4 +9,4 @@ mod worker;
 
 pub use retry::{RETRY_AFTER_CAP, decide};
 pub use sender::{AttemptResult, HttpSender, RESPONSE_BODY_CAP};
-pub use worker::{Worker, WorkerSettings};
+pub use worker::{Heartbeat, Worker, WorkerSettings};

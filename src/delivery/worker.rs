@@ -3,7 +3,8 @@
 //! taken *before* claiming, so an instance never holds more leases than it can work on.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use tokio::sync::{Notify, Semaphore, watch};
@@ -33,12 +34,43 @@ pub struct WorkerSettings {
     pub retry_schedule: RetrySchedule,
 }
 
+/// When the delivery loop last made progress, so health can tell a stalled loop from an idle
+/// one (a worker that silently stops while ingest keeps answering is a known failure elsewhere).
+#[derive(Debug)]
+pub struct Heartbeat {
+    started: Instant,
+    last_beat_ms: AtomicU64,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            last_beat_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Heartbeat {
+    fn beat(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_beat_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Time since the loop last went round.
+    pub fn age(&self) -> Duration {
+        let last = Duration::from_millis(self.last_beat_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+}
+
 /// A delivery worker of one instance.
 pub struct Worker {
     store: Store,
     sender: HttpSender,
     settings: WorkerSettings,
     wake: Arc<Notify>,
+    heartbeat: Arc<Heartbeat>,
 }
 
 impl Worker {
@@ -55,7 +87,13 @@ impl Worker {
             sender,
             settings,
             wake,
+            heartbeat: Arc::new(Heartbeat::default()),
         }
+    }
+
+    /// The loop's heartbeat, for health checks.
+    pub fn heartbeat(&self) -> Arc<Heartbeat> {
+        self.heartbeat.clone()
     }
 
     /// Runs until `shutdown` flips, then waits for the attempts in flight to be recorded.
@@ -68,11 +106,14 @@ impl Worker {
             if *shutdown.borrow() {
                 break;
             }
+            this.heartbeat.beat();
             // Reap finished tasks so the set does not grow.
             while in_flight.try_join_next().is_some() {}
-            // Wait for one free slot, then take every other free one, up to a claim's size.
+            // Wait for one free slot (beating while every slot is busy: that is not a stall),
+            // then take every other free one, up to a claim's size.
             let first = tokio::select! {
                 permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                 _ = shutdown.changed() => break,
             };
             let mut permits = vec![first];
@@ -162,6 +203,7 @@ impl Worker {
             outcome = outcome_name(&outcome),
             "delivery attempt"
         );
+        crate::metrics::record_attempt(outcome_name(&outcome), result.duration);
         if result.is_gone() {
             let reason = format!(
                 "endpoint answered 410 Gone at {}",

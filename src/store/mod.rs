@@ -11,7 +11,7 @@ mod webhooks;
 
 pub use deliveries::{
     AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, DeliveryStatus, NewAttempt,
-    Outcome,
+    Outcome, WebhookStatsRecord,
 };
 pub use events::PublishOutcome;
 pub use migrate::{ensure_database_exists, run_migrations};

@@ -421,7 +421,7 @@ async fn a_410_gone_disables_the_webhook_and_re_enabling_resumes_its_pending_del
 
     let pending = app
         .wait_for_delivery(delivery_id, "its first attempt recorded", |d| {
-            d.attempt_count == 1
+            d.attempts.len() == 1
         })
         .await;
     assert_eq!(pending.status(), pb::DeliveryStatus::Pending);
@@ -531,6 +531,47 @@ async fn resending_a_failed_delivery_makes_a_new_attempt_with_the_same_webhook_i
         Code::FailedPrecondition,
         "disabled",
     );
+}
+
+#[tokio::test]
+async fn resending_while_an_attempt_is_in_flight_numbers_the_two_attempts_apart() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    hook(&app, &rx.url("/h")).await;
+    let delivery_id = first_attempt_in_flight(&app, &rx, "/h").await;
+    app.admin
+        .clone()
+        .resend_delivery(pb::ResendDeliveryRequest {
+            id: delivery_id.clone(),
+        })
+        .await
+        .expect("resent");
+    let done = app
+        .wait_for_delivery(&delivery_id, "both attempts recorded", |d| {
+            d.attempts.len() == 2
+        })
+        .await;
+    assert_eq!(
+        done.status(),
+        pb::DeliveryStatus::Succeeded,
+        "the superseded attempt's late 500 does not undo the resend's success"
+    );
+    let mut numbers: Vec<u32> = done.attempts.iter().map(|a| a.attempt_number).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, vec![1, 2], "attempts: {:#?}", done.attempts);
+    assert_eq!(done.attempt_count, 2);
+    let resend = done
+        .attempts
+        .iter()
+        .find(|a| a.trigger() == pb::AttemptTrigger::Resend)
+        .expect("the resend is in history");
+    assert!(resend.succeeded);
+    let ids: Vec<String> = rx
+        .received_at("/h")
+        .iter()
+        .map(|r| r.header("webhook-id"))
+        .collect();
+    assert_eq!(ids, vec![done.message_id.clone(), done.message_id]);
 }
 
 #[tokio::test]
@@ -696,7 +737,7 @@ async fn a_disabled_webhook_gets_nothing_and_its_pending_delivery_goes_out_when_
 
     let pending = app
         .wait_for_delivery(&delivery_id, "its first attempt recorded", |d| {
-            d.attempt_count == 1
+            d.attempts.len() == 1
         })
         .await;
     assert_eq!(pending.status(), pb::DeliveryStatus::Pending);
@@ -761,6 +802,10 @@ async fn deleting_a_webhook_cancels_its_pending_delivery_and_nothing_more_is_sen
         .await;
     assert_eq!(after.status(), pb::DeliveryStatus::Cancelled);
     assert_eq!(after.attempts[0].response_status, 500);
+    assert_eq!(
+        after.attempt_count, 1,
+        "attempt_count counts the attempt that was made"
+    );
     tokio::time::sleep(Duration::from_millis(600)).await; // past the 300 ms retry it would have had
     control_round(&app, "c1").await;
     assert_eq!(rx.received_at("/h").len(), 1, "nothing more is sent");

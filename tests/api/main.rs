@@ -4,5 +4,6 @@
 mod admin;
 mod delivery;
 mod helpers;
+mod ops;
 mod routing;
 mod watch;

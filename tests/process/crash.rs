@@ -215,6 +215,7 @@ async fn kill_9_mid_delivery_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let all_succeeded_after = started.elapsed();
     assert_eq!(deliveries.len(), total, "one delivery per event");
     let delivered_events: HashSet<String> = deliveries.iter().map(|d| d.event_id.clone()).collect();
     assert_eq!(
@@ -247,15 +248,19 @@ async fn kill_9_mid_delivery_loses_nothing() {
         );
     }
 
+    let checked_after = started.elapsed();
     let duplicates = received.len() - acknowledged.len();
     eprintln!(
         "kill_9_mid_delivery_loses_nothing: {total} events acknowledged in {published_after:.1?}; \
          SIGKILL ({status}) at {killed_after:.1?} with {received_at_kill} requests received \
          ({distinct_at_kill} distinct events), {in_flight_at_kill} unanswered at the receiver, \
          {leased} deliveries left leased and {pending} pending in the database; lease \
-         {lease:?}; all {total} events received {:.1?} after start; {} requests in all, \
-         {duplicates} duplicates; test took {:.1?}",
+         {lease:?}; all {total} events received {:.1?} after start, all SUCCEEDED at {:.1?}, \
+         GetDelivery checks done at {:.1?}; {} requests in all, {duplicates} duplicates; test \
+         took {:.1?}",
         all_received_after,
+        all_succeeded_after,
+        checked_after,
         received.len(),
         started.elapsed()
     );

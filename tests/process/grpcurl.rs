@@ -44,6 +44,7 @@ async fn grpcurl(args: &[&str]) -> Run {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    let began = Instant::now();
     let output = match tokio::time::timeout(Duration::from_secs(60), command.output()).await {
         Err(_) => panic!("`grpcurl {}` did not finish within 60 s", args.join(" ")),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -52,6 +53,13 @@ async fn grpcurl(args: &[&str]) -> Run {
         Ok(Err(e)) => panic!("grpcurl could not be run ({e}). {INSTALL_HINT}"),
         Ok(Ok(output)) => output,
     };
+    if began.elapsed() > Duration::from_secs(2) {
+        eprintln!(
+            "note: `grpcurl {}` took {:.1?}",
+            args.join(" "),
+            began.elapsed()
+        );
+    }
     Run {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
