@@ -16,7 +16,39 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The `webhooks` binary's whole command line: the service's own commands ([`Command`]) and
+/// the operator tools of [`crate::cli`], which talk to a running service.
+///
+/// [`Cli`] stays the parser of the service commands alone (tests and embedders match on its two
+/// variants); this one flattens them in, so `webhooks serve` parses exactly as before.
+#[derive(Debug, Parser)]
+#[command(name = "webhooks", version, about, after_help = crate::cli::EXIT_CODES_HELP)]
+pub struct BinaryCli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: BinaryCommand,
+}
+
+/// Every subcommand of the `webhooks` binary.
+#[derive(Debug, Subcommand)]
+pub enum BinaryCommand {
+    /// `serve` and `migrate`.
+    #[command(flatten)]
+    Service(Command),
+    /// Manages webhooks: create, list, get, edit, enable, disable, delete, rotate-secret, test.
+    Hooks(crate::cli::hooks::HooksArgs),
+    /// Reads the delivery history, resends and recovers deliveries, watches deliveries live.
+    Deliveries(crate::cli::deliveries::DeliveriesArgs),
+    /// Publishes decisions on client requests, as back-office services do.
+    Events(crate::cli::events::EventsArgs),
+    /// Runs a local receiver on 127.0.0.1 that verifies webhook signatures and prints each
+    /// delivery.
+    Listen(crate::cli::listen::ListenArgs),
+}
+
 /// Subcommands of the `webhooks` binary.
+// Parsed once at start and moved straight out: boxing ServeConfig would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs the gRPC API and the delivery workers (creates and migrates the database first).
@@ -75,6 +107,23 @@ pub struct ServeConfig {
     #[arg(long, env = "WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_private_destinations: bool,
 
+    /// Comma-separated CIDRs (or single addresses) that destinations may use even though they are
+    /// loopback, private or otherwise internal, e.g. `10.20.0.0/16,127.0.0.1/32`. Checked when a
+    /// webhook is created or edited and again, after resolving, each time a connection is made.
+    /// Empty by default.
+    #[arg(
+        long,
+        env = "WEBHOOKS_ALLOWED_DESTINATION_CIDRS",
+        default_value = "",
+        value_parser = parse_cidrs
+    )]
+    pub allowed_destination_cidrs: DestinationCidrs,
+
+    /// Refuse `http://` destinations: creating or editing a webhook to one is INVALID_ARGUMENT,
+    /// and deliveries to one stored before are not sent (the attempt is recorded as refused).
+    #[arg(long, env = "WEBHOOKS_REQUIRE_HTTPS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_https: bool,
+
     /// Delays between attempts after the first one fails, comma-separated (`500ms`, `5s`, `5m`,
     /// `2h`, `1d`). The number of entries is the number of retries; after the last one fails the
     /// delivery is FAILED. Each delay gets up to 10% random jitter.
@@ -102,6 +151,67 @@ pub struct ServeConfig {
     #[arg(long, env = "WEBHOOKS_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub poll_interval: Duration,
 
+    /// Admin bearer tokens (comma-separated): may call every RPC.
+    #[arg(
+        long,
+        env = "WEBHOOKS_ADMIN_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub admin_token: Vec<String>,
+
+    /// Ingest bearer tokens (comma-separated): may call EventIngest only.
+    #[arg(
+        long,
+        env = "WEBHOOKS_INGEST_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub ingest_token: Vec<String>,
+
+    /// Viewer bearer tokens (comma-separated): read-only WebhookAdmin RPCs and WatchDeliveries.
+    #[arg(
+        long,
+        env = "WEBHOOKS_VIEWER_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub viewer_token: Vec<String>,
+
+    /// Require a token even when none is configured above (only API keys from `webhooks keys
+    /// create` then work). Authentication is always on when any token is configured; with none
+    /// configured and this off, the API is open and may only listen on loopback.
+    #[arg(long, env = "WEBHOOKS_REQUIRE_AUTH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_auth: bool,
+
+    /// Ingest requests per second allowed per token (0: no limit). Over it: RESOURCE_EXHAUSTED.
+    #[arg(long, env = "WEBHOOKS_INGEST_RATE_LIMIT", default_value_t = 0)]
+    pub ingest_rate_limit: u32,
+
+    /// TLS certificate chain (PEM) for the gRPC port; with --tls-key, the port speaks TLS only.
+    #[arg(long, env = "WEBHOOKS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// TLS private key (PEM) for the gRPC port.
+    #[arg(long, env = "WEBHOOKS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Key sealing webhook secrets at rest: standard base64 of 32 random bytes
+    /// (`openssl rand -base64 32`). Unset: secrets are stored in plaintext, which is refused
+    /// outside loopback.
+    #[arg(long, env = "WEBHOOKS_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+
+    /// Former encryption keys (comma-separated), still accepted for opening secrets during a key
+    /// rotation (see `webhooks reencrypt`).
+    #[arg(
+        long,
+        env = "WEBHOOKS_ENCRYPTION_KEY_PREVIOUS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub encryption_key_previous: Vec<String>,
+
     /// Address of the Prometheus metrics endpoint (e.g. 127.0.0.1:9090); unset means no
     /// metrics endpoint.
     #[arg(long, env = "WEBHOOKS_METRICS_ADDR")]
@@ -123,6 +233,15 @@ impl ServeConfig {
     pub fn lease(&self) -> Duration {
         self.request_timeout + Duration::from_secs(30)
     }
+
+    /// The SSRF guard these settings describe: private destinations, allowed networks, https.
+    pub fn destination_guard(&self) -> crate::delivery::DestinationGuard {
+        crate::delivery::DestinationGuard::new(
+            self.allow_private_destinations,
+            self.allowed_destination_cidrs.0.clone(),
+            self.require_https,
+        )
+    }
 }
 
 /// Delays between attempts; see [`ServeConfig::retry_schedule`].
@@ -137,7 +256,32 @@ impl RetrySchedule {
     }
 }
 
-fn parse_schedule(value: &str) -> Result<RetrySchedule, String> {
+/// Networks destinations may use even though they are internal; see
+/// [`ServeConfig::allowed_destination_cidrs`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DestinationCidrs(pub Vec<ipnet::IpNet>);
+
+/// Parses comma-separated CIDRs; a bare address means just that address (`/32` or `/128`), and
+/// blank means none.
+pub fn parse_cidrs(value: &str) -> Result<DestinationCidrs, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<ipnet::IpNet>()
+                .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("`{part}` is not a CIDR like 10.20.0.0/16 or fd00::/8, nor an address")
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(DestinationCidrs)
+}
+
+/// Parses a retry schedule: comma-separated durations (see [`parse_duration`]); blank means no
+/// retries. Public so the hostile-input tests and fuzz targets can reach it; it never panics.
+pub fn parse_schedule(value: &str) -> Result<RetrySchedule, String> {
     if value.trim().is_empty() {
         return Ok(RetrySchedule(Vec::new()));
     }
@@ -189,6 +333,32 @@ mod tests {
         assert_eq!(schedule.delay_after(1), Some(Duration::from_secs(1)));
         assert_eq!(schedule.delay_after(2), Some(Duration::from_secs(2)));
         assert_eq!(schedule.delay_after(3), None);
+    }
+
+    #[test]
+    fn the_binary_parses_service_and_tool_commands() {
+        use clap::CommandFactory;
+        BinaryCli::command().debug_assert();
+        let serve = BinaryCli::parse_from(["webhooks", "serve", "--poll-interval", "2s"]);
+        assert!(matches!(
+            serve.command,
+            BinaryCommand::Service(Command::Serve(ref config))
+                if config.poll_interval == Duration::from_secs(2)
+        ));
+        let list = BinaryCli::parse_from([
+            "webhooks",
+            "hooks",
+            "list",
+            "--output",
+            "json",
+            "--server",
+            "http://h:1",
+        ]);
+        let BinaryCommand::Hooks(hooks) = list.command else {
+            panic!("hooks expected")
+        };
+        assert_eq!(hooks.client.output, crate::cli::Output::Json);
+        assert_eq!(hooks.client.server, "http://h:1");
     }
 
     #[test]

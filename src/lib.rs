@@ -8,9 +8,11 @@
 //!
 //! Layout: [`api`] (gRPC handlers), [`domain`] (validated types), [`store`] (all SQL; Postgres
 //! is the store and the work queue), [`delivery`] (claim, sign, send, schedule), [`config`],
-//! [`startup`], [`telemetry`]; [`proto`] holds the generated messages, servers and clients.
+//! [`startup`], [`telemetry`]; [`proto`] holds the generated messages, servers and clients;
+//! [`cli`] is the operator tooling built on those clients (`webhooks hooks|deliveries|events|listen`).
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod domain;

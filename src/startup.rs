@@ -15,7 +15,8 @@ use crate::delivery::{HttpSender, Worker, WorkerSettings, listener};
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::event_ingest_server::EventIngestServer;
 use crate::proto::v1::webhook_admin_server::WebhookAdminServer;
-use crate::store::{DELIVERIES_CHANNEL, Store, UPDATES_CHANNEL, ensure_database_exists};
+use crate::api::auth::{AuthLayer, Authenticator, ConfiguredTokens};
+use crate::store::{DELIVERIES_CHANNEL, Store, UPDATES_CHANNEL, Vault, ensure_database_exists};
 use crate::stream::UpdateHub;
 
 /// Largest gRPC message accepted (a full PublishEvents batch fits comfortably).
@@ -33,7 +34,34 @@ pub struct Application {
 impl Application {
     /// Creates and migrates the database, then binds the gRPC address.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
-        let store = Store::connect(&config.database.database_url, config.database.db_pool_size)?;
+        let tokens = configured_tokens(&config);
+        let auth_enabled = config.require_auth || !tokens.is_empty();
+        let vault = Vault::from_keys(config.encryption_key.as_deref(), &config.encryption_key_previous)
+            .map_err(anyhow::Error::msg)?;
+        if !config.grpc_addr.ip().is_loopback() {
+            if !auth_enabled {
+                anyhow::bail!(
+                    "refusing to listen on {} without authentication: set WEBHOOKS_ADMIN_TOKEN (and \
+                     WEBHOOKS_INGEST_TOKEN / WEBHOOKS_VIEWER_TOKEN) or WEBHOOKS_REQUIRE_AUTH=true, or \
+                     listen on 127.0.0.1",
+                    config.grpc_addr
+                );
+            }
+            if !vault.encrypts() {
+                anyhow::bail!(
+                    "refusing to listen on {} with webhook secrets stored in plaintext: set \
+                     WEBHOOKS_ENCRYPTION_KEY (base64 of 32 random bytes)",
+                    config.grpc_addr
+                );
+            }
+        }
+        if !auth_enabled {
+            tracing::warn!("no token configured: the API is open to anyone who can reach {}", config.grpc_addr);
+        }
+        if !vault.encrypts() {
+            tracing::warn!("WEBHOOKS_ENCRYPTION_KEY is not set: webhook secrets are stored in plaintext");
+        }
+        let store = Store::connect(&config.database.database_url, config.database.db_pool_size)?.with_vault(vault);
         ensure_database_exists(store.pg_config())
             .await
             .context("could not reach PostgreSQL to create the database (is DATABASE_URL right and the server up?)")?;
@@ -91,7 +119,11 @@ impl Application {
             subscriptions.push((DELIVERIES_CHANNEL, wake.clone()));
             let worker = Worker::new(
                 self.store.clone(),
-                HttpSender::new(self.config.request_timeout, self.config.connect_timeout),
+                HttpSender::new(
+                    self.config.request_timeout,
+                    self.config.connect_timeout,
+                    self.config.destination_guard(),
+                ),
                 WorkerSettings {
                     concurrency: self.config.worker_concurrency,
                     lease: self.config.lease(),
@@ -130,14 +162,30 @@ impl Application {
         let admin = WebhookAdminServer::new(AdminService::new(
             self.store.clone(),
             self.hub.clone(),
-            self.config.allow_private_destinations,
+            self.config.destination_guard(),
         ))
         .max_decoding_message_size(MAX_GRPC_MESSAGE);
         let ingest = EventIngestServer::new(IngestService::new(self.store.clone()))
             .max_decoding_message_size(MAX_GRPC_MESSAGE);
 
         tracing::info!(addr = %self.local_addr, workers = !self.config.disable_workers, "webhooks service listening");
-        let served = tonic::transport::Server::builder()
+        let tokens = configured_tokens(&self.config);
+        let auth = Authenticator::new(
+            self.config.require_auth || !tokens.is_empty(),
+            &tokens,
+            self.store.clone(),
+            std::num::NonZeroU32::new(self.config.ingest_rate_limit),
+        );
+        let mut builder = tonic::transport::Server::builder();
+        if let (Some(cert), Some(key)) = (&self.config.tls_cert, &self.config.tls_key) {
+            let cert = std::fs::read(cert).with_context(|| format!("reading WEBHOOKS_TLS_CERT {}", cert.display()))?;
+            let key = std::fs::read(key).with_context(|| format!("reading WEBHOOKS_TLS_KEY {}", key.display()))?;
+            builder = builder
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key)))
+                .context("invalid TLS certificate or key")?;
+        }
+        let served = builder
+            .layer(AuthLayer::new(Arc::new(auth)))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -150,6 +198,17 @@ impl Application {
         while background.join_next().await.is_some() {}
         tracing::info!("webhooks service stopped");
         served.context("gRPC server failed")
+    }
+}
+
+fn configured_tokens(config: &ServeConfig) -> ConfiguredTokens {
+    let clean = |tokens: &[String]| -> Vec<String> {
+        tokens.iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect()
+    };
+    ConfiguredTokens {
+        admin: clean(&config.admin_token),
+        ingest: clean(&config.ingest_token),
+        viewer: clean(&config.viewer_token),
     }
 }
 

@@ -8,9 +8,11 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::{convert, invalid_argument, not_found, store_failure};
+use crate::delivery::DestinationGuard;
 use crate::domain::{
-    Description, DestinationUrl, EventSelection, Function, PageToken, PublishedEvent, Secret,
-    UpdateField, ValidationError, WebhookName, page_size, parse_id, parse_update_mask, timestamps,
+    Description, DestinationUrl, EventSelection, Function, PageFilters, PageToken, PublishedEvent,
+    Secret, UpdateField, ValidationError, WebhookName, page_size, parse_id, parse_update_mask,
+    timestamps,
 };
 use crate::proto::v1 as pb;
 use crate::proto::v1::webhook_admin_server::WebhookAdmin;
@@ -31,17 +33,17 @@ const MAX_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 pub struct AdminService {
     store: Store,
     hub: Arc<UpdateHub>,
-    allow_private_destinations: bool,
+    destinations: DestinationGuard,
 }
 
 impl AdminService {
-    /// An admin API over `store`; `allow_private_destinations` lets webhooks point at internal
-    /// addresses (tests, local demos).
-    pub fn new(store: Store, hub: Arc<UpdateHub>, allow_private_destinations: bool) -> Self {
+    /// An admin API over `store`; `destinations` decides which destination URLs webhooks may
+    /// have (the SSRF guard: private addresses, allowed networks, https).
+    pub fn new(store: Store, hub: Arc<UpdateHub>, destinations: DestinationGuard) -> Self {
         Self {
             store,
             hub,
-            allow_private_destinations,
+            destinations,
         }
     }
 
@@ -72,7 +74,7 @@ impl WebhookAdmin for AdminService {
             destination_url: DestinationUrl::parse(
                 "webhook.destination_url",
                 &webhook.destination_url,
-                self.allow_private_destinations,
+                true,
             )
             .map_err(bad)?,
             function: Function::from_proto("webhook.function", webhook.function).map_err(bad)?,
@@ -83,6 +85,10 @@ impl WebhookAdmin for AdminService {
             secret: Self::parse_secret("secret", &request.secret)?,
             deliver_once_per_request: webhook.deliver_once_per_request,
         };
+        self.destinations
+            .check_destination("webhook.destination_url", &new.destination_url)
+            .await
+            .map_err(bad)?;
         let record = self
             .store
             .create_webhook(&new)
@@ -112,11 +118,14 @@ impl WebhookAdmin for AdminService {
     ) -> Result<Response<pb::ListWebhooksResponse>, Status> {
         let request = request.into_inner();
         let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).map_err(bad)?;
-        let after = PageToken::parse(&request.page_token).map_err(bad)?;
         let filter = WebhookFilter {
             function: Function::filter_from_proto("function", request.function).map_err(bad)?,
             enabled: request.enabled,
         };
+        let filters = PageFilters::new("ListWebhooks")
+            .optional("function", filter.function.map(Function::as_str))
+            .optional("enabled", filter.enabled);
+        let after = PageToken::parse(&request.page_token, &filters).map_err(bad)?;
         let (records, next) = self
             .store
             .list_webhooks(&filter, after, limit)
@@ -124,7 +133,7 @@ impl WebhookAdmin for AdminService {
             .map_err(store_failure)?;
         Ok(Response::new(pb::ListWebhooksResponse {
             webhooks: records.iter().map(convert::webhook).collect(),
-            next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
+            next_page_token: next.map(|t| t.encode(&filters)).unwrap_or_default(),
         }))
     }
 
@@ -139,12 +148,22 @@ impl WebhookAdmin for AdminService {
         let id = parse_id("webhook.id", &webhook.id).map_err(bad)?;
         let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let fields = parse_update_mask(&paths).map_err(bad)?;
-        let allow_private = self.allow_private_destinations;
+        if fields.contains(&UpdateField::DestinationUrl) {
+            // Checked here, before the transaction, since it may resolve the name.
+            let destination = DestinationUrl::parse(
+                "webhook.destination_url",
+                &webhook.destination_url,
+                true,
+            )
+            .map_err(bad)?;
+            self.destinations
+                .check_destination("webhook.destination_url", &destination)
+                .await
+                .map_err(bad)?;
+        }
         let outcome = self
             .store
-            .update_webhook(id, |current| {
-                merge_update(current, &webhook, &fields, allow_private)
-            })
+            .update_webhook(id, |current| merge_update(current, &webhook, &fields))
             .await
             .map_err(store_failure)?;
         match outcome {
@@ -227,7 +246,6 @@ impl WebhookAdmin for AdminService {
     ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
         let request = request.into_inner();
         let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).map_err(bad)?;
-        let before = PageToken::parse(&request.page_token).map_err(bad)?;
         let webhook_id = match request.webhook_id.as_str() {
             "" => None,
             id => Some(parse_id("webhook_id", id).map_err(bad)?),
@@ -255,6 +273,20 @@ impl WebhookAdmin for AdminService {
                 .transpose()
                 .map_err(bad)?,
         };
+        let filters = PageFilters::new("ListDeliveries")
+            .optional("webhook_id", filter.webhook_id)
+            .set("statuses", filter.statuses.iter().map(|s| s.as_str()))
+            .optional("event_type", filter.event_type.as_deref())
+            .optional("request_id", filter.request_id.as_deref())
+            .optional(
+                "created_after",
+                filter.created_after.map(|t| t.unix_timestamp_nanos()),
+            )
+            .optional(
+                "created_before",
+                filter.created_before.map(|t| t.unix_timestamp_nanos()),
+            );
+        let before = PageToken::parse(&request.page_token, &filters).map_err(bad)?;
         let (records, next) = self
             .store
             .list_deliveries(&filter, before, limit)
@@ -262,7 +294,7 @@ impl WebhookAdmin for AdminService {
             .map_err(store_failure)?;
         Ok(Response::new(pb::ListDeliveriesResponse {
             deliveries: records.iter().map(|r| convert::delivery(r, &[])).collect(),
-            next_page_token: next.map(|t| t.encode()).unwrap_or_default(),
+            next_page_token: next.map(|t| t.encode(&filters)).unwrap_or_default(),
         }))
     }
 
@@ -443,12 +475,12 @@ fn parse_statuses(values: &[i32]) -> Result<Vec<DeliveryStatus>, ValidationError
 }
 
 /// Applies the masked fields of `update` onto `current` and checks the result as a whole (a
-/// selection must still select something after a partial edit).
+/// selection must still select something after a partial edit). A new destination has passed the
+/// SSRF guard already (see `update_webhook`).
 fn merge_update(
     current: &crate::store::WebhookRecord,
     update: &pb::Webhook,
     fields: &[UpdateField],
-    allow_private: bool,
 ) -> Result<WebhookChanges, ValidationError> {
     let mut changes = WebhookChanges {
         name: WebhookName::parse("webhook.name", &current.name)?,
@@ -473,7 +505,7 @@ fn merge_update(
                 changes.destination_url = DestinationUrl::parse(
                     "webhook.destination_url",
                     &update.destination_url,
-                    allow_private,
+                    true,
                 )?
             }
             UpdateField::Function => {

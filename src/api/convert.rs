@@ -16,7 +16,7 @@ pub(crate) fn webhook(record: &WebhookRecord) -> pb::Webhook {
         events: Some(record.events.to_proto()),
         enabled: record.enabled,
         description: record.description.clone(),
-        secret_hint: record.secret.hint(),
+        secret_hint: record.secret_hint.clone(),
         deliver_once_per_request: record.deliver_once_per_request,
         created_at: Some(to_proto(record.created_at)),
         updated_at: Some(to_proto(record.updated_at)),

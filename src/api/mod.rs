@@ -2,6 +2,7 @@
 //! INVALID_ARGUMENT that names the field), call the store, translate back. No SQL here.
 
 mod admin;
+pub mod auth;
 mod convert;
 mod ingest;
 

@@ -1,6 +1,7 @@
 //! One HTTP POST per attempt, over a pooled hyper client (rustls for https). Redirects are not
 //! followed; the whole attempt, response body included, runs under one timeout; the response
-//! body is read up to a cap.
+//! body is read up to a cap. Connections go through the SSRF guard ([`super::guard`]): a
+//! destination it refuses is never contacted, and the attempt is recorded as `refused`.
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +11,9 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+
+use super::guard::{DestinationGuard, GuardedConnector, find_refusal};
 
 /// At most this much of a response body is kept in history.
 pub const RESPONSE_BODY_CAP: usize = 64 * 1024;
@@ -63,17 +65,21 @@ impl AttemptResult {
 /// Sends signed POSTs.
 #[derive(Clone)]
 pub struct HttpSender {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<GuardedConnector>, Full<Bytes>>,
+    guard: DestinationGuard,
     timeout: Duration,
 }
 
 impl HttpSender {
-    /// A sender whose attempts take at most `timeout` in all and `connect_timeout` to connect.
-    pub fn new(timeout: Duration, connect_timeout: Duration) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(connect_timeout));
-        http.set_nodelay(true);
+    /// A sender whose attempts take at most `timeout` in all and `connect_timeout` to connect,
+    /// and that connects only where `guard` allows (checked after resolving, on every new
+    /// connection).
+    pub fn new(timeout: Duration, connect_timeout: Duration, guard: DestinationGuard) -> Self {
+        let http = guard.connector(|http| {
+            http.enforce_http(false);
+            http.set_connect_timeout(Some(connect_timeout));
+            http.set_nodelay(true);
+        });
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
@@ -83,12 +89,24 @@ impl HttpSender {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
             .build(https);
-        Self { client, timeout }
+        Self {
+            client,
+            guard,
+            timeout,
+        }
     }
 
     /// POSTs `body` to `url` with `headers`; never fails, every problem is in the result.
     pub async fn post(&self, url: &str, headers: &[(String, String)], body: &str) -> AttemptResult {
         let started = Instant::now();
+        if let Err(refused) = self.guard.check_before_connect(url) {
+            return AttemptResult {
+                error_kind: Some("refused"),
+                error_message: refused.to_string(),
+                duration: started.elapsed(),
+                ..AttemptResult::default()
+            };
+        }
         let mut result =
             match tokio::time::timeout(self.timeout, self.exchange(url, headers, body)).await {
                 Ok(result) => result,
@@ -189,8 +207,17 @@ async fn read_capped(mut body: hyper::body::Incoming) -> (String, bool) {
     (String::from_utf8_lossy(&buffer).into_owned(), truncated)
 }
 
-/// Sorts a transport failure into the kinds history shows; every one of them retries.
+/// Sorts a transport failure into the kinds history shows; every one of them retries. A
+/// connection the SSRF guard refused is `refused`, with the guard's message (which names the
+/// setting that would allow it).
 fn classify_error(error: &hyper_util::client::legacy::Error) -> AttemptResult {
+    if let Some(refused) = find_refusal(error) {
+        return AttemptResult {
+            error_kind: Some("refused"),
+            error_message: refused.to_string(),
+            ..AttemptResult::default()
+        };
+    }
     let mut chain = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -216,8 +243,10 @@ fn classify_error(error: &hyper_util::client::legacy::Error) -> AttemptResult {
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-fn parse_retry_after(value: &str) -> Option<Duration> {
+/// `Retry-After` as seconds or an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`); a date in the
+/// past means no wait, anything else is `None`. The value comes from the destination, so it is
+/// untrusted: this never panics (fuzzed in `fuzz/`), and callers cap the delay.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -234,7 +263,103 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::net::IpAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
     use super::*;
+    use crate::delivery::guard::Table;
+    use crate::domain::ALLOW_PRIVATE_SETTING;
+
+    /// A receiver on 127.0.0.1 that answers 204 to anything and counts the connections it got.
+    async fn counting_receiver() -> (u16, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let port = listener.local_addr().expect("bound").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let _ = socket.read(&mut buffer).await;
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        (port, connections)
+    }
+
+    /// A sender whose DNS says `rebind.example` is 127.0.0.1 and `mixed.example` is 10.0.0.7
+    /// and 127.0.0.1.
+    fn sender(allow_private: bool, allowed: &[&str]) -> HttpSender {
+        let table = Table(HashMap::from([
+            ("rebind.example", vec!["127.0.0.1".parse::<IpAddr>().expect("ip")]),
+            (
+                "mixed.example",
+                vec![
+                    "10.0.0.7".parse::<IpAddr>().expect("ip"),
+                    "127.0.0.1".parse::<IpAddr>().expect("ip"),
+                ],
+            ),
+        ]));
+        let allowed = allowed.iter().map(|n| n.parse().expect("cidr")).collect();
+        let guard = DestinationGuard::with_lookup(
+            allow_private,
+            allowed,
+            false,
+            Arc::new(table),
+            Duration::from_secs(1),
+        );
+        HttpSender::new(Duration::from_secs(5), Duration::from_secs(1), guard)
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_to_loopback_is_refused_at_connect_time() {
+        let (port, connections) = counting_receiver().await;
+        let result = sender(false, &[])
+            .post(&format!("http://rebind.example:{port}/hook"), &[], "{}")
+            .await;
+        assert_eq!(result.error_kind, Some("refused"), "{result:?}");
+        assert!(result.error_message.contains(ALLOW_PRIVATE_SETTING), "{result:?}");
+        assert!(!result.is_success());
+        let literal = sender(false, &[])
+            .post(&format!("http://127.0.0.1:{port}/hook"), &[], "{}")
+            .await;
+        assert_eq!(literal.error_kind, Some("refused"), "{literal:?}");
+        let mapped = sender(false, &[])
+            .post(&format!("http://[::ffff:127.0.0.1]:{port}/hook"), &[], "{}")
+            .await;
+        assert_eq!(mapped.error_kind, Some("refused"), "{mapped:?}");
+        assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing may connect");
+    }
+
+    #[tokio::test]
+    async fn allowed_addresses_connect_and_refused_ones_are_skipped() {
+        let (port, connections) = counting_receiver().await;
+        let listed = sender(false, &["127.0.0.1/32"]);
+        let result = listed
+            .post(&format!("http://rebind.example:{port}/hook"), &[], "{}")
+            .await;
+        assert!(result.is_success(), "{result:?}");
+        // 10.0.0.7 is dropped, so the connection goes to the listed 127.0.0.1 only.
+        let result = listed
+            .post(&format!("http://mixed.example:{port}/hook"), &[], "{}")
+            .await;
+        assert!(result.is_success(), "{result:?}");
+        let open = sender(true, &[]);
+        let result = open
+            .post(&format!("http://127.0.0.1:{port}/hook"), &[], "{}")
+            .await;
+        assert!(result.is_success(), "{result:?}");
+        assert!(connections.load(Ordering::SeqCst) >= 1);
+    }
 
     #[test]
     fn retry_after_accepts_seconds_and_dates() {

@@ -1,6 +1,7 @@
 //! Domain types whose constructors enforce the rules, so the rest of the service only ever holds
 //! valid values ("parse, don't validate").
 
+mod address;
 mod event;
 mod ids;
 mod page_token;
@@ -8,9 +9,10 @@ mod secret;
 pub mod timestamps;
 mod webhook;
 
+pub use address::blocked_range;
 pub use event::{Decision, PublishedEvent, TEST_EVENT_TYPE};
 pub use ids::parse_id;
-pub use page_token::{PageToken, page_size};
+pub use page_token::{PageFilters, PageToken, page_size};
 pub use secret::{Secret, SecretError};
 pub use webhook::{
     ALLOW_PRIVATE_SETTING, Description, DestinationUrl, EventSelection, Function, UpdateField,

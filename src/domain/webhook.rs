@@ -195,32 +195,10 @@ fn host_is_private(host: &Host<&str>) -> bool {
 }
 
 /// Whether `ip` is somewhere a webhook must not reach by default: loopback, private, link-local
-/// (cloud metadata included), CGNAT, unique-local, multicast, broadcast or unspecified.
+/// (cloud metadata included), CGNAT, unique-local, multicast, broadcast, unspecified, reserved
+/// and the other ranges of [`super::blocked_range`] (IPv4-mapped forms included).
 pub fn ip_is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_unspecified()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return ip_is_private(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-        }
-    }
+    super::blocked_range(ip).is_some()
 }
 
 /// The decisions that fire a webhook: approval at any of the chosen nodes, and/or rejection.

@@ -329,7 +329,10 @@ WITH due AS (
     FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE deliveries d
-SET next_attempt_at = now() + make_interval(secs => $2), claim_token = $3, updated_at = now()
+SET next_attempt_at = now() + make_interval(secs => $2), claim_token = $3, updated_at = now(),
+    -- Numbered at claim time, so an attempt that an admin's resend overtakes (or that a lease
+    -- takeover replaces) never shares its number with the one that follows.
+    attempt_count = d.attempt_count + 1
 FROM due, webhooks w, events ev
 WHERE d.id = due.id AND w.id = d.webhook_id AND ev.id = d.event_id
 RETURNING d.id, d.webhook_id, d.attempt_count, d.schedule_position, d.next_trigger, d.event_type, ev.body,
@@ -401,16 +404,17 @@ impl Store {
             .await?;
         rows.iter()
             .map(|row| {
-                let mut secrets = vec![Secret::from_bytes(row.try_get("secret")?)];
+                let sealed: Vec<u8> = row.try_get("secret")?;
+                let mut secrets = vec![self.vault().open(&sealed)?];
                 if let Some(previous) = row.try_get::<_, Option<Vec<u8>>>("previous_secret")? {
-                    secrets.push(Secret::from_bytes(previous));
+                    secrets.push(self.vault().open(&previous)?);
                 }
-                let attempt_count: i32 = row.try_get("attempt_count")?;
                 Ok(ClaimedDelivery {
                     id: row.try_get("id")?,
                     webhook_id: row.try_get("webhook_id")?,
                     claim_token: token,
-                    attempt_number: attempt_count + 1,
+                    // RETURNING gives the count after the claim counted this attempt.
+                    attempt_number: row.try_get("attempt_count")?,
                     schedule_position: row.try_get("schedule_position")?,
                     trigger: row.try_get("next_trigger")?,
                     event_type: row.try_get("event_type")?,

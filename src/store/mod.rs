@@ -6,7 +6,9 @@
 mod deliveries;
 mod events;
 mod migrate;
+mod keys;
 mod updates;
+mod vault;
 mod webhooks;
 
 pub use deliveries::{
@@ -14,6 +16,8 @@ pub use deliveries::{
     Outcome, WebhookStatsRecord,
 };
 pub use events::PublishOutcome;
+pub use keys::{ApiKeyRecord, Role, token_hash};
+pub use vault::Vault;
 pub use migrate::{ensure_database_exists, run_migrations};
 pub use updates::{UPDATES_CHANNEL, UpdateFilter, UpdateRecord};
 pub use webhooks::{NewWebhook, WebhookChanges, WebhookFilter, WebhookRecord};
@@ -73,6 +77,7 @@ impl StoreError {
 pub struct Store {
     pool: Pool,
     pg_config: tokio_postgres::Config,
+    vault: std::sync::Arc<Vault>,
 }
 
 impl Store {
@@ -95,7 +100,21 @@ impl Store {
             .create_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Self { pool, pg_config })
+        Ok(Self {
+            pool,
+            pg_config,
+            vault: std::sync::Arc::new(Vault::plaintext()),
+        })
+    }
+
+    /// Uses `vault` to seal and open webhook secrets.
+    pub fn with_vault(mut self, vault: Vault) -> Self {
+        self.vault = std::sync::Arc::new(vault);
+        self
+    }
+
+    pub(crate) fn vault(&self) -> &Vault {
+        &self.vault
     }
 
     /// The parsed connection settings, for connections outside the pool (LISTEN).

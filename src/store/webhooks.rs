@@ -26,10 +26,8 @@ pub struct WebhookRecord {
     pub events: EventSelection,
     /// Description.
     pub description: String,
-    /// Current signing secret.
-    pub secret: Secret,
-    /// The secret before the last rotation, while its grace period lasts.
-    pub previous_secret: Option<Secret>,
+    /// A few characters of the signing secret (the secret itself stays sealed in the store).
+    pub secret_hint: String,
     /// Deliver only the first matching event per request.
     pub deliver_once_per_request: bool,
     /// Whether deliveries are sent.
@@ -90,13 +88,12 @@ pub struct WebhookFilter {
 }
 
 const COLUMNS: &str = "id, seq, name, destination_url, function, approval_nodes, on_rejection, \
-    description, secret, CASE WHEN previous_secret_expires_at > now() THEN previous_secret END AS previous_secret, \
+    description, secret_hint, \
     deliver_once_per_request, enabled, disabled_reason, disabled_at, created_at, updated_at";
 
 fn from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
     let function: String = row.try_get("function")?;
     let nodes: Vec<i32> = row.try_get("approval_nodes")?;
-    let previous: Option<Vec<u8>> = row.try_get("previous_secret")?;
     Ok(WebhookRecord {
         id: row.try_get("id")?,
         seq: row.try_get("seq")?,
@@ -109,8 +106,7 @@ fn from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
             row.try_get("on_rejection")?,
         ),
         description: row.try_get("description")?,
-        secret: Secret::from_bytes(row.try_get("secret")?),
-        previous_secret: previous.map(Secret::from_bytes),
+        secret_hint: row.try_get("secret_hint")?,
         deliver_once_per_request: row.try_get("deliver_once_per_request")?,
         enabled: row.try_get("enabled")?,
         disabled_reason: row.try_get("disabled_reason")?,
@@ -130,8 +126,8 @@ impl Store {
         let client = self.client().await?;
         let sql = format!(
             "INSERT INTO webhooks (id, name, destination_url, function, approval_nodes, on_rejection, \
-             description, secret, deliver_once_per_request) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+             description, secret, deliver_once_per_request, secret_hint) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
         );
         let statement = client.prepare_cached(&sql).await?;
         let row = client
@@ -145,8 +141,9 @@ impl Store {
                     &nodes_column(&new.events),
                     &new.events.rejection(),
                     &new.description.as_str(),
-                    &new.secret.as_bytes(),
+                    &self.vault().seal(&new.secret)?,
                     &new.deliver_once_per_request,
+                    &new.secret.hint(),
                 ],
             )
             .await?;
@@ -305,13 +302,13 @@ impl Store {
     ) -> Result<Option<WebhookRecord>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
-            "UPDATE webhooks SET previous_secret = secret, secret = $2, \
+            "UPDATE webhooks SET previous_secret = secret, secret = $2, secret_hint = $4, \
              previous_secret_expires_at = now() + make_interval(secs => $3), updated_at = now() \
              WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
         );
         let statement = client.prepare_cached(&sql).await?;
         let row = client
-            .query_opt(&statement, &[&id, &secret.as_bytes(), &grace.as_secs_f64()])
+            .query_opt(&statement, &[&id, &self.vault().seal(secret)?, &grace.as_secs_f64(), &secret.hint()])
             .await?;
         row.as_ref().map(from_row).transpose()
     }

@@ -380,6 +380,49 @@ async fn a_delivery_fails_for_good_after_the_last_scheduled_attempt() {
     assert_eq!(failed.deliveries.len(), 1);
 }
 
+#[tokio::test]
+async fn an_unreachable_endpoint_is_recorded_as_a_connect_error_until_the_delivery_fails() {
+    let app = spawn_app_with(&["--retry-schedule", "100ms"]).await;
+    // A port that was just free: nothing listens on it.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    hook(&app, &format!("http://{closed}/h")).await;
+    let published = app
+        .publish(withdrawal_event("k1", "W-1", APPROVED, Some(1)))
+        .await;
+    let delivery = app
+        .wait_for_delivery_status(&published.delivery_ids[0], pb::DeliveryStatus::Failed)
+        .await;
+    assert_eq!(delivery.attempts.len(), 2);
+    for attempt in &delivery.attempts {
+        assert_eq!(attempt.error_kind(), pb::AttemptErrorKind::Connect);
+        assert_eq!(attempt.response_status, 0);
+        assert!(!attempt.error_message.is_empty());
+    }
+    assert_eq!(delivery.last_response_status, 0);
+    assert!(!delivery.status_reason.is_empty());
+}
+
+#[tokio::test]
+async fn a_response_body_over_64_kib_is_cut_in_history_and_flagged() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    rx.reply_by_default(Reply::status(200).with_body(&"x".repeat(100 * 1024)));
+    hook(&app, &rx.url("/h")).await;
+    let published = app
+        .publish(withdrawal_event("k1", "W-1", APPROVED, Some(1)))
+        .await;
+    let delivery = app
+        .wait_for_delivery_status(&published.delivery_ids[0], pb::DeliveryStatus::Succeeded)
+        .await;
+    let attempt = &delivery.attempts[0];
+    assert!(attempt.succeeded);
+    assert_eq!(attempt.response_body.len(), 64 * 1024);
+    assert!(attempt.response_body_truncated);
+}
+
 // ------------------------------------------------------------------------------------------
 // 410 Gone, resend, recovery, test events
 // ------------------------------------------------------------------------------------------
@@ -716,7 +759,7 @@ async fn first_attempt_in_flight(app: &TestApp, rx: &Receiver, path: &str) -> St
             let path = path.to_owned();
             move |r| r.path == path
         },
-        [Reply::status(500).after(Duration::from_millis(1500))],
+        [Reply::status(500).after(Duration::from_secs(2))],
     );
     let published = app
         .publish(withdrawal_event("k1", "W-1", APPROVED, Some(1)))

@@ -2,6 +2,7 @@
 //! database, and drives it through the generated gRPC clients over a real socket.
 
 mod admin;
+mod auth;
 mod delivery;
 mod helpers;
 mod ops;

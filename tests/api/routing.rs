@@ -342,6 +342,65 @@ async fn a_once_per_request_webhook_gets_the_first_matching_event_and_skips_the_
     assert_eq!(by_status.get("Skipped").map_or(0, Vec::len), 2);
 }
 
+#[tokio::test]
+async fn a_once_per_request_webhook_skips_the_second_event_of_a_request_within_one_batch() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let once = app
+        .create_webhook_from(
+            pb::Webhook {
+                deliver_once_per_request: true,
+                ..webhook_spec(&rx.url("/once"), pb::Function::Withdrawal, &[1, 2], false)
+            },
+            "",
+        )
+        .await
+        .webhook
+        .unwrap();
+    let batch = app
+        .ingest
+        .clone()
+        .publish_events(pb::PublishEventsRequest {
+            events: vec![
+                withdrawal_event("k1", "W-1", APPROVED, Some(1)),
+                withdrawal_event("k2", "W-1", APPROVED, Some(2)),
+                withdrawal_event("k3", "W-2", APPROVED, Some(2)),
+            ],
+        })
+        .await
+        .expect("batch stored")
+        .into_inner();
+    let statuses: Vec<pb::DeliveryStatus> = {
+        let mut statuses = Vec::new();
+        for result in &batch.results {
+            let delivery = app
+                .wait_for_delivery(&result.delivery_ids[0], "a final status", |d| {
+                    d.status != pb::DeliveryStatus::Pending as i32
+                })
+                .await;
+            statuses.push(delivery.status());
+        }
+        statuses
+    };
+    assert_eq!(
+        statuses,
+        vec![
+            pb::DeliveryStatus::Succeeded,
+            pb::DeliveryStatus::Skipped,
+            pb::DeliveryStatus::Succeeded
+        ]
+    );
+    let sent: Vec<(String, Option<u64>)> = rx
+        .received()
+        .iter()
+        .map(|r| (r.request_id(), r.approval_node()))
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.contains(&("W-1".into(), Some(1))));
+    assert!(sent.contains(&("W-2".into(), Some(2))));
+    assert_eq!(app.deliveries_of(&once.id).await.len(), 3);
+}
+
 // ------------------------------------------------------------------------------------------
 // Ordering per request
 // ------------------------------------------------------------------------------------------

@@ -1,0 +1,461 @@
+//! The operator tools of the `webhooks` binary, built on the generated gRPC clients:
+//! `webhooks hooks ...`, `webhooks deliveries ...` and `webhooks events publish` talk to a running
+//! service; `webhooks listen` is a local receiver that verifies signatures for integrators.
+//!
+//! Every client command takes `--server`, `--token` and `--output table|json`; errors go to
+//! stderr and the exit code reflects the gRPC status (see [`EXIT_CODES_HELP`]).
+
+pub mod deliveries;
+pub mod events;
+pub mod hooks;
+pub mod listen;
+pub mod output;
+
+use std::fmt::Write as _;
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use crate::proto::v1 as pb;
+use crate::proto::v1::event_ingest_client::EventIngestClient;
+use crate::proto::v1::webhook_admin_client::WebhookAdminClient;
+
+/// The exit codes of the client commands, shown by their `--help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  any other failure: INTERNAL, UNKNOWN, UNIMPLEMENTED, DATA_LOSS, CANCELLED, or a local
+     error such as an unreadable file or a port already in use
+  2  usage error (bad or missing flags, unreadable --file content) or INVALID_ARGUMENT,
+     OUT_OF_RANGE, FAILED_PRECONDITION
+  3  NOT_FOUND
+  4  PERMISSION_DENIED or UNAUTHENTICATED
+  5  UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED: the service cannot be reached
+     or is overloaded; try again later
+  6  ALREADY_EXISTS or ABORTED (a conflict, e.g. an idempotency key reused with other content)
+  7  not confirmed: the question was answered no, or there was no terminal to ask on and no --yes
+Errors are printed to stderr with the gRPC status message.";
+
+/// How long connecting to the service may take before the command gives up (exit code 5).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Output format of the client commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned text for people.
+    Table,
+    /// The proto messages as JSON (snake_case field names, enum names, RFC 3339 times), for
+    /// scripts. `deliveries watch` prints one object per line.
+    Json,
+}
+
+/// Flags shared by every command that talks to the service. They are global: they may come
+/// before or after the subcommand (`webhooks hooks --output json list` or
+/// `webhooks hooks list --output json`).
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// URL of the webhooks service's gRPC API (http://host:port).
+    #[arg(
+        long,
+        env = "WEBHOOKS_SERVER",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    pub server: String,
+
+    /// Token sent as `authorization: Bearer <token>` on every call.
+    #[arg(long, env = "WEBHOOKS_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+
+    /// Output format: `table` for people, `json` for scripts.
+    #[arg(long, env = "WEBHOOKS_OUTPUT", value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+}
+
+/// Why a client command failed; each maps to an exit code (see [`EXIT_CODES_HELP`]).
+#[derive(Debug)]
+pub enum CliError {
+    /// The service answered with an error. `flag` is the command-line flag behind the field the
+    /// message names, when there is one.
+    Status {
+        /// The gRPC status.
+        status: Status,
+        /// The flag that set the offending field, e.g. `--url`.
+        flag: Option<String>,
+    },
+    /// Bad flags or input; the message names the flag.
+    Usage(String),
+    /// The service cannot be reached.
+    Unavailable(String),
+    /// The operator did not confirm a destructive action.
+    NotConfirmed(String),
+    /// A local failure (I/O, binding a port, ...).
+    Other(String),
+}
+
+impl From<Status> for CliError {
+    fn from(status: Status) -> Self {
+        CliError::Status { status, flag: None }
+    }
+}
+
+impl CliError {
+    /// A gRPC error whose field (the text before the first `: ` of its message) is mapped to a
+    /// flag by `flag_for`, so people see which flag to fix.
+    pub fn status_with_flags(status: Status, flag_for: impl Fn(&str) -> Option<String>) -> Self {
+        let flag = if status.code() == Code::InvalidArgument {
+            status
+                .message()
+                .split_once(": ")
+                .and_then(|(field, _)| flag_for(field.trim()))
+        } else {
+            None
+        };
+        CliError::Status { status, flag }
+    }
+
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Status { status, .. } => exit_code_for(status.code()),
+            CliError::Usage(_) => 2,
+            CliError::Unavailable(_) => 5,
+            CliError::NotConfirmed(_) => 7,
+            CliError::Other(_) => 1,
+        }
+    }
+
+    /// The text printed to stderr.
+    pub fn message(&self) -> String {
+        match self {
+            CliError::Status { status, flag } => {
+                let mut text = if status.message().is_empty() {
+                    "the service answered with an error".to_owned()
+                } else {
+                    status.message().to_owned()
+                };
+                if let Some(flag) = flag {
+                    let _ = write!(text, " (set by {flag})");
+                }
+                let _ = write!(text, " [{}]", code_name(status.code()));
+                if let Some(bad_request) = status.get_details_bad_request() {
+                    // The message names the first violation; list the others too.
+                    for violation in bad_request.field_violations.iter().skip(1) {
+                        let _ = write!(text, "\n  {}: {}", violation.field, violation.description);
+                    }
+                }
+                text
+            }
+            CliError::Usage(message)
+            | CliError::Unavailable(message)
+            | CliError::NotConfirmed(message)
+            | CliError::Other(message) => message.clone(),
+        }
+    }
+}
+
+/// The exit code for a gRPC status code (0 for OK).
+pub fn exit_code_for(code: Code) -> u8 {
+    match code {
+        Code::Ok => 0,
+        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => 2,
+        Code::NotFound => 3,
+        Code::PermissionDenied | Code::Unauthenticated => 4,
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => 5,
+        Code::AlreadyExists | Code::Aborted => 6,
+        Code::Cancelled | Code::Unknown | Code::Unimplemented | Code::Internal | Code::DataLoss => {
+            1
+        }
+    }
+}
+
+/// The canonical name of a gRPC status code, e.g. `NOT_FOUND`.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Prints the error of a finished command and turns the outcome into the exit code.
+pub fn finish(result: Result<(), CliError>) -> ExitCode {
+    let _ = std::io::stdout().flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", error.message());
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call when a token is set.
+#[derive(Debug, Clone, Default)]
+pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for BearerToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The admin client the commands use.
+pub type AdminClient = WebhookAdminClient<InterceptedService<Channel, BearerToken>>;
+/// The ingest client the commands use.
+pub type IngestClient = EventIngestClient<InterceptedService<Channel, BearerToken>>;
+
+/// An open connection to the service.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    channel: Channel,
+    token: BearerToken,
+}
+
+impl Connection {
+    /// A `WebhookAdmin` client on this connection.
+    pub fn admin(&self) -> AdminClient {
+        WebhookAdminClient::with_interceptor(self.channel.clone(), self.token.clone())
+    }
+
+    /// An `EventIngest` client on this connection.
+    pub fn ingest(&self) -> IngestClient {
+        EventIngestClient::with_interceptor(self.channel.clone(), self.token.clone())
+    }
+}
+
+impl ClientArgs {
+    /// The `--server` URL, with `http://` added when no scheme is given.
+    pub fn server_url(&self) -> String {
+        let server = self.server.trim();
+        if server.contains("://") {
+            server.to_owned()
+        } else {
+            format!("http://{server}")
+        }
+    }
+
+    /// Connects to `--server`, checking `--token` first.
+    pub async fn connect(&self) -> Result<Connection, CliError> {
+        let token = match self.token.as_deref().map(str::trim) {
+            None | Some("") => BearerToken(None),
+            Some(token) => BearerToken(Some(
+                MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
+                    CliError::Usage(
+                        "--token: must be printable ASCII (it is sent as a header)".to_owned(),
+                    )
+                })?,
+            )),
+        };
+        let url = self.server_url();
+        if url.starts_with("https://") {
+            return Err(CliError::Usage(format!(
+                "--server {url}: https is not supported by this build; use http:// (for \
+                 example through a local port-forward)"
+            )));
+        }
+        let endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|e| CliError::Usage(format!("--server {url}: not a valid URL ({e})")))?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let channel = endpoint.connect().await.map_err(|e| {
+            CliError::Unavailable(format!(
+                "cannot reach the service at {url} (--server): {}",
+                error_chain(&e)
+            ))
+        })?;
+        Ok(Connection { channel, token })
+    }
+}
+
+/// An error and its sources, joined with `: `.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            let _ = write!(text, ": {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether a destructive command may go ahead without asking: `Ok(false)` with `--yes`,
+/// `Ok(true)` when it must ask on the terminal, and a refusal when stdin is not a terminal.
+/// `what` completes "refusing to ..." (e.g. `delete webhook 0197...`).
+pub fn must_ask(yes: bool, what: &str) -> Result<bool, CliError> {
+    if yes {
+        return Ok(false);
+    }
+    if std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    Err(CliError::NotConfirmed(format!(
+        "refusing to {what} without confirmation: stdin is not a terminal to ask on; pass --yes \
+         to confirm"
+    )))
+}
+
+/// Asks `question` on the terminal (`[y/N]`, on stderr) and reads the answer from stdin; anything
+/// but `y` or `yes` is a refusal, reported as `refused` ("nothing was deleted").
+pub async fn ask(question: &str, refused: &str) -> Result<(), CliError> {
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map(|_| line)
+    })
+    .await
+    .map_err(|e| CliError::Other(format!("reading the answer failed: {e}")))?
+    .map_err(|e| CliError::Other(format!("reading the answer from stdin failed: {e}")))?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(CliError::NotConfirmed(format!("not confirmed: {refused}"))),
+    }
+}
+
+/// Parses an RFC 3339 time flag (`2025-06-01T10:00:00Z`).
+pub fn parse_rfc3339(value: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(value.trim(), &Rfc3339)
+        .map_err(|e| format!("`{value}` is not an RFC 3339 time like 2025-06-01T10:00:00Z ({e})"))
+}
+
+/// A protobuf timestamp from a time.
+pub fn timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
+    crate::domain::timestamps::to_proto(at)
+}
+
+/// The request functions, as flag values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FunctionArg {
+    /// Withdrawal requests.
+    Withdrawal,
+    /// Prop-trading participation (challenge purchase) requests.
+    PropTradingParticipation,
+    /// Prop-trading live-stage (funded account) requests.
+    PropTradingLiveStage,
+}
+
+impl FunctionArg {
+    /// The proto enum.
+    pub fn proto(self) -> pb::Function {
+        match self {
+            FunctionArg::Withdrawal => pb::Function::Withdrawal,
+            FunctionArg::PropTradingParticipation => pb::Function::PropTradingParticipation,
+            FunctionArg::PropTradingLiveStage => pb::Function::PropTradingLiveStage,
+        }
+    }
+
+    /// The flag value, e.g. `prop-trading-live-stage`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FunctionArg::Withdrawal => "withdrawal",
+            FunctionArg::PropTradingParticipation => "prop-trading-participation",
+            FunctionArg::PropTradingLiveStage => "prop-trading-live-stage",
+        }
+    }
+}
+
+/// Delivery statuses, as flag values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    /// Waiting for an attempt.
+    Pending,
+    /// The destination answered 2xx.
+    Succeeded,
+    /// Every scheduled attempt failed.
+    Failed,
+    /// Not sent by design (once-per-request).
+    Skipped,
+    /// Not sent because the webhook was deleted.
+    Cancelled,
+}
+
+impl StatusArg {
+    /// The proto enum value.
+    pub fn proto(self) -> i32 {
+        (match self {
+            StatusArg::Pending => pb::DeliveryStatus::Pending,
+            StatusArg::Succeeded => pb::DeliveryStatus::Succeeded,
+            StatusArg::Failed => pb::DeliveryStatus::Failed,
+            StatusArg::Skipped => pb::DeliveryStatus::Skipped,
+            StatusArg::Cancelled => pb::DeliveryStatus::Cancelled,
+        }) as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_documented_exit_code() {
+        for (code, exit) in [
+            (Code::InvalidArgument, 2),
+            (Code::NotFound, 3),
+            (Code::PermissionDenied, 4),
+            (Code::Unauthenticated, 4),
+            (Code::Unavailable, 5),
+            (Code::AlreadyExists, 6),
+            (Code::Internal, 1),
+        ] {
+            assert_eq!(exit_code_for(code), exit, "{code:?}");
+            assert!(EXIT_CODES_HELP.contains(code_name(code)), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_argument_names_the_flag() {
+        let error = CliError::status_with_flags(
+            Status::invalid_argument("webhook.destination_url: must use the http or https scheme"),
+            |field| (field == "webhook.destination_url").then(|| "--url".to_owned()),
+        );
+        assert_eq!(error.exit_code(), 2);
+        assert_eq!(
+            error.message(),
+            "webhook.destination_url: must use the http or https scheme (set by --url) \
+             [INVALID_ARGUMENT]"
+        );
+    }
+
+    #[test]
+    fn server_urls_get_a_scheme() {
+        let args = |server: &str| ClientArgs {
+            server: server.to_owned(),
+            token: None,
+            output: Output::Table,
+        };
+        assert_eq!(args("127.0.0.1:1").server_url(), "http://127.0.0.1:1");
+        assert_eq!(args("http://h:1").server_url(), "http://h:1");
+    }
+}

@@ -1,0 +1,188 @@
+//! Webhook secrets at rest: sealed with XChaCha20-Poly1305 under `WEBHOOKS_ENCRYPTION_KEY`, so a
+//! database dump alone reveals no secret.
+//!
+//! Envelope: one version byte, then the payload.
+//! - `0x00` + key bytes: plaintext (no encryption key configured; development only).
+//! - `0x01` + 4-byte key fingerprint + 24-byte nonce + ciphertext: sealed. The fingerprint picks
+//!   the key among the current and previous ones, which is what makes key rotation possible:
+//!   configure the new key as current and the old one in `WEBHOOKS_ENCRYPTION_KEY_PREVIOUS`, run
+//!   `webhooks reencrypt`, then drop the old key.
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+use crate::domain::Secret;
+
+const PLAINTEXT: u8 = 0;
+const SEALED: u8 = 1;
+/// Binds ciphertexts to their purpose.
+const AAD: &[u8] = b"backoffice-webhooks/secret/v1";
+
+/// One encryption key and its fingerprint.
+struct SealingKey {
+    fingerprint: [u8; 4],
+    cipher: XChaCha20Poly1305,
+}
+
+impl SealingKey {
+    fn parse(encoded: &str) -> Result<Self, String> {
+        let bytes = STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| "must be standard base64 of 32 random bytes".to_owned())?;
+        if bytes.len() != 32 {
+            return Err(format!("must decode to 32 bytes, not {}", bytes.len()));
+        }
+        let mut fingerprint = [0u8; 4];
+        fingerprint.copy_from_slice(&Sha256::digest(&bytes)[..4]);
+        let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| "invalid key length".to_owned())?;
+        Ok(Self { fingerprint, cipher })
+    }
+}
+
+/// Seals and opens webhook secrets.
+#[derive(Default)]
+pub struct Vault {
+    current: Option<SealingKey>,
+    previous: Vec<SealingKey>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("encrypting", &self.current.is_some())
+            .field("previous_keys", &self.previous.len())
+            .finish()
+    }
+}
+
+impl Vault {
+    /// A vault that stores secrets in plaintext (no key configured).
+    pub fn plaintext() -> Self {
+        Self::default()
+    }
+
+    /// A vault sealing with `current` (base64 of 32 bytes) and also opening with `previous`.
+    /// Errors name the setting and the rule, never the key.
+    pub fn from_keys(current: Option<&str>, previous: &[String]) -> Result<Self, String> {
+        let current = current
+            .filter(|k| !k.trim().is_empty())
+            .map(SealingKey::parse)
+            .transpose()
+            .map_err(|e| format!("WEBHOOKS_ENCRYPTION_KEY {e}"))?;
+        let previous = previous
+            .iter()
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| SealingKey::parse(k).map_err(|e| format!("WEBHOOKS_ENCRYPTION_KEY_PREVIOUS {e}")))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { current, previous })
+    }
+
+    /// Whether new secrets are encrypted.
+    pub fn encrypts(&self) -> bool {
+        self.current.is_some()
+    }
+
+    /// The envelope to store for `secret`.
+    pub fn seal(&self, secret: &Secret) -> Result<Vec<u8>, StoreError> {
+        let Some(key) = &self.current else {
+            let mut envelope = vec![PLAINTEXT];
+            envelope.extend_from_slice(secret.as_bytes());
+            return Ok(envelope);
+        };
+        let mut nonce = [0u8; 24];
+        rand::rng().fill_bytes(&mut nonce);
+        let ciphertext = key
+            .cipher
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: secret.as_bytes(), aad: AAD })
+            .map_err(|_| StoreError::Corrupt("sealing a secret failed".into()))?;
+        let mut envelope = Vec::with_capacity(1 + 4 + 24 + ciphertext.len());
+        envelope.push(SEALED);
+        envelope.extend_from_slice(&key.fingerprint);
+        envelope.extend_from_slice(&nonce);
+        envelope.extend_from_slice(&ciphertext);
+        Ok(envelope)
+    }
+
+    /// The secret inside a stored envelope.
+    pub fn open(&self, envelope: &[u8]) -> Result<Secret, StoreError> {
+        match envelope.split_first() {
+            Some((&PLAINTEXT, key)) => Ok(Secret::from_bytes(key.to_vec())),
+            Some((&SEALED, rest)) if rest.len() > 28 => {
+                let (fingerprint, rest) = rest.split_at(4);
+                let (nonce, ciphertext) = rest.split_at(24);
+                let key = self
+                    .current
+                    .iter()
+                    .chain(self.previous.iter())
+                    .find(|k| k.fingerprint == fingerprint)
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(
+                            "a webhook secret is sealed with a key that is not configured \
+                             (set WEBHOOKS_ENCRYPTION_KEY or WEBHOOKS_ENCRYPTION_KEY_PREVIOUS)"
+                                .into(),
+                        )
+                    })?;
+                let plaintext = key
+                    .cipher
+                    .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: AAD })
+                    .map_err(|_| StoreError::Corrupt("a webhook secret failed authentication".into()))?;
+                Ok(Secret::from_bytes(plaintext))
+            }
+            _ => Err(StoreError::Corrupt("unknown secret envelope".into())),
+        }
+    }
+
+    /// Whether an envelope is sealed with the current key (re-encryption skips those).
+    pub fn is_current(&self, envelope: &[u8]) -> bool {
+        match (&self.current, envelope.split_first()) {
+            (Some(key), Some((&SEALED, rest))) => rest.get(..4) == Some(&key.fingerprint[..]),
+            (None, Some((&PLAINTEXT, _))) => true,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> String {
+        STANDARD.encode([byte; 32])
+    }
+
+    #[test]
+    fn sealed_secrets_open_and_do_not_contain_the_key() {
+        let vault = Vault::from_keys(Some(&key(1)), &[]).unwrap();
+        let secret = Secret::parse_or_generate("a-plain-secret-value").unwrap();
+        let envelope = vault.seal(&secret).unwrap();
+        assert!(!envelope.windows(10).any(|w| w == &b"a-plain-secret-value"[..10]));
+        assert_eq!(vault.open(&envelope).unwrap(), secret);
+        assert!(vault.is_current(&envelope));
+    }
+
+    #[test]
+    fn rotation_opens_old_envelopes_with_the_previous_key() {
+        let old = Vault::from_keys(Some(&key(1)), &[]).unwrap();
+        let secret = Secret::generate();
+        let envelope = old.seal(&secret).unwrap();
+        let rotated = Vault::from_keys(Some(&key(2)), &[key(1)]).unwrap();
+        assert_eq!(rotated.open(&envelope).unwrap(), secret);
+        assert!(!rotated.is_current(&envelope));
+        let without_old = Vault::from_keys(Some(&key(2)), &[]).unwrap();
+        assert!(without_old.open(&envelope).is_err());
+    }
+
+    #[test]
+    fn tampering_and_bad_keys_are_refused() {
+        let vault = Vault::from_keys(Some(&key(3)), &[]).unwrap();
+        let mut envelope = vault.seal(&Secret::generate()).unwrap();
+        let last = envelope.len() - 1;
+        envelope[last] ^= 1;
+        assert!(vault.open(&envelope).is_err());
+        assert!(Vault::from_keys(Some("short"), &[]).unwrap_err().contains("WEBHOOKS_ENCRYPTION_KEY"));
+    }
+}
