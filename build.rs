@@ -20,5 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .compile_with_config(config, PROTOS, &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
+    // refinery embeds migrations at compile time: a new file must trigger a rebuild.
+    println!("cargo:rerun-if-changed=migrations");
     Ok(())
 }

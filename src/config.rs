@@ -147,6 +147,25 @@ pub struct ServeConfig {
     #[arg(long, env = "WEBHOOKS_WORKER_CONCURRENCY", default_value_t = 64)]
     pub worker_concurrency: usize,
 
+    /// Attempts in flight to one webhook at once, across all instances, so one slow endpoint
+    /// cannot take every worker slot.
+    #[arg(long, env = "WEBHOOKS_MAX_IN_FLIGHT_PER_WEBHOOK", default_value_t = 16)]
+    pub max_in_flight_per_webhook: u32,
+
+    /// Consecutive failed attempts that open an endpoint's circuit: its deliveries then wait
+    /// (then one probe at a time) instead of using worker slots.
+    #[arg(long, env = "WEBHOOKS_CIRCUIT_BREAKER_THRESHOLD", default_value_t = 5)]
+    pub circuit_breaker_threshold: u32,
+
+    /// How long an open circuit first holds deliveries back; doubles with each further failure,
+    /// up to 10 minutes.
+    #[arg(long, env = "WEBHOOKS_CIRCUIT_BREAKER_COOLDOWN", default_value = "30s", value_parser = parse_duration)]
+    pub circuit_breaker_cooldown: Duration,
+
+    /// Disable a webhook whose deliveries have all failed for this long (0 never).
+    #[arg(long, env = "WEBHOOKS_AUTO_DISABLE_AFTER", default_value = "5d", value_parser = parse_duration)]
+    pub auto_disable_after: Duration,
+
     /// How often workers look for due deliveries when no notification wakes them.
     #[arg(long, env = "WEBHOOKS_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub poll_interval: Duration,
@@ -228,6 +247,18 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
+    /// The per-endpoint pacing these settings ask for.
+    pub fn delivery_policy(&self) -> crate::store::DeliveryPolicy {
+        crate::store::DeliveryPolicy {
+            max_in_flight_per_webhook: i64::from(self.max_in_flight_per_webhook.max(1)),
+            breaker_threshold: i32::try_from(self.circuit_breaker_threshold.max(1))
+                .unwrap_or(i32::MAX),
+            breaker_cooldown: self.circuit_breaker_cooldown,
+            auto_disable_after: (!self.auto_disable_after.is_zero())
+                .then_some(self.auto_disable_after),
+        }
+    }
+
     /// How long a claim holds a delivery: the whole request timeout plus a margin, so a slow
     /// attempt is never taken by another worker while it is still running.
     pub fn lease(&self) -> Duration {

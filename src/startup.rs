@@ -7,15 +7,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
-use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::api::auth::{AuthLayer, Authenticator, ConfiguredTokens};
 use crate::api::{AdminService, IngestService};
 use crate::config::ServeConfig;
 use crate::delivery::{HttpSender, Worker, WorkerSettings, listener};
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::event_ingest_server::EventIngestServer;
 use crate::proto::v1::webhook_admin_server::WebhookAdminServer;
-use crate::api::auth::{AuthLayer, Authenticator, ConfiguredTokens};
 use crate::store::{DELIVERIES_CHANNEL, Store, UPDATES_CHANNEL, Vault, ensure_database_exists};
 use crate::stream::UpdateHub;
 
@@ -36,8 +35,11 @@ impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         let tokens = configured_tokens(&config);
         let auth_enabled = config.require_auth || !tokens.is_empty();
-        let vault = Vault::from_keys(config.encryption_key.as_deref(), &config.encryption_key_previous)
-            .map_err(anyhow::Error::msg)?;
+        let vault = Vault::from_keys(
+            config.encryption_key.as_deref(),
+            &config.encryption_key_previous,
+        )
+        .map_err(anyhow::Error::msg)?;
         if !config.grpc_addr.ip().is_loopback() {
             if !auth_enabled {
                 anyhow::bail!(
@@ -56,12 +58,18 @@ impl Application {
             }
         }
         if !auth_enabled {
-            tracing::warn!("no token configured: the API is open to anyone who can reach {}", config.grpc_addr);
+            tracing::warn!(
+                "no token configured: the API is open to anyone who can reach {}",
+                config.grpc_addr
+            );
         }
         if !vault.encrypts() {
-            tracing::warn!("WEBHOOKS_ENCRYPTION_KEY is not set: webhook secrets are stored in plaintext");
+            tracing::warn!(
+                "WEBHOOKS_ENCRYPTION_KEY is not set: webhook secrets are stored in plaintext"
+            );
         }
-        let store = Store::connect(&config.database.database_url, config.database.db_pool_size)?.with_vault(vault);
+        let store = Store::connect(&config.database.database_url, config.database.db_pool_size)?
+            .with_vault(vault);
         ensure_database_exists(store.pg_config())
             .await
             .context("could not reach PostgreSQL to create the database (is DATABASE_URL right and the server up?)")?;
@@ -129,6 +137,7 @@ impl Application {
                     lease: self.config.lease(),
                     poll_interval: self.config.poll_interval,
                     retry_schedule: self.config.retry_schedule.clone(),
+                    policy: self.config.delivery_policy(),
                 },
                 wake,
             );
@@ -153,10 +162,14 @@ impl Application {
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // google.rpc.BadRequest, so grpcurl can show which field an error names.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let reflection_v1alpha = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // google.rpc.BadRequest, so grpcurl can show which field an error names.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
         let admin = WebhookAdminServer::new(AdminService::new(
@@ -178,10 +191,15 @@ impl Application {
         );
         let mut builder = tonic::transport::Server::builder();
         if let (Some(cert), Some(key)) = (&self.config.tls_cert, &self.config.tls_key) {
-            let cert = std::fs::read(cert).with_context(|| format!("reading WEBHOOKS_TLS_CERT {}", cert.display()))?;
-            let key = std::fs::read(key).with_context(|| format!("reading WEBHOOKS_TLS_KEY {}", key.display()))?;
+            let cert = std::fs::read(cert)
+                .with_context(|| format!("reading WEBHOOKS_TLS_CERT {}", cert.display()))?;
+            let key = std::fs::read(key)
+                .with_context(|| format!("reading WEBHOOKS_TLS_KEY {}", key.display()))?;
             builder = builder
-                .tls_config(tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key)))
+                .tls_config(
+                    tonic::transport::ServerTlsConfig::new()
+                        .identity(tonic::transport::Identity::from_pem(cert, key)),
+                )
                 .context("invalid TLS certificate or key")?;
         }
         let served = builder
@@ -191,7 +209,11 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(admin)
             .add_service(ingest)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(
+                // Small replies must not wait for Nagle's algorithm (40 ms stalls otherwise).
+                tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                shutdown,
+            )
             .await;
 
         let _ = stop_tx.send(true);
@@ -203,7 +225,11 @@ impl Application {
 
 fn configured_tokens(config: &ServeConfig) -> ConfiguredTokens {
     let clean = |tokens: &[String]| -> Vec<String> {
-        tokens.iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect()
+        tokens
+            .iter()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect()
     };
     ConfiguredTokens {
         admin: clean(&config.admin_token),
@@ -247,13 +273,14 @@ async fn report_health(
             } else if last.is_some() {
                 tracing::info!("health: SERVING again");
             }
-            reporter.set_service_status("", status).await;
             reporter
                 .set_service_status("backoffice.webhooks.v1.WebhookAdmin", status)
                 .await;
             reporter
                 .set_service_status("backoffice.webhooks.v1.EventIngest", status)
                 .await;
+            // The overall status last: whoever sees it can rely on the services' statuses.
+            reporter.set_service_status("", status).await;
             last = Some(healthy);
         }
         tokio::select! {

@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
                 assert!(name != "localhost" && !name.ends_with(".localhost"));
             }
         }
-        assert!(DestinationUrl::parse("u", &input, true).is_ok(), "allowing more accepts more");
+        assert!(
+            DestinationUrl::parse("u", &input, true).is_ok(),
+            "allowing more accepts more"
+        );
     }
     // The stored form is read back (UpdateWebhook re-parses it with private destinations
     // allowed), so it must parse again, to itself.

@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(request) = pb::PublishEventRequest::decode(data) else {
         return;
     };
-    let prefix = if data.len() % 2 == 0 { "" } else { "events[7]." };
+    let prefix = if data.len() % 2 == 0 {
+        ""
+    } else {
+        "events[7]."
+    };
     let event = match PublishedEvent::parse(&request, prefix) {
         Ok(event) => event,
         Err(error) => {
@@ -50,10 +54,14 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(body["data"]["approval_node"], node);
     assert_eq!(event.idempotency_key, request.idempotency_key);
     let data = &body["data"];
-    let inner = ["withdrawal", "prop_trading_participation", "prop_trading_live_stage"]
-        .iter()
-        .find_map(|key| data.get(*key))
-        .expect("the body carries the request");
+    let inner = [
+        "withdrawal",
+        "prop_trading_participation",
+        "prop_trading_live_stage",
+    ]
+    .iter()
+    .find_map(|key| data.get(*key))
+    .expect("the body carries the request");
     assert_eq!(inner["id"], event.request_id.as_str());
     assert!(!event.request_id.is_empty());
     for amount in ["amount", "account_size", "fee"] {

@@ -150,12 +150,9 @@ impl WebhookAdmin for AdminService {
         let fields = parse_update_mask(&paths).map_err(bad)?;
         if fields.contains(&UpdateField::DestinationUrl) {
             // Checked here, before the transaction, since it may resolve the name.
-            let destination = DestinationUrl::parse(
-                "webhook.destination_url",
-                &webhook.destination_url,
-                true,
-            )
-            .map_err(bad)?;
+            let destination =
+                DestinationUrl::parse("webhook.destination_url", &webhook.destination_url, true)
+                    .map_err(bad)?;
             self.destinations
                 .check_destination("webhook.destination_url", &destination)
                 .await
@@ -502,11 +499,8 @@ fn merge_update(
         match field {
             UpdateField::Name => changes.name = WebhookName::parse("webhook.name", &update.name)?,
             UpdateField::DestinationUrl => {
-                changes.destination_url = DestinationUrl::parse(
-                    "webhook.destination_url",
-                    &update.destination_url,
-                    true,
-                )?
+                changes.destination_url =
+                    DestinationUrl::parse("webhook.destination_url", &update.destination_url, true)?
             }
             UpdateField::Function => {
                 changes.function = Function::from_proto("webhook.function", update.function)?

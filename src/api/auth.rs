@@ -57,9 +57,13 @@ fn need(path: &str) -> Need {
     let method = parts.next().unwrap_or_default();
     match service {
         "grpc.health.v1.Health" => Need::Nothing,
-        "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection" => Need::AnyToken,
+        "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection" => {
+            Need::AnyToken
+        }
         "backoffice.webhooks.v1.EventIngest" => Need::Ingest,
-        "backoffice.webhooks.v1.WebhookAdmin" if READ_ONLY_ADMIN_RPCS.contains(&method) => Need::Read,
+        "backoffice.webhooks.v1.WebhookAdmin" if READ_ONLY_ADMIN_RPCS.contains(&method) => {
+            Need::Read
+        }
         _ => Need::Admin,
     }
 }
@@ -73,12 +77,17 @@ fn allows(role: Role, need: Need) -> bool {
     }
 }
 
+/// SHA-256 of a bearer token.
+type TokenHash = [u8; 32];
+/// A looked-up API key's role (None: unknown or revoked) and when it was looked up.
+type CachedRole = (Option<Role>, Instant);
+
 /// Decides whether a request may go on.
 pub struct Authenticator {
     enabled: bool,
     configured: HashMap<[u8; 32], Role>,
     store: Store,
-    cache: Mutex<HashMap<[u8; 32], (Option<Role>, Instant)>>,
+    cache: Mutex<HashMap<TokenHash, CachedRole>>,
     ingest_limiter: Option<DefaultKeyedRateLimiter<[u8; 32]>>,
 }
 
@@ -103,9 +112,18 @@ impl ConfiguredTokens {
 impl Authenticator {
     /// Authentication on (`enabled`) with `tokens` and the API keys in `store`; optionally a
     /// per-token limit of ingest requests per second.
-    pub fn new(enabled: bool, tokens: &ConfiguredTokens, store: Store, ingest_per_second: Option<NonZeroU32>) -> Self {
+    pub fn new(
+        enabled: bool,
+        tokens: &ConfiguredTokens,
+        store: Store,
+        ingest_per_second: Option<NonZeroU32>,
+    ) -> Self {
         let mut configured = HashMap::new();
-        for (list, role) in [(&tokens.viewer, Role::Viewer), (&tokens.ingest, Role::Ingest), (&tokens.admin, Role::Admin)] {
+        for (list, role) in [
+            (&tokens.viewer, Role::Viewer),
+            (&tokens.ingest, Role::Ingest),
+            (&tokens.admin, Role::Admin),
+        ] {
             for token in list.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
                 configured.insert(token_hash(token), role);
             }
@@ -115,7 +133,8 @@ impl Authenticator {
             configured,
             store,
             cache: Mutex::new(HashMap::new()),
-            ingest_limiter: ingest_per_second.map(|rate| RateLimiter::keyed(Quota::per_second(rate))),
+            ingest_limiter: ingest_per_second
+                .map(|rate| RateLimiter::keyed(Quota::per_second(rate))),
         }
     }
 
@@ -134,7 +153,9 @@ impl Authenticator {
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             })
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Status::unauthenticated("missing credentials: send `authorization: Bearer <token>`"))?;
+            .ok_or_else(|| {
+                Status::unauthenticated("missing credentials: send `authorization: Bearer <token>`")
+            })?;
         let hash = token_hash(token);
         let role = self
             .role_of(&hash)
@@ -168,7 +189,11 @@ impl Authenticator {
         {
             return Ok(*role);
         }
-        let role = self.store.api_key_role(hash).await.map_err(super::store_failure)?;
+        let role = self
+            .store
+            .api_key_role(hash)
+            .await
+            .map_err(super::store_failure)?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= KEY_CACHE_MAX {
                 cache.clear();
@@ -212,7 +237,10 @@ pub struct AuthService<S> {
 
 impl<S, B> tower::Service<http::Request<B>> for AuthService<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -235,7 +263,10 @@ where
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            match auth.check(request.uri().path(), authorization.as_deref()).await {
+            match auth
+                .check(request.uri().path(), authorization.as_deref())
+                .await
+            {
                 Ok(()) => inner.call(request).await,
                 Err(status) => Ok(status.into_http()),
             }
@@ -250,10 +281,22 @@ mod tests {
     #[test]
     fn every_path_needs_the_right_role() {
         assert_eq!(need("/grpc.health.v1.Health/Check"), Need::Nothing);
-        assert_eq!(need("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"), Need::AnyToken);
-        assert_eq!(need("/backoffice.webhooks.v1.EventIngest/PublishEvent"), Need::Ingest);
-        assert_eq!(need("/backoffice.webhooks.v1.WebhookAdmin/ListWebhooks"), Need::Read);
-        assert_eq!(need("/backoffice.webhooks.v1.WebhookAdmin/CreateWebhook"), Need::Admin);
+        assert_eq!(
+            need("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+            Need::AnyToken
+        );
+        assert_eq!(
+            need("/backoffice.webhooks.v1.EventIngest/PublishEvent"),
+            Need::Ingest
+        );
+        assert_eq!(
+            need("/backoffice.webhooks.v1.WebhookAdmin/ListWebhooks"),
+            Need::Read
+        );
+        assert_eq!(
+            need("/backoffice.webhooks.v1.WebhookAdmin/CreateWebhook"),
+            Need::Admin
+        );
         assert_eq!(need("/something.Else/Method"), Need::Admin);
         assert!(!allows(Role::Ingest, Need::Read));
         assert!(!allows(Role::Viewer, Need::Ingest));

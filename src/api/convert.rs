@@ -22,6 +22,8 @@ pub(crate) fn webhook(record: &WebhookRecord) -> pb::Webhook {
         updated_at: Some(to_proto(record.updated_at)),
         disabled_reason: record.disabled_reason.clone().unwrap_or_default(),
         disabled_at: record.disabled_at.map(to_proto),
+        consecutive_failures: record.consecutive_failures.max(0) as u32,
+        circuit_open_until: record.circuit_open_until.map(to_proto),
     }
 }
 

@@ -217,7 +217,9 @@ impl DestinationGuard {
             return Ok(());
         }
         let refused = |ip: IpAddr, range: &str, via: Option<&str>| {
-            let via = via.map(|name| format!("{name} resolves to ")).unwrap_or_default();
+            let via = via
+                .map(|name| format!("{name} resolves to "))
+                .unwrap_or_default();
             ValidationError::new(
                 field,
                 format!(
@@ -306,7 +308,10 @@ impl DestinationGuard {
 
     /// An HTTP connector that resolves names with [`DestinationGuard::resolver`] and refuses
     /// blocked address literals; `http` is the connector's configuration (timeouts, nodelay).
-    pub fn connector(&self, configure: impl FnOnce(&mut HttpConnector<GuardedResolver>)) -> GuardedConnector {
+    pub fn connector(
+        &self,
+        configure: impl FnOnce(&mut HttpConnector<GuardedResolver>),
+    ) -> GuardedConnector {
         let mut http = HttpConnector::new_with_resolver(self.resolver());
         configure(&mut http);
         GuardedConnector {
@@ -479,20 +484,28 @@ mod tests {
     }
 
     async fn check(guard: &DestinationGuard, text: &str) -> Result<(), ValidationError> {
-        guard.check_destination("webhook.destination_url", &url(text)).await
+        guard
+            .check_destination("webhook.destination_url", &url(text))
+            .await
     }
 
     #[test]
     fn the_allow_list_admits_only_listed_addresses() {
         let guard = guard(false, &["127.0.0.1/32", "10.20.0.0/16"], false);
         assert!(guard.permits(ip("127.0.0.1")));
-        assert!(guard.permits(ip("::ffff:127.0.0.1")), "mapped form of a listed address");
+        assert!(
+            guard.permits(ip("::ffff:127.0.0.1")),
+            "mapped form of a listed address"
+        );
         assert!(guard.permits(ip("10.20.3.4")));
         assert!(!guard.permits(ip("127.0.0.2")));
         assert!(!guard.permits(ip("10.21.0.1")));
         assert!(!guard.permits(ip("::1")));
         assert!(!guard.permits(ip("169.254.169.254")));
-        assert!(guard.permits(ip("93.184.216.34")), "public addresses need no listing");
+        assert!(
+            guard.permits(ip("93.184.216.34")),
+            "public addresses need no listing"
+        );
         let open = self::guard(true, &[], false);
         assert!(open.permits(ip("169.254.169.254")));
     }
@@ -510,8 +523,14 @@ mod tests {
         ] {
             let error = check(&guard, text).await.expect_err(text);
             assert_eq!(error.field, "webhook.destination_url");
-            assert!(error.rule.contains(ALLOW_PRIVATE_SETTING), "{text}: {error}");
-            assert!(error.rule.contains(ALLOWED_CIDRS_SETTING), "{text}: {error}");
+            assert!(
+                error.rule.contains(ALLOW_PRIVATE_SETTING),
+                "{text}: {error}"
+            );
+            assert!(
+                error.rule.contains(ALLOWED_CIDRS_SETTING),
+                "{text}: {error}"
+            );
         }
         assert!(check(&guard, "https://93.184.216.34/hook").await.is_ok());
     }
@@ -527,10 +546,18 @@ mod tests {
             "http://localhost:9/h",
         ] {
             let error = check(&guard, text).await.expect_err(text);
-            assert!(error.rule.contains(ALLOW_PRIVATE_SETTING), "{text}: {error}");
+            assert!(
+                error.rule.contains(ALLOW_PRIVATE_SETTING),
+                "{text}: {error}"
+            );
         }
-        let error = check(&guard, "https://rebind.example/h").await.expect_err("refused");
-        assert!(error.rule.contains("rebind.example resolves to 127.0.0.1"), "{error}");
+        let error = check(&guard, "https://rebind.example/h")
+            .await
+            .expect_err("refused");
+        assert!(
+            error.rule.contains("rebind.example resolves to 127.0.0.1"),
+            "{error}"
+        );
         assert!(check(&guard, "https://public.example/h").await.is_ok());
     }
 
@@ -538,7 +565,10 @@ mod tests {
     async fn names_that_do_not_resolve_are_accepted_but_not_loopback_names() {
         let guard = guard(false, &[], false);
         assert!(check(&guard, "https://nowhere.example/h").await.is_ok());
-        assert!(check(&guard, "https://hangs.example/h").await.is_ok(), "timeout");
+        assert!(
+            check(&guard, "https://hangs.example/h").await.is_ok(),
+            "timeout"
+        );
         assert!(check(&guard, "https://api.localhost/h").await.is_err());
     }
 
@@ -556,14 +586,20 @@ mod tests {
     #[tokio::test]
     async fn require_https_refuses_http() {
         let guard = guard(true, &[], true);
-        let error = check(&guard, "http://public.example/").await.expect_err("http");
+        let error = check(&guard, "http://public.example/")
+            .await
+            .expect_err("http");
         assert!(error.rule.contains(REQUIRE_HTTPS_SETTING), "{error}");
         assert!(check(&guard, "https://public.example/").await.is_ok());
         let refused = guard
             .check_before_connect("http://public.example/")
             .expect_err("http at send time");
         assert!(refused.to_string().contains(REQUIRE_HTTPS_SETTING));
-        assert!(guard.check_before_connect("https://public.example/").is_ok());
+        assert!(
+            guard
+                .check_before_connect("https://public.example/")
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -582,12 +618,18 @@ mod tests {
             .await
             .expect_err("only loopback");
         let refused = find_refusal(error.as_ref()).expect("a guard refusal");
-        assert!(refused.to_string().contains(ALLOW_PRIVATE_SETTING), "{refused}");
+        assert!(
+            refused.to_string().contains(ALLOW_PRIVATE_SETTING),
+            "{refused}"
+        );
         let error = resolver
             .call(Name::from_str("nowhere.example").expect("name"))
             .await
             .expect_err("no such name");
-        assert!(find_refusal(error.as_ref()).is_none(), "a DNS failure is not a refusal");
+        assert!(
+            find_refusal(error.as_ref()).is_none(),
+            "a DNS failure is not a refusal"
+        );
     }
 
     #[tokio::test]
@@ -601,7 +643,9 @@ mod tests {
             .await
             .expect_err("loopback only");
         assert!(find_refusal(error.as_ref()).is_some(), "{error}");
-        let error = check(&guard, "http://localhost:9/").await.expect_err("loopback");
+        let error = check(&guard, "http://localhost:9/")
+            .await
+            .expect_err("loopback");
         assert!(error.rule.contains(ALLOW_PRIVATE_SETTING), "{error}");
     }
 }

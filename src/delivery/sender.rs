@@ -300,7 +300,10 @@ mod tests {
     /// and 127.0.0.1.
     fn sender(allow_private: bool, allowed: &[&str]) -> HttpSender {
         let table = Table(HashMap::from([
-            ("rebind.example", vec!["127.0.0.1".parse::<IpAddr>().expect("ip")]),
+            (
+                "rebind.example",
+                vec!["127.0.0.1".parse::<IpAddr>().expect("ip")],
+            ),
             (
                 "mixed.example",
                 vec![
@@ -327,7 +330,10 @@ mod tests {
             .post(&format!("http://rebind.example:{port}/hook"), &[], "{}")
             .await;
         assert_eq!(result.error_kind, Some("refused"), "{result:?}");
-        assert!(result.error_message.contains(ALLOW_PRIVATE_SETTING), "{result:?}");
+        assert!(
+            result.error_message.contains(ALLOW_PRIVATE_SETTING),
+            "{result:?}"
+        );
         assert!(!result.is_success());
         let literal = sender(false, &[])
             .post(&format!("http://127.0.0.1:{port}/hook"), &[], "{}")

@@ -14,7 +14,7 @@ use super::retry::decide;
 use super::sender::{AttemptResult, HttpSender};
 use super::signature::sign;
 use crate::config::RetrySchedule;
-use crate::store::{ClaimedDelivery, NewAttempt, Outcome, Store};
+use crate::store::{ClaimedDelivery, DeliveryPolicy, NewAttempt, Outcome, Store};
 
 /// The user agent sent with every delivery.
 const USER_AGENT: &str = concat!("backoffice-webhooks/", env!("CARGO_PKG_VERSION"));
@@ -32,6 +32,8 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// Delays between attempts.
     pub retry_schedule: RetrySchedule,
+    /// Per-endpoint pacing: in-flight cap, circuit breaker, auto-disable.
+    pub policy: DeliveryPolicy,
 }
 
 /// When the delivery loop last made progress, so health can tell a stalled loop from an idle
@@ -125,7 +127,11 @@ impl Worker {
             }
             let claimed = match this
                 .store
-                .claim_due(permits.len() as i64, this.settings.lease)
+                .claim_due(
+                    permits.len() as i64,
+                    this.settings.lease,
+                    &this.settings.policy,
+                )
                 .await
             {
                 Ok(claimed) => {
@@ -204,26 +210,26 @@ impl Worker {
             "delivery attempt"
         );
         crate::metrics::record_attempt(outcome_name(&outcome), result.duration);
-        if result.is_gone() {
-            let reason = format!(
+        // 410 Gone: the endpoint asks us to stop; the webhook is disabled with the attempt.
+        let gone = result.is_gone().then(|| {
+            format!(
                 "endpoint answered 410 Gone at {}",
                 crate::domain::timestamps::rfc3339(started_at)
-            );
-            if let Err(e) = self
-                .store
-                .disable_webhook_for(delivery.webhook_id, &reason)
-                .await
-            {
-                tracing::warn!(error = %e, webhook_id = %delivery.webhook_id, "could not disable a gone webhook");
-            }
-        }
+            )
+        });
         let attempt = new_attempt(&delivery, started_at, headers, result);
         // The attempt happened: try hard to record it. If the database stays away, the lease
         // expires and the delivery is attempted again (at-least-once), so nothing is lost.
         for pause in [100, 500, 2000, 5000] {
             match self
                 .store
-                .record_attempt(&delivery, &attempt, &outcome)
+                .record_attempt(
+                    &delivery,
+                    &attempt,
+                    &outcome,
+                    &self.settings.policy,
+                    gone.as_deref(),
+                )
                 .await
             {
                 Ok(_) => return,

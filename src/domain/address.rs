@@ -45,7 +45,10 @@ const BLOCKED_V6: &[(Ipv6Net, &str)] = &[
         v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48),
         "local-use NAT64 (64:ff9b:1::/48)",
     ),
-    (v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), "discard-only (100::/64)"),
+    (
+        v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64),
+        "discard-only (100::/64)",
+    ),
     (v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), "Teredo (2001::/32)"),
     (
         v6([0x2001, 2, 0, 0, 0, 0, 0, 0], 48),
@@ -59,8 +62,14 @@ const BLOCKED_V6: &[(Ipv6Net, &str)] = &[
         v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20),
         "documentation (3fff::/20)",
     ),
-    (v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), "unique-local (fc00::/7)"),
-    (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), "link-local (fe80::/10)"),
+    (
+        v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
+        "unique-local (fc00::/7)",
+    ),
+    (
+        v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),
+        "link-local (fe80::/10)",
+    ),
     (
         v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10),
         "site-local, deprecated (fec0::/10)",
@@ -111,12 +120,7 @@ fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(mapped);
     }
     let s = v6.segments();
-    let low = Ipv4Addr::new(
-        (s[6] >> 8) as u8,
-        s[6] as u8,
-        (s[7] >> 8) as u8,
-        s[7] as u8,
-    );
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         return Some(low);
     }
@@ -212,7 +216,11 @@ mod tests {
         ] {
             assert!(blocked(ip), "{ip} must be blocked");
         }
-        for ip in ["2606:4700:4700::1111", "2a00:1450:4001::1", "2001:4860::8888"] {
+        for ip in [
+            "2606:4700:4700::1111",
+            "2a00:1450:4001::1",
+            "2001:4860::8888",
+        ] {
             assert!(!blocked(ip), "{ip} must pass");
         }
     }
@@ -241,7 +249,9 @@ mod tests {
     fn the_range_is_named() {
         let metadata = blocked_range(IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)));
         assert!(metadata.is_some_and(|name| name.contains("metadata")));
-        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let mapped: IpAddr = "::ffff:127.0.0.1"
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         assert!(blocked_range(mapped).is_some_and(|name| name.contains("loopback")));
     }
 }

@@ -135,7 +135,9 @@ pub const ALLOW_PRIVATE_SETTING: &str = "WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS";
 
 impl DestinationUrl {
     /// Parses `value`. Unless `allow_private`, a literal loopback, private, link-local or
-    /// unspecified address (or `localhost`) is refused.
+    /// unspecified address (or `localhost`) is refused. This is only the syntactic part of the
+    /// SSRF guard: the API parses with `allow_private = true` and then applies
+    /// `delivery::DestinationGuard` (allow-list, https requirement, names resolved and checked).
     pub fn parse(field: &str, value: &str, allow_private: bool) -> Result<Self, ValidationError> {
         if value.len() > 2048 {
             return Err(ValidationError::new(
@@ -336,9 +338,16 @@ pub fn parse_update_mask(paths: &[String]) -> Result<Vec<UpdateField>, Validatio
                 FIELD,
                 "`secret_hint` is output only: use RotateWebhookSecret",
             )),
-            "id" | "created_at" | "updated_at" | "disabled_reason" | "disabled_at" => Err(
-                ValidationError::new(FIELD, format!("`{path}` is output only")),
-            ),
+            "id"
+            | "created_at"
+            | "updated_at"
+            | "disabled_reason"
+            | "disabled_at"
+            | "consecutive_failures"
+            | "circuit_open_until" => Err(ValidationError::new(
+                FIELD,
+                format!("`{path}` is output only"),
+            )),
             other => Err(ValidationError::new(
                 FIELD,
                 format!("unknown field `{other}`"),

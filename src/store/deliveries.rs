@@ -217,6 +217,32 @@ pub enum Outcome {
     },
 }
 
+/// How deliveries to one endpoint are paced, enforced in the claim and result statements so
+/// every instance agrees.
+#[derive(Debug, Clone)]
+pub struct DeliveryPolicy {
+    /// Attempts in flight to one webhook at once, across instances.
+    pub max_in_flight_per_webhook: i64,
+    /// Consecutive failures that open the circuit.
+    pub breaker_threshold: i32,
+    /// How long an open circuit holds deliveries back at first (doubling per further failure,
+    /// up to 10 minutes).
+    pub breaker_cooldown: Duration,
+    /// Disable a webhook whose deliveries have all failed for this long (None: never).
+    pub auto_disable_after: Option<Duration>,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        Self {
+            max_in_flight_per_webhook: 16,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            auto_disable_after: Some(Duration::from_secs(5 * 86400)),
+        }
+    }
+}
+
 /// ListDeliveries filters.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
@@ -315,16 +341,50 @@ pub(super) fn attempt_from_row(row: &Row, id_column: &str) -> Result<AttemptReco
 /// Claims up to `$1` due deliveries: pending, due, webhook enabled, and no earlier pending
 /// delivery to the same webhook about the same request (ordering per request).
 const CLAIM: &str = "
-WITH due AS (
+WITH busy AS (
+    -- Attempts in flight per webhook (claimed, lease running), across all instances.
+    SELECT webhook_id, count(*) AS in_flight
+    FROM deliveries
+    WHERE status = 'pending' AND claim_token IS NOT NULL AND next_attempt_at > now()
+    GROUP BY webhook_id
+),
+endpoints AS (
+    -- Each sendable endpoint and how many more attempts it may have in flight: the cap, or one
+    -- probe while its circuit is half-open. An open circuit holds its deliveries back.
+    SELECT w.id,
+           (CASE WHEN w.consecutive_failures >= $5::int THEN 1 ELSE $4::bigint END) - coalesce(b.in_flight, 0) AS room
+    FROM webhooks w
+    LEFT JOIN busy b ON b.webhook_id = w.id
+    WHERE w.enabled AND w.deleted_at IS NULL
+      AND (w.circuit_open_until IS NULL OR w.circuit_open_until <= now())
+),
+candidates AS (
+    -- The oldest due deliveries of each endpoint, up to its room, so one saturated endpoint
+    -- never hides the others' work.
+    SELECT c.id, c.next_attempt_at
+    FROM endpoints e
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.next_attempt_at
+        FROM deliveries d
+        WHERE d.webhook_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+          -- Ordering per request: nothing overtakes an earlier pending delivery.
+          AND (d.request_id = '' OR NOT EXISTS (
+              SELECT 1 FROM deliveries p
+              WHERE p.webhook_id = d.webhook_id AND p.request_id = d.request_id
+                AND p.status = 'pending' AND p.seq < d.seq))
+        ORDER BY d.next_attempt_at
+        LIMIT least(e.room, $1::bigint)
+    ) c
+    WHERE e.room > 0
+),
+due AS (
     SELECT d.id
     FROM deliveries d
+    JOIN candidates c ON c.id = d.id
+    -- Re-checked on the locked row version, so a delivery another worker claimed meanwhile is
+    -- never taken twice.
     WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-      AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.enabled AND w.deleted_at IS NULL)
-      AND (d.request_id = '' OR NOT EXISTS (
-          SELECT 1 FROM deliveries e
-          WHERE e.webhook_id = d.webhook_id AND e.request_id = d.request_id
-            AND e.status = 'pending' AND e.seq < d.seq))
-    ORDER BY d.next_attempt_at
+    ORDER BY c.next_attempt_at
     LIMIT $1
     FOR UPDATE OF d SKIP LOCKED
 )
@@ -356,6 +416,33 @@ updated AS (
         next_trigger = 'scheduled', claim_token = NULL, last_response_status = $9, updated_at = now()
     WHERE id = $2 AND claim_token = $19
     RETURNING *
+),
+endpoint AS (
+    -- Endpoint health, touched only when it changes (a success on a healthy endpoint writes
+    -- nothing, so busy endpoints do not contend on their webhook row). Disables the webhook on
+    -- 410 Gone ($23, reason $24) or once every delivery failed for the auto-disable span ($26).
+    UPDATE webhooks w
+    SET consecutive_failures = CASE WHEN $20 THEN 0 ELSE w.consecutive_failures + 1 END,
+        failing_since = CASE WHEN $20 THEN NULL ELSE coalesce(w.failing_since, now()) END,
+        circuit_open_until = CASE
+            WHEN $20 THEN NULL
+            WHEN w.consecutive_failures + 1 >= $21 THEN now() + make_interval(secs =>
+                least($22::float8 * power(2, least(w.consecutive_failures + 1 - $21, 10)), 600))
+            ELSE w.circuit_open_until END,
+        enabled = w.enabled AND NOT x.disable,
+        disabled_reason = CASE WHEN w.enabled AND x.disable THEN x.reason ELSE w.disabled_reason END,
+        disabled_at = CASE WHEN w.enabled AND x.disable THEN now() ELSE w.disabled_at END,
+        updated_at = CASE WHEN w.enabled AND x.disable THEN now() ELSE w.updated_at END
+    FROM (
+        SELECT id,
+               coalesce($23 OR (NOT $20 AND $26::float8 > 0 AND failing_since < now() - make_interval(secs => $26::float8)), false) AS disable,
+               CASE WHEN $23 THEN $24
+                    ELSE 'auto-disabled: every delivery has failed since ' || to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+               END AS reason
+        FROM webhooks WHERE id = $25
+    ) x
+    WHERE w.id = x.id AND EXISTS (SELECT 1 FROM updated)
+      AND (NOT $20 OR w.consecutive_failures > 0 OR w.failing_since IS NOT NULL OR w.circuit_open_until IS NOT NULL)
 )
 INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, attempt_count,
     next_attempt_at, last_response_status, attempt_id)
@@ -395,12 +482,22 @@ impl Store {
         &self,
         limit: i64,
         lease: Duration,
+        policy: &DeliveryPolicy,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(CLAIM).await?;
         let token = Uuid::new_v4();
         let rows = client
-            .query(&statement, &[&limit, &lease.as_secs_f64(), &token])
+            .query(
+                &statement,
+                &[
+                    &limit,
+                    &lease.as_secs_f64(),
+                    &token,
+                    &policy.max_in_flight_per_webhook,
+                    &policy.breaker_threshold,
+                ],
+            )
             .await?;
         rows.iter()
             .map(|row| {
@@ -433,6 +530,8 @@ impl Store {
         claimed: &ClaimedDelivery,
         attempt: &NewAttempt,
         outcome: &Outcome,
+        policy: &DeliveryPolicy,
+        disable: Option<&str>,
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(RECORD_ATTEMPT).await?;
@@ -473,27 +572,17 @@ impl Store {
                     &position,
                     &delay,
                     &claimed.claim_token,
+                    &matches!(outcome, Outcome::Succeeded),
+                    &policy.breaker_threshold,
+                    &policy.breaker_cooldown.as_secs_f64(),
+                    &disable.is_some(),
+                    &disable.unwrap_or_default(),
+                    &claimed.webhook_id,
+                    &policy.auto_disable_after.map_or(0.0, |d| d.as_secs_f64()),
                 ],
             )
             .await?;
         Ok(changed == 1)
-    }
-
-    /// Disables a webhook on the endpoint's behalf (410 Gone), keeping an earlier reason.
-    pub async fn disable_webhook_for(
-        &self,
-        webhook_id: Uuid,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE webhooks SET enabled = false, disabled_reason = $2, disabled_at = now(), updated_at = now() \
-                 WHERE id = $1 AND enabled",
-                &[&webhook_id, &reason],
-            )
-            .await?;
-        Ok(())
     }
 
     /// A page of deliveries, newest first, and the next page's token.

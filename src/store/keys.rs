@@ -66,7 +66,11 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 
 impl Store {
     /// Creates a key; returns it and the token, which is shown only now.
-    pub async fn create_api_key(&self, name: &str, role: Role) -> Result<(ApiKeyRecord, String), StoreError> {
+    pub async fn create_api_key(
+        &self,
+        name: &str,
+        role: Role,
+    ) -> Result<(ApiKeyRecord, String), StoreError> {
         let mut random = [0u8; 32];
         rand::rng().fill_bytes(&mut random);
         let token = format!("whk_{}", URL_SAFE_NO_PAD.encode(random));
@@ -98,7 +102,10 @@ impl Store {
     pub async fn revoke_api_key(&self, id: Uuid) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let changed = client
-            .execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", &[&id])
+            .execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+                &[&id],
+            )
             .await?;
         Ok(changed == 1)
     }
@@ -107,7 +114,9 @@ impl Store {
     pub async fn api_key_role(&self, hash: &[u8; 32]) -> Result<Option<Role>, StoreError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached("SELECT role FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL")
+            .prepare_cached(
+                "SELECT role FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL",
+            )
             .await?;
         let row = client.query_opt(&statement, &[&hash.to_vec()]).await?;
         Ok(match row {
@@ -122,7 +131,8 @@ fn key_from_row(row: &tokio_postgres::Row) -> Result<ApiKeyRecord, StoreError> {
     Ok(ApiKeyRecord {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown role {role}")))?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role}")))?,
         token_prefix: row.try_get("token_prefix")?,
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,

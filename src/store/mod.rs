@@ -5,21 +5,21 @@
 
 mod deliveries;
 mod events;
-mod migrate;
 mod keys;
+mod migrate;
 mod updates;
 mod vault;
 mod webhooks;
 
 pub use deliveries::{
-    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, DeliveryStatus, NewAttempt,
-    Outcome, WebhookStatsRecord,
+    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryPolicy, DeliveryRecord, DeliveryStatus,
+    NewAttempt, Outcome, WebhookStatsRecord,
 };
 pub use events::PublishOutcome;
 pub use keys::{ApiKeyRecord, Role, token_hash};
-pub use vault::Vault;
 pub use migrate::{ensure_database_exists, run_migrations};
 pub use updates::{UPDATES_CHANNEL, UpdateFilter, UpdateRecord};
+pub use vault::Vault;
 pub use webhooks::{NewWebhook, WebhookChanges, WebhookFilter, WebhookRecord};
 
 use std::str::FromStr;

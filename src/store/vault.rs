@@ -38,8 +38,12 @@ impl SealingKey {
         }
         let mut fingerprint = [0u8; 4];
         fingerprint.copy_from_slice(&Sha256::digest(&bytes)[..4]);
-        let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| "invalid key length".to_owned())?;
-        Ok(Self { fingerprint, cipher })
+        let cipher = XChaCha20Poly1305::new_from_slice(&bytes)
+            .map_err(|_| "invalid key length".to_owned())?;
+        Ok(Self {
+            fingerprint,
+            cipher,
+        })
     }
 }
 
@@ -76,7 +80,9 @@ impl Vault {
         let previous = previous
             .iter()
             .filter(|k| !k.trim().is_empty())
-            .map(|k| SealingKey::parse(k).map_err(|e| format!("WEBHOOKS_ENCRYPTION_KEY_PREVIOUS {e}")))
+            .map(|k| {
+                SealingKey::parse(k).map_err(|e| format!("WEBHOOKS_ENCRYPTION_KEY_PREVIOUS {e}"))
+            })
             .collect::<Result<_, _>>()?;
         Ok(Self { current, previous })
     }
@@ -97,7 +103,13 @@ impl Vault {
         rand::rng().fill_bytes(&mut nonce);
         let ciphertext = key
             .cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: secret.as_bytes(), aad: AAD })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: secret.as_bytes(),
+                    aad: AAD,
+                },
+            )
             .map_err(|_| StoreError::Corrupt("sealing a secret failed".into()))?;
         let mut envelope = Vec::with_capacity(1 + 4 + 24 + ciphertext.len());
         envelope.push(SEALED);
@@ -128,8 +140,16 @@ impl Vault {
                     })?;
                 let plaintext = key
                     .cipher
-                    .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: AAD })
-                    .map_err(|_| StoreError::Corrupt("a webhook secret failed authentication".into()))?;
+                    .decrypt(
+                        XNonce::from_slice(nonce),
+                        Payload {
+                            msg: ciphertext,
+                            aad: AAD,
+                        },
+                    )
+                    .map_err(|_| {
+                        StoreError::Corrupt("a webhook secret failed authentication".into())
+                    })?;
                 Ok(Secret::from_bytes(plaintext))
             }
             _ => Err(StoreError::Corrupt("unknown secret envelope".into())),
@@ -159,7 +179,11 @@ mod tests {
         let vault = Vault::from_keys(Some(&key(1)), &[]).unwrap();
         let secret = Secret::parse_or_generate("a-plain-secret-value").unwrap();
         let envelope = vault.seal(&secret).unwrap();
-        assert!(!envelope.windows(10).any(|w| w == &b"a-plain-secret-value"[..10]));
+        assert!(
+            !envelope
+                .windows(10)
+                .any(|w| w == &b"a-plain-secret-value"[..10])
+        );
         assert_eq!(vault.open(&envelope).unwrap(), secret);
         assert!(vault.is_current(&envelope));
     }
@@ -183,6 +207,10 @@ mod tests {
         let last = envelope.len() - 1;
         envelope[last] ^= 1;
         assert!(vault.open(&envelope).is_err());
-        assert!(Vault::from_keys(Some("short"), &[]).unwrap_err().contains("WEBHOOKS_ENCRYPTION_KEY"));
+        assert!(
+            Vault::from_keys(Some("short"), &[])
+                .unwrap_err()
+                .contains("WEBHOOKS_ENCRYPTION_KEY")
+        );
     }
 }

@@ -40,6 +40,10 @@ pub struct WebhookRecord {
     pub created_at: OffsetDateTime,
     /// Last changed.
     pub updated_at: OffsetDateTime,
+    /// Failed attempts in a row (the circuit breaker's count).
+    pub consecutive_failures: i32,
+    /// While the circuit is open: until when deliveries wait.
+    pub circuit_open_until: Option<OffsetDateTime>,
 }
 
 /// What CreateWebhook stores.
@@ -89,7 +93,8 @@ pub struct WebhookFilter {
 
 const COLUMNS: &str = "id, seq, name, destination_url, function, approval_nodes, on_rejection, \
     description, secret_hint, \
-    deliver_once_per_request, enabled, disabled_reason, disabled_at, created_at, updated_at";
+    deliver_once_per_request, enabled, disabled_reason, disabled_at, created_at, updated_at, \
+    consecutive_failures, CASE WHEN circuit_open_until > now() THEN circuit_open_until END AS circuit_open_until";
 
 fn from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
     let function: String = row.try_get("function")?;
@@ -113,6 +118,8 @@ fn from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
         disabled_at: row.try_get("disabled_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        consecutive_failures: row.try_get("consecutive_failures")?,
+        circuit_open_until: row.try_get("circuit_open_until")?,
     })
 }
 
@@ -256,6 +263,9 @@ impl Store {
         let sql = format!(
             "UPDATE webhooks SET enabled = $2, updated_at = now(), \
              disabled_reason = CASE WHEN $2 THEN NULL WHEN enabled THEN $3 ELSE disabled_reason END, \
+             consecutive_failures = CASE WHEN $2 AND NOT enabled THEN 0 ELSE consecutive_failures END, \
+             circuit_open_until = CASE WHEN $2 AND NOT enabled THEN NULL ELSE circuit_open_until END, \
+             failing_since = CASE WHEN $2 AND NOT enabled THEN NULL ELSE failing_since END, \
              disabled_at = CASE WHEN $2 THEN NULL WHEN enabled THEN now() ELSE disabled_at END \
              WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
         );
@@ -308,7 +318,15 @@ impl Store {
         );
         let statement = client.prepare_cached(&sql).await?;
         let row = client
-            .query_opt(&statement, &[&id, &self.vault().seal(secret)?, &grace.as_secs_f64(), &secret.hint()])
+            .query_opt(
+                &statement,
+                &[
+                    &id,
+                    &self.vault().seal(secret)?,
+                    &grace.as_secs_f64(),
+                    &secret.hint(),
+                ],
+            )
             .await?;
         row.as_ref().map(from_row).transpose()
     }

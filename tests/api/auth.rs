@@ -7,7 +7,9 @@ use tonic::{Code, Request};
 use webhooks::proto::v1 as pb;
 use webhooks::store::{Role, Store};
 
-use crate::helpers::{Receiver, fresh_database_url, serve_config, spawn_app_with, withdrawal_event};
+use crate::helpers::{
+    Receiver, fresh_database_url, serve_config, spawn_app_with, withdrawal_event,
+};
 
 const ADMIN: &str = "admin-token-0123456789";
 const INGEST: &str = "ingest-token-0123456789";
@@ -16,9 +18,10 @@ const VIEWER: &str = "viewer-token-0123456789";
 fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
     let mut request = Request::new(message);
     if let Some(token) = token {
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().expect("valid header"));
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("valid header"),
+        );
     }
     request
 }
@@ -29,7 +32,10 @@ fn new_hook(url: &str) -> pb::CreateWebhookRequest {
             name: "Auth".into(),
             destination_url: url.into(),
             function: pb::Function::Withdrawal as i32,
-            events: Some(pb::EventSelection { approval_nodes: vec![1], rejection: true }),
+            events: Some(pb::EventSelection {
+                approval_nodes: vec![1],
+                rejection: true,
+            }),
             ..Default::default()
         }),
         secret: String::new(),
@@ -43,25 +49,49 @@ fn code<T>(result: Result<T, tonic::Status>) -> Code {
     }
 }
 
-const TOKENS: &[&str] = &["--admin-token", ADMIN, "--ingest-token", INGEST, "--viewer-token", VIEWER];
+const TOKENS: &[&str] = &[
+    "--admin-token",
+    ADMIN,
+    "--ingest-token",
+    INGEST,
+    "--viewer-token",
+    VIEWER,
+];
 
 #[tokio::test]
 async fn without_a_token_nothing_but_health_answers() {
     let app = spawn_app_with(TOKENS).await;
     let mut admin = app.admin.clone();
     let mut ingest = app.ingest.clone();
-    let list = admin.list_webhooks(with_token(pb::ListWebhooksRequest::default(), None)).await;
+    let list = admin
+        .list_webhooks(with_token(pb::ListWebhooksRequest::default(), None))
+        .await;
     assert_eq!(code(list), Code::Unauthenticated);
-    let create = admin.create_webhook(with_token(new_hook("https://example.com/h"), None)).await;
+    let create = admin
+        .create_webhook(with_token(new_hook("https://example.com/h"), None))
+        .await;
     assert_eq!(code(create), Code::Unauthenticated);
-    let publish = ingest.publish_event(with_token(withdrawal_event("a-1", "W-1", pb::Decision::Rejected, None), None)).await;
+    let publish = ingest
+        .publish_event(with_token(
+            withdrawal_event("a-1", "W-1", pb::Decision::Rejected, None),
+            None,
+        ))
+        .await;
     assert_eq!(code(publish), Code::Unauthenticated);
-    let wrong = admin.list_webhooks(with_token(pb::ListWebhooksRequest::default(), Some("nope"))).await;
+    let wrong = admin
+        .list_webhooks(with_token(pb::ListWebhooksRequest::default(), Some("nope")))
+        .await;
     assert_eq!(code(wrong), Code::Unauthenticated);
 
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr)).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let health = tonic_health::pb::health_client::HealthClient::new(channel)
-        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
         .await;
     assert!(health.is_ok(), "health needs no token: {health:?}");
 }
@@ -73,30 +103,76 @@ async fn each_role_may_do_its_part_only() {
     let mut ingest = app.ingest.clone();
 
     // An ingest token cannot administer, but publishes.
-    let create = admin.create_webhook(with_token(new_hook("https://example.com/h"), Some(INGEST))).await;
+    let create = admin
+        .create_webhook(with_token(new_hook("https://example.com/h"), Some(INGEST)))
+        .await;
     let denied = create.expect_err("ingest may not create");
     assert_eq!(denied.code(), Code::PermissionDenied);
     assert!(denied.message().contains("ingest"), "{}", denied.message());
     assert_eq!(
-        code(admin.list_webhooks(with_token(pb::ListWebhooksRequest::default(), Some(INGEST))).await),
+        code(
+            admin
+                .list_webhooks(with_token(pb::ListWebhooksRequest::default(), Some(INGEST)))
+                .await
+        ),
         Code::PermissionDenied
     );
     let event = withdrawal_event("roles-1", "W-1", pb::Decision::Rejected, None);
-    assert_eq!(code(ingest.publish_event(with_token(event.clone(), Some(INGEST))).await), Code::Ok);
+    assert_eq!(
+        code(
+            ingest
+                .publish_event(with_token(event.clone(), Some(INGEST)))
+                .await
+        ),
+        Code::Ok
+    );
 
     // A viewer reads, and nothing more.
-    assert_eq!(code(admin.list_webhooks(with_token(pb::ListWebhooksRequest::default(), Some(VIEWER))).await), Code::Ok);
     assert_eq!(
-        code(admin.create_webhook(with_token(new_hook("https://example.com/h"), Some(VIEWER))).await),
+        code(
+            admin
+                .list_webhooks(with_token(pb::ListWebhooksRequest::default(), Some(VIEWER)))
+                .await
+        ),
+        Code::Ok
+    );
+    assert_eq!(
+        code(
+            admin
+                .create_webhook(with_token(new_hook("https://example.com/h"), Some(VIEWER)))
+                .await
+        ),
         Code::PermissionDenied
     );
-    assert_eq!(code(ingest.publish_event(with_token(event.clone(), Some(VIEWER))).await), Code::PermissionDenied);
-    let watch = admin.watch_deliveries(with_token(pb::WatchDeliveriesRequest::default(), Some(VIEWER))).await;
+    assert_eq!(
+        code(
+            ingest
+                .publish_event(with_token(event.clone(), Some(VIEWER)))
+                .await
+        ),
+        Code::PermissionDenied
+    );
+    let watch = admin
+        .watch_deliveries(with_token(
+            pb::WatchDeliveriesRequest::default(),
+            Some(VIEWER),
+        ))
+        .await;
     assert_eq!(code(watch), Code::Ok);
 
     // An admin does everything.
-    assert_eq!(code(admin.create_webhook(with_token(new_hook("https://example.com/h"), Some(ADMIN))).await), Code::Ok);
-    assert_eq!(code(ingest.publish_event(with_token(event, Some(ADMIN))).await), Code::Ok);
+    assert_eq!(
+        code(
+            admin
+                .create_webhook(with_token(new_hook("https://example.com/h"), Some(ADMIN)))
+                .await
+        ),
+        Code::Ok
+    );
+    assert_eq!(
+        code(ingest.publish_event(with_token(event, Some(ADMIN))).await),
+        Code::Ok
+    );
 }
 
 #[tokio::test]
@@ -108,19 +184,36 @@ async fn api_keys_from_the_store_work_until_revoked() {
     assert!(token.starts_with("whk_"));
     let listed = store.list_api_keys().await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert!(!format!("{listed:?}").contains(&token), "listings never show the token");
+    assert!(
+        !format!("{listed:?}").contains(&token),
+        "listings never show the token"
+    );
 
     let mut admin = app.admin.clone();
-    assert_eq!(code(admin.list_webhooks(with_token(pb::ListWebhooksRequest::default(), Some(&token))).await), Code::Ok);
     assert_eq!(
-        code(admin.create_webhook(with_token(new_hook("https://example.com/h"), Some(&token))).await),
+        code(
+            admin
+                .list_webhooks(with_token(pb::ListWebhooksRequest::default(), Some(&token)))
+                .await
+        ),
+        Code::Ok
+    );
+    assert_eq!(
+        code(
+            admin
+                .create_webhook(with_token(new_hook("https://example.com/h"), Some(&token)))
+                .await
+        ),
         Code::PermissionDenied
     );
     assert!(store.revoke_api_key(key.id).await.unwrap());
     let mut revoked = false;
     for _ in 0..80 {
-        if code(admin.list_webhooks(with_token(pb::ListWebhooksRequest::default(), Some(&token))).await)
-            == Code::Unauthenticated
+        if code(
+            admin
+                .list_webhooks(with_token(pb::ListWebhooksRequest::default(), Some(&token)))
+                .await,
+        ) == Code::Unauthenticated
         {
             revoked = true;
             break;
@@ -137,7 +230,9 @@ async fn ingest_over_the_rate_limit_is_resource_exhausted() {
     let mut codes = Vec::new();
     for i in 0..6 {
         let event = withdrawal_event(&format!("rate-{i}"), "W-1", pb::Decision::Rejected, None);
-        codes.push(code(ingest.publish_event(with_token(event, Some(INGEST))).await));
+        codes.push(code(
+            ingest.publish_event(with_token(event, Some(INGEST))).await,
+        ));
     }
     assert!(codes.contains(&Code::ResourceExhausted), "{codes:?}");
     assert_eq!(codes[0], Code::Ok);
@@ -148,8 +243,14 @@ async fn without_authentication_only_loopback_may_be_bound() {
     let (url, _) = fresh_database_url();
     let mut config = serve_config(&url, &[]);
     config.grpc_addr = "0.0.0.0:0".parse().unwrap();
-    let error = webhooks::startup::Application::build(config).await.err().expect("refused");
-    assert!(error.to_string().contains("WEBHOOKS_ADMIN_TOKEN"), "{error}");
+    let error = webhooks::startup::Application::build(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        error.to_string().contains("WEBHOOKS_ADMIN_TOKEN"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -157,20 +258,45 @@ async fn secrets_are_sealed_at_rest_and_deliveries_still_verify() {
     let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
     let app = spawn_app_with(&["--encryption-key", &key]).await;
     let receiver = Receiver::start().await;
-    let created = app.admin.clone().create_webhook(new_hook(&receiver.url("/hook"))).await.unwrap().into_inner();
-    let raw_key = base64::engine::general_purpose::STANDARD.decode(&created.secret["whsec_".len()..]).unwrap();
+    let created = app
+        .admin
+        .clone()
+        .create_webhook(new_hook(&receiver.url("/hook")))
+        .await
+        .unwrap()
+        .into_inner();
+    let raw_key = base64::engine::general_purpose::STANDARD
+        .decode(&created.secret["whsec_".len()..])
+        .unwrap();
 
-    let row = app.db().await.query_one("SELECT secret FROM webhooks", &[]).await.unwrap();
+    let row = app
+        .db()
+        .await
+        .query_one("SELECT secret FROM webhooks", &[])
+        .await
+        .unwrap();
     let stored: Vec<u8> = row.get(0);
-    assert!(!stored.windows(raw_key.len()).any(|w| w == raw_key.as_slice()), "the dump shows the secret");
+    assert!(
+        !stored
+            .windows(raw_key.len())
+            .any(|w| w == raw_key.as_slice()),
+        "the dump shows the secret"
+    );
 
     app.ingest
         .clone()
-        .publish_event(withdrawal_event("sealed-1", "W-1", pb::Decision::Rejected, None))
+        .publish_event(withdrawal_event(
+            "sealed-1",
+            "W-1",
+            pb::Decision::Rejected,
+            None,
+        ))
         .await
         .unwrap();
     let received = receiver.wait_for(1, Duration::from_secs(15)).await;
     assert_eq!(received.len(), 1);
     let verifier = standardwebhooks::Webhook::new(&created.secret).unwrap();
-    verifier.verify(&received[0].body, &received[0].headers).expect("verifies with the secret the API returned");
+    verifier
+        .verify(&received[0].body, &received[0].headers)
+        .expect("verifies with the secret the API returned");
 }

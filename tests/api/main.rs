@@ -5,6 +5,8 @@ mod admin;
 mod auth;
 mod delivery;
 mod helpers;
+mod isolation;
 mod ops;
 mod routing;
+mod ssrf;
 mod watch;

@@ -46,7 +46,10 @@ fn parse_help(help: &str) -> BTreeMap<String, HelpOption> {
         if flag == "--help" || flag == "--version" {
             continue;
         }
-        let end = starts.get(i + 1).map(|(next, _)| *next).unwrap_or(help.len());
+        let end = starts
+            .get(i + 1)
+            .map(|(next, _)| *next)
+            .unwrap_or(help.len());
         let text = &help[*at..end];
         let bracketed = |key: &str| {
             text.find(&format!("[{key}: ")).map(|start| {
@@ -55,13 +58,9 @@ fn parse_help(help: &str) -> BTreeMap<String, HelpOption> {
             })
         };
         let env = bracketed("env").map(|e| e.split('=').next().unwrap_or_default().to_owned());
-        options.insert(
-            flag.clone(),
-            HelpOption {
-                env,
-                default: bracketed("default"),
-            },
-        );
+        // clap shows an empty default as `""`.
+        let default = bracketed("default").map(|d| if d == "\"\"" { String::new() } else { d });
+        options.insert(flag.clone(), HelpOption { env, default });
     }
     options
 }
@@ -96,6 +95,7 @@ async fn the_configuration_table_is_the_serve_help() {
         assert_eq!(row.len(), 4, "{PAGE}: malformed configuration row {row:?}");
         let default = match row[2].as_str() {
             "unset" => None,
+            "empty" => Some(String::new()),
             cell => Some(unquote(cell).to_owned()),
         };
         let previous = documented.insert(
@@ -122,7 +122,7 @@ async fn the_configuration_table_is_the_serve_help() {
         assert_eq!(
             row, option,
             "{PAGE}: the row of {flag} does not match `webhooks serve --help` (env, default; \
-             write `unset` when there is no default)"
+             write `unset` when there is no default, `empty` for an empty one)"
         );
     }
     for flag in documented.keys() {
@@ -133,7 +133,10 @@ async fn the_configuration_table_is_the_serve_help() {
     }
     // `webhooks migrate` takes a subset, with the same names and defaults.
     let migrate = parse_help(&webhooks_help(&["migrate", "--help"]).await);
-    assert!(!migrate.is_empty(), "could not parse `webhooks migrate --help`");
+    assert!(
+        !migrate.is_empty(),
+        "could not parse `webhooks migrate --help`"
+    );
     for (flag, option) in &migrate {
         assert_eq!(
             documented.get(flag),
@@ -159,7 +162,7 @@ async fn every_example_runs_as_documented() {
         "{PAGE} should have grpcurl and webhooks examples"
     );
     let receiver = Receiver::start(&[]).await;
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(&[]).await;
     let migrated = TestDatabase::fresh();
     let binary = Path::new(env!("CARGO_BIN_EXE_webhooks"));
     let target = Target {
@@ -172,7 +175,7 @@ async fn every_example_runs_as_documented() {
             .display()
             .to_string(),
     };
-    let vars = BTreeMap::new();
+    let vars = support::token_vars();
     let mut migrations_run = false;
     for example in &examples {
         examples::run_example(&doc, example, &target, &vars).await;

@@ -1,6 +1,7 @@
 //! Harness of the documentation tests: external tools (python3, node, grpcurl, bash) that must be
 //! there, a real service in-process on a fresh database, and a recording HTTP receiver.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -13,7 +14,13 @@ use axum::http::{HeaderMap, StatusCode};
 use clap::Parser;
 use tokio::sync::oneshot;
 use tokio_postgres::NoTls;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 use uuid::Uuid;
 use webhooks::config::{Cli, Command};
 use webhooks::proto::v1 as pb;
@@ -135,7 +142,8 @@ pub fn scratch_dir(label: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("docs-tests")
         .join(format!("{label}-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     dir
 }
 
@@ -187,42 +195,117 @@ impl TestDatabase {
 
 /// A connection to `url`, driven in the background.
 pub async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap_or_else(|e| {
-        panic!(
-            "cannot connect to the test PostgreSQL at {url}: {e} (run scripts/test.sh, or set \
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot connect to the test PostgreSQL at {url}: {e} (run scripts/test.sh, or set \
              WEBHOOKS_TEST_DATABASE_URL)"
-        )
-    });
+            )
+        });
     tokio::spawn(connection);
     client
+}
+
+/// The tokens the test services accept, by role, with the shell variable the pages use for each.
+pub const TOKENS: [(&str, &str); 3] = [
+    ("ADMIN_TOKEN", "docs-admin-token-0123456789"),
+    ("INGEST_TOKEN", "docs-ingest-token-0123456789"),
+    ("VIEWER_TOKEN", "docs-viewer-token-0123456789"),
+];
+
+/// The shell variables holding [`TOKENS`], for the examples.
+pub fn token_vars() -> BTreeMap<String, String> {
+    TOKENS
+        .iter()
+        .map(|(name, token)| (name.to_string(), token.to_string()))
+        .collect()
+}
+
+/// Adds the admin token to every call.
+#[derive(Clone)]
+pub struct AdminToken(MetadataValue<Ascii>);
+
+impl Interceptor for AdminToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry the admin token.
+type Authed = InterceptedService<Channel, AdminToken>;
+
+/// Waits (within [`PATIENCE`]) until the health service says SERVING for the whole server and
+/// both API services.
+async fn wait_until_serving(channel: Channel) {
+    let mut health = HealthClient::new(channel);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut serving = true;
+        for service in [
+            "",
+            "backoffice.webhooks.v1.WebhookAdmin",
+            "backoffice.webhooks.v1.EventIngest",
+        ] {
+            let status = health
+                .check(HealthCheckRequest {
+                    service: service.to_owned(),
+                })
+                .await
+                .map(|r| r.into_inner().status);
+            serving &= status.ok() == Some(ServingStatus::Serving as i32);
+        }
+        if serving {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("the service did not report SERVING within {PATIENCE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The service, running in this process on 127.0.0.1 and a free port.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub database: TestDatabase,
-    pub admin: WebhookAdminClient<Channel>,
-    pub ingest: EventIngestClient<Channel>,
+    /// Clients that send the admin token.
+    pub admin: WebhookAdminClient<Authed>,
+    pub ingest: EventIngestClient<Authed>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestApp {
     /// Starts the service on a fresh database, built from `webhooks serve` flags exactly as the
-    /// binary does, with loopback destinations allowed and fast polling and retries.
-    pub async fn spawn() -> Self {
+    /// binary does: a token per role ([`TOKENS`]), destinations allowed on 127.0.0.1 only (the
+    /// test receivers), fast polling and retries, and `extra` flags. Returns once its health
+    /// service reports SERVING.
+    pub async fn spawn(extra: &[&str]) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         webhooks::telemetry::init("warn", webhooks::config::LogFormat::Text);
         let database = TestDatabase::fresh();
-        let args = [
+        let mut args = vec![
             "webhooks",
             "serve",
             "--database-url",
             database.url.as_str(),
             "--grpc-addr",
             "127.0.0.1:0",
-            "--allow-private-destinations",
-            "true",
+            "--admin-token",
+            TOKENS[0].1,
+            "--ingest-token",
+            TOKENS[1].1,
+            "--viewer-token",
+            TOKENS[2].1,
+            "--allowed-destination-cidrs",
+            "127.0.0.1/32",
             "--poll-interval",
             "100ms",
             "--retry-schedule",
@@ -234,6 +317,7 @@ impl TestApp {
             "--log-level",
             "warn",
         ];
+        args.extend_from_slice(extra);
         let config = match Cli::parse_from(args).command {
             Command::Serve(config) => config,
             Command::Migrate(_) => unreachable!("serve was parsed"),
@@ -251,11 +335,17 @@ impl TestApp {
             .connect()
             .await
             .expect("connects to the service");
+        wait_until_serving(channel.clone()).await;
+        let with_token = AdminToken(
+            format!("Bearer {}", TOKENS[0].1)
+                .parse()
+                .expect("a valid header value"),
+        );
         Self {
             addr,
             database,
-            admin: WebhookAdminClient::new(channel.clone()),
-            ingest: EventIngestClient::new(channel),
+            admin: WebhookAdminClient::with_interceptor(channel.clone(), with_token.clone()),
+            ingest: EventIngestClient::with_interceptor(channel, with_token),
             stop: Some(stop),
             server: Some(server),
         }

@@ -22,7 +22,13 @@ fn delivery_filters() -> impl Strategy<Value = PageFilters> {
     (
         prop::option::of(any::<u128>().prop_map(Uuid::from_u128)),
         prop::collection::vec(
-            prop::sample::select(vec!["pending", "succeeded", "failed", "skipped", "cancelled"]),
+            prop::sample::select(vec![
+                "pending",
+                "succeeded",
+                "failed",
+                "skipped",
+                "cancelled",
+            ]),
             0..4,
         ),
         prop::option::of(nasty_text(8)),
@@ -61,15 +67,24 @@ fn duration_text() -> impl Strategy<Value = (String, Option<Duration>)> {
         ("h", 3600.0),
         ("d", 86400.0),
     ]);
-    (0u64..100_000, prop::option::of(0u32..1000), unit, any::<bool>()).prop_map(
-        |(whole, fraction, (unit, scale), padded)| {
+    (
+        0u64..100_000,
+        prop::option::of(0u32..1000),
+        unit,
+        any::<bool>(),
+    )
+        .prop_map(|(whole, fraction, (unit, scale), padded)| {
             let number = match fraction {
                 Some(f) => format!("{whole}.{f:03}"),
                 None => whole.to_string(),
             };
             let value: f64 = number.parse().unwrap_or(f64::NAN);
             // As the parser computes it, so the two agree to the last bit.
-            let seconds = if unit == "ms" { value / 1000.0 } else { value * scale };
+            let seconds = if unit == "ms" {
+                value / 1000.0
+            } else {
+                value * scale
+            };
             let expected =
                 (seconds <= THIRTY_DAYS.as_secs_f64()).then(|| Duration::from_secs_f64(seconds));
             let text = if padded {
@@ -78,8 +93,7 @@ fn duration_text() -> impl Strategy<Value = (String, Option<Duration>)> {
                 format!("{number}{unit}")
             };
             (text, expected)
-        },
-    )
+        })
 }
 
 /// An HTTP date as Retry-After carries it, and the instant it names.
@@ -95,7 +109,7 @@ fn http_date() -> impl Strategy<Value = (String, OffsetDateTime)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(crate::strategies::config(512))]
 
     #[test]
     fn ids_are_uuids(value in id_text()) {

@@ -13,7 +13,7 @@ use webhooks::domain::{
 use webhooks::proto::v1 as pb;
 
 use crate::strategies::{
-    boundary_text, enum_value, hostile_text, hostile_text_bounded, mostly, nasty_text, node,
+    boundary_text, enum_value, hostile_text, hostile_text_bounded, nasty_text, node,
 };
 
 // ----- generators ------------------------------------------------------------------------------
@@ -118,43 +118,6 @@ pub fn secret_text() -> BoxedStrategy<String> {
     .boxed()
 }
 
-/// A webhook as CreateWebhook or UpdateWebhook carries it; output-only fields are set too, to
-/// check they are ignored.
-pub fn webhook(bounded: bool) -> impl Strategy<Value = pb::Webhook> {
-    let text = move || {
-        if bounded {
-            hostile_text_bounded()
-        } else {
-            hostile_text()
-        }
-    };
-    (
-        mostly("[A-Za-z][A-Za-z0-9 ]{0,30}".boxed(), text()),
-        url_text(),
-        enum_value(3),
-        selection(),
-        mostly("[A-Za-z0-9 .]{0,40}".boxed(), text()),
-        any::<bool>(),
-        (text(), any::<bool>(), text()),
-    )
-        .prop_map(
-            |(name, destination_url, function, events, description, once, (id, enabled, hint))| {
-                pb::Webhook {
-                    id,
-                    name,
-                    destination_url,
-                    function,
-                    events,
-                    enabled,
-                    description,
-                    secret_hint: hint,
-                    deliver_once_per_request: once,
-                    ..Default::default()
-                }
-            },
-        )
-}
-
 /// The paths of an update mask: writable, output-only, unknown or hostile.
 pub fn mask_paths() -> impl Strategy<Value = Vec<String>> {
     let path = prop_oneof![
@@ -248,7 +211,7 @@ pub fn validate_create(
 // ----- properties --------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(crate::strategies::config(512))]
 
     #[test]
     fn names_are_trimmed_1_to_200_characters_without_controls(value in hostile_text()) {
@@ -275,7 +238,9 @@ proptest! {
                 prop_assert_eq!(description.as_str(), value.as_str());
             }
             Err(error) => {
-                prop_assert!(value.chars().count() > 1000);
+                // NUL may be refused too: Postgres text cannot hold it (the end-to-end test
+                // checks the service never fails on it).
+                prop_assert!(value.chars().count() > 1000 || value.contains('\0'), "{value:?}");
                 prop_assert_eq!(error.field, "webhook.description");
             }
         }
@@ -396,7 +361,8 @@ proptest! {
                     prop_assert!((16..=256).contains(&value.chars().count()));
                     prop_assert_eq!(key, value.as_bytes());
                 }
-                prop_assert!(!format!("{secret:?}").contains(&value) || value.is_empty());
+                let debug = format!("{secret:?}");
+                prop_assert_eq!(debug.as_str(), "Secret(<redacted>)");
                 let hint = secret.hint();
                 prop_assert!(hint.starts_with("whsec_…") && hint.chars().count() == 11);
             }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Receiver, Service, TestDatabase};
+use crate::support::{Receiver, Service, TestDatabase, note_if_slow};
 
 const ADMIN_PROTO: &str = include_str!("../../proto/backoffice/webhooks/v1/admin.proto");
 const INGEST_PROTO: &str = include_str!("../../proto/backoffice/webhooks/v1/ingest.proto");
@@ -53,13 +53,7 @@ async fn grpcurl(args: &[&str]) -> Run {
         Ok(Err(e)) => panic!("grpcurl could not be run ({e}). {INSTALL_HINT}"),
         Ok(Ok(output)) => output,
     };
-    if began.elapsed() > Duration::from_secs(2) {
-        eprintln!(
-            "note: `grpcurl {}` took {:.1?}",
-            args.join(" "),
-            began.elapsed()
-        );
-    }
+    note_if_slow(began, &format!("`grpcurl {}`", args.join(" ")));
     Run {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -98,6 +98,7 @@ impl TestDatabase {
     /// inspection).
     pub async fn drop_database(self) {
         let quoted = format!("\"{}\"", self.name.replace('"', "\"\""));
+        let began = Instant::now();
         if let Err(e) = admin_connection()
             .await
             .batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
@@ -105,6 +106,7 @@ impl TestDatabase {
         {
             eprintln!("note: could not drop test database {}: {e}", self.name);
         }
+        note_if_slow(began, &format!("dropping database {}", self.name));
     }
 }
 
@@ -121,6 +123,15 @@ async fn admin_connection() -> tokio_postgres::Client {
         });
     tokio::spawn(connection);
     client
+}
+
+/// Prints how long `what` took when it took more than 5 s (the tests share the machine with
+/// builds and other suites; this tells a slow phase from a slow service).
+pub fn note_if_slow(began: Instant, what: &str) {
+    let took = began.elapsed();
+    if took > Duration::from_secs(5) {
+        eprintln!("note: {what} took {took:.1?}");
+    }
 }
 
 /// A port on 127.0.0.1 that was free a moment ago (bound, read, released).
@@ -153,6 +164,7 @@ pub async fn run_webhooks(args: &[&str], within: Duration) -> (ExitStatus, Strin
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    let began = Instant::now();
     let output = tokio::time::timeout(within, command.output())
         .await
         .unwrap_or_else(|_| {
@@ -162,6 +174,7 @@ pub async fn run_webhooks(args: &[&str], within: Duration) -> (ExitStatus, Strin
             )
         })
         .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+    note_if_slow(began, &format!("`webhooks {}`", args.join(" ")));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -207,6 +220,7 @@ impl Service {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
+        let began = Instant::now();
         let mut service = Self {
             child,
             addr,
@@ -214,6 +228,7 @@ impl Service {
             exit: None,
         };
         service.wait_until_serving().await;
+        note_if_slow(began, &format!("starting webhooks serve on {addr}"));
         service
     }
 

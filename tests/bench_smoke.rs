@@ -1,0 +1,93 @@
+//! CI smoke run of the benchmark (issue 7, item 4): `webhooks-bench --smoke` against the
+//! `webhooks` binary of this build must finish, write valid JSON with every scenario present
+//! and see no bad signature. Timings are never asserted: CI machines are shared and debug builds
+//! are slow; the numbers worth reading come from a release run (BENCHMARKS.md).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The whole smoke run must finish within this (it takes about a minute or two).
+const DEADLINE: Duration = Duration::from_secs(15 * 60);
+
+/// The Postgres server the tests use (no database name), as in the other test suites.
+fn server_url() -> String {
+    std::env::var("WEBHOOKS_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+#[test]
+fn the_benchmark_smoke_run_completes_with_every_scenario_and_no_bad_signature() {
+    let json_path: PathBuf = std::env::temp_dir().join(format!(
+        "webhooks-bench-smoke-{}.json",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let log_path = json_path.with_extension("log");
+    let log = std::fs::File::create(&log_path).expect("can create the log file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_webhooks-bench"))
+        .args(["--smoke", "--scenario", "all"])
+        .arg("--service-bin")
+        .arg(env!("CARGO_BIN_EXE_webhooks"))
+        .arg("--database-server")
+        .arg(server_url())
+        .arg("--json")
+        .arg(&json_path)
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log clones"))
+        .stderr(log)
+        .spawn()
+        .expect("webhooks-bench starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("can wait for webhooks-bench") {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "webhooks-bench --smoke did not finish within {DEADLINE:?}; output:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        status.success(),
+        "webhooks-bench --smoke failed ({status}); output:\n{output}"
+    );
+
+    let text = std::fs::read_to_string(&json_path)
+        .unwrap_or_else(|e| panic!("no JSON at {}: {e}; output:\n{output}", json_path.display()));
+    let report: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("invalid JSON: {e}\n{text}"));
+    assert_eq!(report["mode"], "smoke");
+    for scenario in [
+        "publish", "e2e", "watchers", "latency", "hang", "sql", "rss",
+    ] {
+        let result = &report["scenarios"][scenario];
+        assert!(
+            result.is_object(),
+            "scenario {scenario} is missing from the JSON:\n{text}"
+        );
+        assert!(
+            result.get("error").is_none(),
+            "scenario {scenario} failed: {}",
+            result["error"]
+        );
+    }
+    assert_eq!(
+        report["signature_failures"], 0,
+        "the receiver rejected signatures; output:\n{output}"
+    );
+    assert!(report["targets"].as_array().is_some_and(|t| t.len() == 6));
+    for key in ["nproc", "memory_mib", "postgres_version", "git_commit"] {
+        assert!(!report["machine"][key].is_null(), "machine.{key} missing");
+    }
+    let _ = std::fs::remove_file(&json_path);
+    let _ = std::fs::remove_file(&log_path);
+}

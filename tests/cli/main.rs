@@ -1,0 +1,9 @@
+//! End-to-end tests of the `webhooks` CLI: the real binary, run as child processes, against the
+//! real service (in-process, on a random port, with its own fresh database).
+
+mod deliveries;
+mod events;
+mod hooks;
+mod listen;
+mod support;
+mod watch;
