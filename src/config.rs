@@ -236,9 +236,19 @@ pub struct ServeConfig {
     #[arg(long, env = "WEBHOOKS_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Largest webhook body an event may produce, in bytes; a bigger event is refused with
+    /// INVALID_ARGUMENT.
+    #[arg(long, env = "WEBHOOKS_MAX_PAYLOAD_BYTES", default_value_t = 262_144)]
+    pub max_payload_bytes: usize,
+
+    /// How long finished deliveries, their attempts and events are kept; older ones are purged
+    /// in small batches. Pending deliveries are never purged.
+    #[arg(long, env = "WEBHOOKS_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub retention: Duration,
+
     /// How long the delivery update log behind WatchDeliveries keeps entries; resuming from an
     /// older cursor answers OUT_OF_RANGE.
-    #[arg(long, env = "WEBHOOKS_UPDATE_LOG_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    #[arg(long, env = "WEBHOOKS_UPDATE_LOG_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub update_log_retention: Duration,
 
     /// Run the gRPC API without delivery workers (for API-only instances).

@@ -108,12 +108,18 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_signal = stop_tx.clone();
         let wake = Arc::new(Notify::new());
 
         let mut background = tokio::task::JoinSet::new();
         let mut subscriptions: listener::Subscriptions =
             vec![(UPDATES_CHANNEL, self.hub.wake_handle())];
         background.spawn(self.hub.clone().run(stop_rx.clone()));
+        background.spawn(purge_old_history(
+            self.store.clone(),
+            self.config.retention,
+            stop_rx.clone(),
+        ));
         if let Some(addr) = self.config.metrics_addr {
             crate::metrics::install(addr).context("could not start the metrics endpoint")?;
             background.spawn(crate::metrics::sample(
@@ -151,6 +157,16 @@ impl Application {
         ));
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        // NOT_SERVING until the first check has run (the reporter starts "" as SERVING).
+        for service in [
+            "backoffice.webhooks.v1.WebhookAdmin",
+            "backoffice.webhooks.v1.EventIngest",
+            "",
+        ] {
+            health_reporter
+                .set_service_status(service, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
         background.spawn(report_health(
             health_reporter,
             self.store.clone(),
@@ -178,8 +194,11 @@ impl Application {
             self.config.destination_guard(),
         ))
         .max_decoding_message_size(MAX_GRPC_MESSAGE);
-        let ingest = EventIngestServer::new(IngestService::new(self.store.clone()))
-            .max_decoding_message_size(MAX_GRPC_MESSAGE);
+        let ingest = EventIngestServer::new(IngestService::new(
+            self.store.clone(),
+            self.config.max_payload_bytes,
+        ))
+        .max_decoding_message_size(MAX_GRPC_MESSAGE);
 
         tracing::info!(addr = %self.local_addr, workers = !self.config.disable_workers, "webhooks service listening");
         let tokens = configured_tokens(&self.config);
@@ -212,7 +231,16 @@ impl Application {
             .serve_with_incoming_shutdown(
                 // Small replies must not wait for Nagle's algorithm (40 ms stalls otherwise).
                 tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                shutdown,
+                async move {
+                    shutdown.await;
+                    tracing::info!(
+                        "shutting down: no new claims, in-flight attempts finish, streams end"
+                    );
+                    // Workers stop claiming and finish what they hold; watchers end their
+                    // streams with UNAVAILABLE (clients resume with their cursor elsewhere), so
+                    // the server's drain does not wait on them.
+                    let _ = stop_signal.send(true);
+                },
             )
             .await;
 
@@ -235,6 +263,39 @@ fn configured_tokens(config: &ServeConfig) -> ConfiguredTokens {
         admin: clean(&config.admin_token),
         ingest: clean(&config.ingest_token),
         viewer: clean(&config.viewer_token),
+    }
+}
+
+/// Purges history older than `retention`, a batch at a time, every few minutes.
+async fn purge_old_history(
+    store: Store,
+    retention: std::time::Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    const BATCH: i64 = 500;
+    loop {
+        let cutoff = time::OffsetDateTime::now_utc() - retention;
+        let mut purged = 0u64;
+        loop {
+            match store.purge_history(cutoff, BATCH).await {
+                Ok(0) => break,
+                Ok(n) => purged += n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "purging old history failed");
+                    break;
+                }
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+        if purged > 0 {
+            tracing::info!(purged, "purged deliveries past the retention period");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
+            _ = shutdown.changed() => return,
+        }
     }
 }
 

@@ -16,12 +16,36 @@ pub const MAX_BATCH: usize = 1000;
 #[derive(Clone)]
 pub struct IngestService {
     store: Store,
+    max_payload_bytes: usize,
 }
 
 impl IngestService {
     /// An ingest API over `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, max_payload_bytes: usize) -> Self {
+        Self {
+            store,
+            max_payload_bytes,
+        }
+    }
+
+    /// Parses one event and checks the size of the body it would send.
+    fn parse(
+        &self,
+        request: &pb::PublishEventRequest,
+        prefix: &str,
+    ) -> Result<PublishedEvent, ValidationError> {
+        let event = PublishedEvent::parse(request, prefix)?;
+        if event.body.len() > self.max_payload_bytes {
+            return Err(ValidationError::new(
+                format!("{prefix}request"),
+                format!(
+                    "the webhook body would be {} bytes; the limit is {} (WEBHOOKS_MAX_PAYLOAD_BYTES)",
+                    event.body.len(),
+                    self.max_payload_bytes
+                ),
+            ));
+        }
+        Ok(event)
     }
 
     async fn publish(
@@ -74,7 +98,9 @@ impl EventIngest for IngestService {
         &self,
         request: Request<pb::PublishEventRequest>,
     ) -> Result<Response<pb::PublishEventResponse>, Status> {
-        let event = PublishedEvent::parse(request.get_ref(), "").map_err(invalid_argument)?;
+        let event = self
+            .parse(request.get_ref(), "")
+            .map_err(invalid_argument)?;
         let mut answers = self.publish(vec![event]).await?;
         answers
             .pop()
@@ -100,7 +126,7 @@ impl EventIngest for IngestService {
             .events
             .iter()
             .enumerate()
-            .map(|(i, event)| PublishedEvent::parse(event, &format!("events[{i}].")))
+            .map(|(i, event)| self.parse(event, &format!("events[{i}].")))
             .collect::<Result<Vec<_>, _>>()
             .map_err(invalid_argument)?;
         let results = self.publish(events).await?;

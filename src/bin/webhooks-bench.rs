@@ -637,9 +637,22 @@ fn probe_line(p: &Value) -> String {
                 .join(", ")
         })
         .unwrap_or_default();
+    let queries = p["active_by_query"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .take(2)
+                .map(|x| {
+                    let q: String = x[0].as_str().unwrap_or("").chars().take(60).collect();
+                    format!("{:.1} x `{q}`", f(&x[1]))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
     format!(
         "cpu: service {:.0}%, postgres(bench db) {:.0}%, postgres(all) {:.0}%, bench {:.0}%, machine {:.0}% of {} cores; \
-         active backends: {}; lock waits: {}; WAL flushes/s (cluster): {:.0}; rustc seen: {}",
+         active backends: {}; lock waits: {}; WAL flushes/s (cluster): {:.0}; rustc seen: {}\n    busiest statements: {}",
         f(&p["service_cpu_pct"]),
         f(&p["postgres_bench_db_cpu_pct"]),
         f(&p["postgres_all_cpu_pct"]),
@@ -658,6 +671,11 @@ fn probe_line(p: &Value) -> String {
         },
         f(&p["wal_syncs_per_s"]),
         p["max_rustc_processes"],
+        if queries.is_empty() {
+            "none".to_owned()
+        } else {
+            queries
+        },
     )
 }
 

@@ -633,6 +633,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_connector_refuses_blocked_literals_without_connecting() {
+        // The connector skips the resolver for address literals, so it checks them itself.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let port = listener.local_addr().expect("bound").port();
+        let mut connector = guard(false, &[], false).connector(|http| http.enforce_http(false));
+        for text in [
+            format!("http://127.0.0.1:{port}/"),
+            format!("http://[::ffff:127.0.0.1]:{port}/"),
+        ] {
+            let uri: Uri = text.parse().expect("test URI");
+            let error = connector.call(uri).await.expect_err(&text);
+            let refused = find_refusal(error.as_ref()).expect("a guard refusal");
+            assert!(
+                refused.to_string().contains(ALLOW_PRIVATE_SETTING),
+                "{refused}"
+            );
+        }
+        let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+        assert!(accepted.is_err(), "no connection may be made");
+        let mut listed = guard(false, &["127.0.0.1/32"], false).connector(|http| {
+            http.enforce_http(false);
+        });
+        let uri: Uri = format!("http://127.0.0.1:{port}/")
+            .parse()
+            .expect("test URI");
+        assert!(listed.call(uri).await.is_ok(), "a listed address connects");
+    }
+
+    #[tokio::test]
     async fn the_system_resolver_sees_localhost_as_loopback() {
         // Real resolution (/etc/hosts): `localhost` always resolves to loopback, and the guard
         // must refuse it through the resolver as it would any other name.

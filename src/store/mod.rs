@@ -7,6 +7,7 @@ mod deliveries;
 mod events;
 mod keys;
 mod migrate;
+mod retention;
 mod updates;
 mod vault;
 mod webhooks;

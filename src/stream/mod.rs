@@ -42,6 +42,8 @@ pub struct UpdateHub {
     wake: Arc<Notify>,
     open_watchers: AtomicUsize,
     retention: Duration,
+    /// Flips when the instance shuts down; watchers then end their streams.
+    stopping: tokio_watch::Sender<bool>,
 }
 
 impl UpdateHub {
@@ -49,6 +51,7 @@ impl UpdateHub {
     pub fn new(store: Store, retention: Duration) -> Arc<Self> {
         let (ring, _) = broadcast::channel(RING_CAPACITY);
         let (newest, _) = tokio_watch::channel(0);
+        let (stopping, _) = tokio_watch::channel(false);
         Arc::new(Self {
             store,
             ring,
@@ -56,6 +59,7 @@ impl UpdateHub {
             wake: Arc::new(Notify::new()),
             open_watchers: AtomicUsize::new(0),
             retention,
+            stopping,
         })
     }
 
@@ -71,7 +75,18 @@ impl UpdateHub {
 
     /// Runs the sequencer, the reader and the pruner until `shutdown` flips.
     pub async fn run(self: Arc<Self>, shutdown: tokio_watch::Receiver<bool>) {
+        let mut stop = shutdown.clone();
+        let hub = self.clone();
+        let announce = async move {
+            while !*stop.borrow_and_update() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+            hub.stopping.send_replace(true);
+        };
         tokio::join!(
+            announce,
             self.clone().sequence(shutdown.clone()),
             self.clone().read(shutdown.clone()),
             self.prune(shutdown),

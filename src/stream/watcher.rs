@@ -70,6 +70,7 @@ async fn follow(
     mut ring: broadcast::Receiver<Arc<UpdateRecord>>,
     sink: &Sink,
 ) -> Result<(), &'static str> {
+    let mut stopping = hub.stopping.subscribe();
     // Catch up to what the hub has already read.
     let newest = *hub.newest.borrow();
     position = catch_up(hub, filter, position, newest, sink).await?;
@@ -77,6 +78,14 @@ async fn follow(
         let received = tokio::select! {
             received = ring.recv() => received,
             _ = sink.closed() => return Err("client went away"),
+            _ = stopping.changed() => {
+                let _ = sink
+                    .send(Err(Status::unavailable(format!(
+                        "the server is shutting down; resume with after_cursor {position}"
+                    ))))
+                    .await;
+                return Err("server shutting down");
+            }
         };
         match received {
             Ok(update) => {

@@ -129,3 +129,149 @@ async fn stats_count_attempts_successes_and_latency() {
         .await;
     assert_eq!(missing.err().map(|s| s.code()), Some(tonic::Code::NotFound));
 }
+
+#[tokio::test]
+async fn an_event_whose_body_exceeds_the_payload_cap_is_refused() {
+    let app = crate::helpers::spawn_app_with(&["--max-payload-bytes", "1000"]).await;
+    let mut event = withdrawal_event("big-1", "W-BIG", pb::Decision::Rejected, None);
+    if let Some(pb::publish_event_request::Request::Withdrawal(w)) = &mut event.request {
+        w.remarks = "x".repeat(900);
+    }
+    let error = app
+        .ingest
+        .clone()
+        .publish_event(event)
+        .await
+        .expect_err("too big");
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(
+        error.message().contains("WEBHOOKS_MAX_PAYLOAD_BYTES"),
+        "{}",
+        error.message()
+    );
+    let small = withdrawal_event("small-1", "W-S", pb::Decision::Rejected, None);
+    app.ingest
+        .clone()
+        .publish_event(small)
+        .await
+        .expect("a normal event fits");
+}
+
+#[tokio::test]
+async fn retention_purges_finished_history_and_keeps_pending_deliveries() {
+    let app = crate::helpers::spawn_app_with(&["--retry-schedule", "1h"]).await;
+    let receiver = Receiver::start().await;
+    let failing = Receiver::start().await;
+    failing.reply_by_default(Reply::status(500));
+    let done_hook = app
+        .create_webhook(&receiver.url("/done"), pb::Function::Withdrawal, &[], true)
+        .await
+        .webhook
+        .unwrap();
+    // Its endpoint fails and the next retry is an hour away: the delivery stays pending.
+    app.create_webhook(&failing.url("/wait"), pb::Function::Withdrawal, &[1], false)
+        .await;
+    let done = app
+        .ingest
+        .clone()
+        .publish_event(withdrawal_event(
+            "ret-1",
+            "W-R1",
+            pb::Decision::Rejected,
+            None,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    app.wait_for_delivery_status(&done.delivery_ids[0], pb::DeliveryStatus::Succeeded)
+        .await;
+    let waiting = app
+        .ingest
+        .clone()
+        .publish_event(withdrawal_event(
+            "ret-2",
+            "W-R2",
+            pb::Decision::Approved,
+            Some(1),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Its first attempt failed and was recorded.
+    failing.wait_for(1, Duration::from_secs(10)).await;
+    let mut recorded = false;
+    for _ in 0..50 {
+        if app
+            .get_delivery(&waiting.delivery_ids[0])
+            .await
+            .attempt_count
+            == 1
+        {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recorded);
+    let store = webhooks::store::Store::connect(&app.database_url, 2).unwrap();
+    let future = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let mut purged = 0;
+    loop {
+        let n = store.purge_history(future, 1).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        purged += n;
+    }
+    assert_eq!(purged, 1, "only the finished delivery is purged");
+    let gone = app
+        .admin
+        .clone()
+        .get_delivery(pb::GetDeliveryRequest {
+            id: done.delivery_ids[0].clone(),
+        })
+        .await;
+    assert_eq!(gone.err().map(|s| s.code()), Some(tonic::Code::NotFound));
+    let kept = app.get_delivery(&waiting.delivery_ids[0]).await;
+    assert_eq!(kept.status, pb::DeliveryStatus::Pending as i32);
+    let db = app.db().await;
+    let attempts: i64 = db
+        .query_one("SELECT count(*) FROM delivery_attempts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(attempts, 1, "only the pending delivery's attempt is left");
+    let events: i64 = db
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(events, 1, "the pending delivery's event stays");
+    let _ = done_hook;
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_watch_streams_with_unavailable() {
+    use tokio_stream::StreamExt;
+    let app = spawn_app().await;
+    let mut stream = app
+        .admin
+        .clone()
+        .watch_deliveries(pb::WatchDeliveriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let stopped = tokio::time::timeout(Duration::from_secs(15), app.stop()).await;
+    assert!(
+        stopped.is_ok(),
+        "the server stopped although a stream was open"
+    );
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the stream ended");
+    match end {
+        Some(Err(status)) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
+        other => panic!("expected UNAVAILABLE, got {other:?}"),
+    }
+}

@@ -80,6 +80,35 @@ fn every_rpc_has_a_section_and_an_example() {
     }
 }
 
+#[test]
+fn the_stated_defaults_are_the_services() {
+    let doc = markdown::load(PAGE);
+    let text = markdown::normalized(&doc.text);
+    let days = |id: &str| support::serve_default_seconds(id) / 86400;
+    let max_payload: usize = support::serve_default("max_payload_bytes")
+        .parse()
+        .expect("a number of bytes");
+    for phrase in [
+        format!(
+            "replays the whole retained log ({} days by default, `WEBHOOKS_UPDATE_LOG_RETENTION`)",
+            days("update_log_retention")
+        ),
+        format!(
+            "after {} days by default (`WEBHOOKS_RETENTION`)",
+            days("retention")
+        ),
+        format!(
+            "would exceed {} KiB (`WEBHOOKS_MAX_PAYLOAD_BYTES`)",
+            max_payload / 1024
+        ),
+    ] {
+        assert!(
+            text.contains(&phrase),
+            "{PAGE} should say `{phrase}` (the service's default)"
+        );
+    }
+}
+
 /// Sets the shell variables the page tells the reader to set from an answer.
 fn capture(doc: &Doc, at: &str, code: &str, stdout: &str, vars: &mut BTreeMap<String, String>) {
     let values = json_values(stdout).unwrap_or_default();

@@ -135,6 +135,12 @@ pub fn unquote(cell: &str) -> &str {
     cell.trim().trim_matches('`')
 }
 
+/// `text` with every run of white space (line breaks included) turned into one space, for
+/// looking up phrases whatever the line wrapping.
+pub fn normalized(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The part of the page under the heading `heading` (a whole line, e.g. `## Metrics`), up to the
 /// next heading of the same or a higher level.
 pub fn section<'a>(doc: &'a Doc, heading: &str) -> &'a str {

@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use clap::CommandFactory;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use webhooks::delivery::signature::sign;
@@ -19,7 +18,7 @@ use webhooks::proto::v1 as pb;
 use webhooks::proto::v1::publish_event_request::Request;
 
 use crate::markdown::{self, Block, Doc, unquote};
-use crate::support::{self, Receiver, TestApp};
+use crate::support::{self, Receiver, TestApp, serve_default};
 use crate::{library_snippet, verify_snippet};
 
 const PAGE: &str = "receiving-webhooks.md";
@@ -444,30 +443,13 @@ fn human(duration: Duration) -> String {
     parts.join(" ")
 }
 
-/// The default of a `webhooks serve` flag, as clap declares it (whatever the environment).
-fn serve_default(id: &str) -> String {
-    let command = webhooks::config::Cli::command();
-    let serve = command
-        .get_subcommands()
-        .find(|c| c.get_name() == "serve")
-        .expect("a serve subcommand");
-    let arg = serve
-        .get_arguments()
-        .find(|a| a.get_id() == id)
-        .unwrap_or_else(|| panic!("serve has no argument {id}"));
-    arg.get_default_values()
-        .first()
-        .and_then(|v| v.to_str())
-        .unwrap_or_else(|| panic!("{id} has no default"))
-        .to_owned()
-}
-
 #[test]
 fn the_stated_defaults_are_the_services() {
     let doc = page();
+    let text = markdown::normalized(&doc.text);
     let schedule = serve_default("retry_schedule");
     assert!(
-        doc.text.contains(&format!("`{schedule}`")),
+        text.contains(&format!("`{schedule}`")),
         "{PAGE} does not state the default retry schedule `{schedule}`"
     );
     let delays: Vec<Duration> = schedule
@@ -495,8 +477,8 @@ fn the_stated_defaults_are_the_services() {
         .expect("a duration")
         .as_secs();
     assert!(
-        doc.text.contains(&format!("**{timeout} seconds**"))
-            && doc.text.contains(&format!("within {timeout} seconds")),
+        text.contains(&format!("**{timeout} seconds**"))
+            && text.contains(&format!("within {timeout} seconds")),
         "{PAGE} should state the {timeout}-second request timeout"
     );
     let connect = webhooks::config::parse_duration(&serve_default("connect_timeout"))
@@ -509,7 +491,7 @@ fn the_stated_defaults_are_the_services() {
     );
     let cap_kib = webhooks::delivery::RESPONSE_BODY_CAP / 1024;
     assert!(
-        doc.text.contains(&format!("up to {cap_kib} KiB")),
+        text.contains(&format!("up to {cap_kib} KiB")),
         "{PAGE} should state the {cap_kib} KiB response capture"
     );
     let retry_after_hours = webhooks::delivery::RETRY_AFTER_CAP.as_secs() / 3600;
@@ -543,12 +525,19 @@ fn the_stated_defaults_are_the_services() {
         ),
     ] {
         assert!(
-            doc.text.contains(&phrase),
+            text.contains(&phrase),
             "{PAGE} should say `{phrase}` (the service's default)"
         );
     }
-    assert!(doc.text.contains("`WEBHOOKS_RETRY_SCHEDULE`"));
-    assert!(doc.text.contains("backoffice-webhooks/<version>"));
+    let retention_days = seconds("retention") / 86400;
+    assert!(
+        text.contains(&format!(
+            "keeps its history ({retention_days} days by default)"
+        )),
+        "{PAGE} should state the {retention_days}-day history retention"
+    );
+    assert!(text.contains("`WEBHOOKS_RETRY_SCHEDULE`"));
+    assert!(text.contains("backoffice-webhooks/<version>"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tokio::sync::oneshot;
 use tokio_postgres::NoTls;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -511,4 +511,30 @@ async fn record(
     });
     let status = state.script.lock().expect("lock").pop().unwrap_or(204);
     StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT)
+}
+
+/// The default of a `webhooks serve` flag (by its argument id, e.g. `retry_schedule`), as clap
+/// declares it, whatever the environment says.
+pub fn serve_default(id: &str) -> String {
+    let command = Cli::command();
+    let serve = command
+        .get_subcommands()
+        .find(|c| c.get_name() == "serve")
+        .expect("a serve subcommand");
+    let arg = serve
+        .get_arguments()
+        .find(|a| a.get_id() == id)
+        .unwrap_or_else(|| panic!("webhooks serve has no argument {id}"));
+    arg.get_default_values()
+        .first()
+        .and_then(|v| v.to_str())
+        .unwrap_or_else(|| panic!("{id} has no default"))
+        .to_owned()
+}
+
+/// A default duration of `webhooks serve`, in whole seconds.
+pub fn serve_default_seconds(id: &str) -> u64 {
+    webhooks::config::parse_duration(&serve_default(id))
+        .unwrap_or_else(|e| panic!("the default of {id} is not a duration: {e}"))
+        .as_secs()
 }

@@ -34,6 +34,8 @@ pub struct Report {
     pub connections_by_state: Vec<(String, f64)>,
     /// Average active bench-database backends by wait event (`CPU` when not waiting).
     pub active_by_wait_event: Vec<(String, f64)>,
+    /// Average active bench-database backends by the statement they run (first 90 characters).
+    pub active_by_query: Vec<(String, f64)>,
     /// Average ungranted locks of bench-database backends, by lock type, object class and mode
     /// (`object:pg_database:AccessExclusiveLock` with objid 0 is the commit-time NOTIFY lock).
     pub lock_waits: Vec<(String, f64)>,
@@ -85,6 +87,7 @@ async fn run(service_pid: u32, bench_db: String, pg_url: String, stop: Arc<Atomi
     let mut states: HashMap<String, u64> = HashMap::new();
     let mut waits: HashMap<String, u64> = HashMap::new();
     let mut locks: HashMap<String, u64> = HashMap::new();
+    let mut queries: HashMap<String, u64> = HashMap::new();
     let (mut samples, mut pg_samples, mut rustc_samples, mut max_rustc) = (0u64, 0u64, 0u64, 0u64);
     loop {
         tokio::time::sleep(EVERY).await;
@@ -107,9 +110,10 @@ async fn run(service_pid: u32, bench_db: String, pg_url: String, stop: Arc<Atomi
         if let Some(client) = &client
             && let Ok(rows) = client
                 .query(
-                    "SELECT coalesce(state, ''), coalesce(wait_event_type || ':' || wait_event, 'CPU'), count(*) \
+                    "SELECT coalesce(state, ''), coalesce(wait_event_type || ':' || wait_event, 'CPU'), count(*), \
+                     CASE WHEN state = 'active' THEN left(regexp_replace(query, '\\s+', ' ', 'g'), 90) ELSE '' END \
                      FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend' \
-                     GROUP BY 1, 2",
+                     GROUP BY 1, 2, 4",
                     &[&bench_db],
                 )
                 .await
@@ -122,6 +126,8 @@ async fn run(service_pid: u32, bench_db: String, pg_url: String, stop: Arc<Atomi
                 *states.entry(state.clone()).or_insert(0) += n as u64;
                 if state == "active" {
                     *waits.entry(wait).or_insert(0) += n as u64;
+                    let query: String = row.get(3);
+                    *queries.entry(query.trim().to_owned()).or_insert(0) += n as u64;
                 }
             }
             if let Ok(rows) = client
@@ -184,6 +190,7 @@ async fn run(service_pid: u32, bench_db: String, pg_url: String, stop: Arc<Atomi
         connections_by_state: averaged(states),
         active_by_wait_event: averaged(waits),
         lock_waits: averaged(locks),
+        active_by_query: averaged(queries),
         wal_syncs_per_s,
         wal_bytes_per_s,
         max_rustc_processes: max_rustc,
