@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod delivery;
+mod faults;
 mod helpers;
 mod isolation;
 mod ops;
