@@ -55,6 +55,62 @@ pub enum Command {
     Serve(ServeConfig),
     /// Creates the database if needed and applies pending migrations, then exits.
     Migrate(DatabaseConfig),
+    /// Manages API keys (bearer tokens stored hashed in the database), directly on the database.
+    Keys(KeysCommand),
+    /// Re-seals every webhook secret with WEBHOOKS_ENCRYPTION_KEY (after rotating that key, with
+    /// the old one in WEBHOOKS_ENCRYPTION_KEY_PREVIOUS).
+    Reencrypt(ReencryptConfig),
+}
+
+/// `webhooks keys ...`
+#[derive(Debug, Clone, Args)]
+pub struct KeysCommand {
+    /// Database settings.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+/// API key actions.
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysAction {
+    /// Creates a key and prints its token (shown only once).
+    Create {
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+        /// admin (everything), ingest (EventIngest only) or viewer (read-only).
+        #[arg(long, value_parser = ["admin", "ingest", "viewer"])]
+        role: String,
+    },
+    /// Lists keys (never their tokens).
+    List,
+    /// Revokes a key by id; it stops working within seconds.
+    Revoke {
+        /// The key id from `keys list`.
+        id: String,
+    },
+}
+
+/// `webhooks reencrypt`
+#[derive(Debug, Clone, Args)]
+pub struct ReencryptConfig {
+    /// Database settings.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// The current key (base64 of 32 bytes).
+    #[arg(long, env = "WEBHOOKS_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: String,
+    /// Former keys still needed to open existing secrets.
+    #[arg(
+        long,
+        env = "WEBHOOKS_ENCRYPTION_KEY_PREVIOUS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub encryption_key_previous: Vec<String>,
 }
 
 /// Where the database is.

@@ -15,6 +15,10 @@ async fn main() -> ExitCode {
     match BinaryCli::parse().command {
         BinaryCommand::Service(Command::Serve(config)) => exit_with(serve(config).await),
         BinaryCommand::Service(Command::Migrate(database)) => exit_with(migrate(database).await),
+        BinaryCommand::Service(Command::Keys(keys)) => exit_with(cli::keys::run(keys).await),
+        BinaryCommand::Service(Command::Reencrypt(config)) => {
+            exit_with(cli::keys::reencrypt(config).await)
+        }
         BinaryCommand::Hooks(args) => cli::hooks::run(args).await,
         BinaryCommand::Deliveries(args) => cli::deliveries::run(args).await,
         BinaryCommand::Events(args) => cli::events::run(args).await,

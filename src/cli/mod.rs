@@ -8,6 +8,7 @@
 pub mod deliveries;
 pub mod events;
 pub mod hooks;
+pub mod keys;
 pub mod listen;
 pub mod output;
 

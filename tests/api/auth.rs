@@ -300,3 +300,113 @@ async fn secrets_are_sealed_at_rest_and_deliveries_still_verify() {
         .verify(&received[0].body, &received[0].headers)
         .expect("verifies with the secret the API returned");
 }
+
+fn keys_cli(database_url: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_webhooks"))
+        .args(["keys", "--database-url", database_url])
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("the binary runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn the_keys_command_creates_lists_and_revokes_working_tokens() {
+    let (url, name) = fresh_database_url();
+    let app = crate::helpers::spawn_app_on(&url, &name, &["--require-auth", "true"]).await;
+    let created = keys_cli(&url, &["create", "--name", "payments", "--role", "ingest"]);
+    let token = created
+        .lines()
+        .last()
+        .expect("the token line")
+        .trim()
+        .to_owned();
+    assert!(token.starts_with("whk_"), "{created}");
+    let event = withdrawal_event("cli-key-1", "W-1", pb::Decision::Rejected, None);
+    assert_eq!(
+        code(
+            app.ingest
+                .clone()
+                .publish_event(with_token(event, Some(&token)))
+                .await
+        ),
+        Code::Ok
+    );
+
+    let listed = keys_cli(&url, &["list"]);
+    assert!(
+        listed.contains("payments") && listed.contains("ingest"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&token), "the token is never listed");
+    let id = listed
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .expect("an id")
+        .to_owned();
+    keys_cli(&url, &["revoke", &id]);
+    assert!(keys_cli(&url, &["list"]).contains("revoked"));
+}
+
+#[tokio::test]
+async fn reencrypt_moves_every_secret_to_the_new_key() {
+    let old = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
+    let new = base64::engine::general_purpose::STANDARD.encode([2u8; 32]);
+    let (url, name) = fresh_database_url();
+    let app = crate::helpers::spawn_app_on(&url, &name, &["--encryption-key", &old]).await;
+    let receiver = Receiver::start().await;
+    let created = app
+        .admin
+        .clone()
+        .create_webhook(new_hook(&receiver.url("/hook")))
+        .await
+        .unwrap()
+        .into_inner();
+    app.stop().await;
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_webhooks"))
+        .args([
+            "reencrypt",
+            "--database-url",
+            &url,
+            "--encryption-key",
+            &new,
+            "--encryption-key-previous",
+            &old,
+        ])
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("the binary runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("re-sealed 1"));
+
+    // Only the new key is needed now, and deliveries still verify with the same secret.
+    let app = crate::helpers::spawn_app_on(&url, &name, &["--encryption-key", &new]).await;
+    app.ingest
+        .clone()
+        .publish_event(withdrawal_event(
+            "reenc-1",
+            "W-1",
+            pb::Decision::Rejected,
+            None,
+        ))
+        .await
+        .unwrap();
+    let received = receiver.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(received.len(), 1);
+    standardwebhooks::Webhook::new(&created.secret)
+        .unwrap()
+        .verify(&received[0].body, &received[0].headers)
+        .expect("verifies");
+}

@@ -83,7 +83,7 @@ pub fn serve_config(database_url: &str, extra: &[&str]) -> ServeConfig {
     args.extend_from_slice(extra);
     match Cli::parse_from(args).command {
         Command::Serve(config) => config,
-        Command::Migrate(_) => unreachable!("serve was parsed"),
+        _ => unreachable!("serve was parsed"),
     }
 }
 

@@ -320,7 +320,7 @@ impl TestApp {
         args.extend_from_slice(extra);
         let config = match Cli::parse_from(args).command {
             Command::Serve(config) => config,
-            Command::Migrate(_) => unreachable!("serve was parsed"),
+            _ => unreachable!("serve was parsed"),
         };
         let app = Application::build(config)
             .await

@@ -281,7 +281,19 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
+        let running = self.child.is_some();
         self.kill();
+        // Not stopped through `stop` (a scenario failed half-way): drop the database in the
+        // background so failed runs do not leave databases behind.
+        if running
+            && !self.keep_database
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (server, database) = (self.server_url.clone(), self.database.clone());
+            runtime.spawn(async move {
+                let _ = drop_database(&server, &database).await;
+            });
+        }
     }
 }
 
