@@ -81,6 +81,28 @@ export PATH
 log "grpcurl: $(command -v grpcurl) ($(grpcurl -version 2>&1))"
 
 # --- The suite --------------------------------------------------------------------------------
+# The documentation tests run the docs' Python and Node.js snippets.
+command -v python3 >/dev/null 2>&1 || die "python3 is needed (it was checked above)"
+if ! command -v node >/dev/null 2>&1; then
+    log "node is not on PATH: installing Debian's nodejs for the documentation tests"
+    as_root apt-get update >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs >&2
+fi
+command -v node >/dev/null 2>&1 || die "node is still not on PATH; the documentation tests need it"
+
+# Each test creates its own database; drop those earlier runs left behind.
+if command -v psql >/dev/null 2>&1; then
+    stale=$(psql "$WEBHOOKS_TEST_DATABASE_URL/postgres" -Atc \
+        "SELECT datname FROM pg_database WHERE datname LIKE 'webhooks\_test\_%' OR datname LIKE 'webhooks\_bench\_%'" \
+        2>/dev/null || true)
+    if [[ -n $stale ]]; then
+        log "dropping $(wc -l <<<"$stale") test databases left by earlier runs"
+        while read -r db; do
+            [[ -n $db ]] && psql "$WEBHOOKS_TEST_DATABASE_URL/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+        done <<<"$stale"
+    fi
+fi
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
