@@ -48,6 +48,12 @@ pub fn check_max_chars(field: &str, value: &str, max: usize) -> Result<(), Valid
             format!("must be at most {max} characters"),
         ));
     }
+    if value.contains('\0') {
+        return Err(ValidationError::new(
+            field,
+            "must not contain NUL (U+0000) characters",
+        ));
+    }
     Ok(())
 }
 

@@ -154,6 +154,14 @@ impl DestinationUrl {
                 "must use the http or https scheme",
             ));
         }
+        // Percent-encoding can make the stored form several times longer than what was typed;
+        // UpdateWebhook parses the stored form again, so it must keep the limit too.
+        if url.as_str().len() > 2048 {
+            return Err(ValidationError::new(
+                field,
+                "must be at most 2048 characters once percent-encoded",
+            ));
+        }
         let Some(host) = url.host() else {
             return Err(ValidationError::new(field, "must have a host"));
         };

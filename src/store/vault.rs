@@ -166,6 +166,43 @@ impl Vault {
     }
 }
 
+impl super::Store {
+    /// Re-seals every stored webhook secret not sealed with the current key (key rotation).
+    /// Returns how many secrets were rewritten.
+    pub async fn reencrypt_secrets(&self) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let rows = tx
+            .query(
+                "SELECT id, secret, previous_secret FROM webhooks FOR UPDATE",
+                &[],
+            )
+            .await?;
+        let mut rewritten = 0;
+        for row in &rows {
+            let id: uuid::Uuid = row.try_get(0)?;
+            let secret: Vec<u8> = row.try_get(1)?;
+            let previous: Option<Vec<u8>> = row.try_get(2)?;
+            let stale = |envelope: &[u8]| !self.vault().is_current(envelope);
+            if !stale(&secret) && previous.as_deref().is_none_or(|p| !stale(p)) {
+                continue;
+            }
+            let secret = self.vault().seal(&self.vault().open(&secret)?)?;
+            let previous = previous
+                .map(|p| self.vault().open(&p).and_then(|s| self.vault().seal(&s)))
+                .transpose()?;
+            tx.execute(
+                "UPDATE webhooks SET secret = $2, previous_secret = $3 WHERE id = $1",
+                &[&id, &secret, &previous],
+            )
+            .await?;
+            rewritten += 1;
+        }
+        tx.commit().await?;
+        Ok(rewritten)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,42 +249,5 @@ mod tests {
                 .unwrap_err()
                 .contains("WEBHOOKS_ENCRYPTION_KEY")
         );
-    }
-}
-
-impl super::Store {
-    /// Re-seals every stored webhook secret not sealed with the current key (key rotation).
-    /// Returns how many secrets were rewritten.
-    pub async fn reencrypt_secrets(&self) -> Result<u64, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let rows = tx
-            .query(
-                "SELECT id, secret, previous_secret FROM webhooks FOR UPDATE",
-                &[],
-            )
-            .await?;
-        let mut rewritten = 0;
-        for row in &rows {
-            let id: uuid::Uuid = row.try_get(0)?;
-            let secret: Vec<u8> = row.try_get(1)?;
-            let previous: Option<Vec<u8>> = row.try_get(2)?;
-            let stale = |envelope: &[u8]| !self.vault().is_current(envelope);
-            if !stale(&secret) && previous.as_deref().is_none_or(|p| !stale(p)) {
-                continue;
-            }
-            let secret = self.vault().seal(&self.vault().open(&secret)?)?;
-            let previous = previous
-                .map(|p| self.vault().open(&p).and_then(|s| self.vault().seal(&s)))
-                .transpose()?;
-            tx.execute(
-                "UPDATE webhooks SET secret = $2, previous_secret = $3 WHERE id = $1",
-                &[&id, &secret, &previous],
-            )
-            .await?;
-            rewritten += 1;
-        }
-        tx.commit().await?;
-        Ok(rewritten)
     }
 }
