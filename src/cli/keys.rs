@@ -9,6 +9,9 @@ use crate::store::{Role, Store, Vault};
 /// Runs a `keys` action.
 pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
     let store = Store::connect(&command.database.database_url, 1)?;
+    // The first key is often made before the service ever ran: create and migrate as serve does.
+    crate::store::ensure_database_exists(store.pg_config()).await?;
+    store.migrate().await?;
     match command.action {
         KeysAction::Create { name, role } => {
             let role = Role::parse(&role).context("--role must be admin, ingest or viewer")?;
