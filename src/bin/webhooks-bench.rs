@@ -680,6 +680,20 @@ fn probe_line(p: &Value) -> String {
     )
 }
 
+fn publish_line(run: &Value) -> String {
+    let first = run["first_error"].as_str().unwrap_or("");
+    format!(
+        "PublishEvent call {}; failed calls {}{}",
+        latency_cells(&run["publish_call"]),
+        run["publish_errors"],
+        if first.is_empty() {
+            String::new()
+        } else {
+            format!(" (first: {first})")
+        }
+    )
+}
+
 fn latency_cells(s: &Value) -> String {
     let ms = |k: &str| fmt_ms(s[k].as_f64(), "drain");
     format!(
@@ -791,6 +805,7 @@ fn print_table(report: &Value) {
                     f(&r["achieved_rate"]),
                     latency_cells(&r["ack_to_receipt"])
                 );
+                println!("    {}", publish_line(r));
                 println!("    {}", probe_line(&r["probe"]));
             }
         }
@@ -803,6 +818,7 @@ fn print_table(report: &Value) {
                 h["rate"],
                 latency_cells(&h["run"]["ack_to_receipt"])
             );
+            println!("    {}", publish_line(&h["run"]));
             println!(
                 "  p99 {} vs baseline {} -> {}; hanging requests taken: {}",
                 fmt_ms(h["healthy_p99_ms"].as_f64(), "drain"),

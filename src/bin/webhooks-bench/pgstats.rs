@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 pub const TAG: &str = "/* webhooks-bench */";
 
 /// Cumulative counters at one moment.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     xact_commit: i64,
     xact_rollback: i64,
@@ -24,7 +24,9 @@ pub struct Snapshot {
     wal_fpi: i64,
     wal_bytes: i64,
     wal_sync: i64,
-    other_db_commits: i64,
+    /// Commits of every other database, by database oid (databases come and go while other
+    /// work shares the server, so sums are compared per database).
+    other_db_commits: std::collections::HashMap<String, i64>,
     db_size: i64,
     pgss_calls: i64,
     pgss_wal_bytes: i64,
@@ -77,7 +79,7 @@ pub async fn snapshot(db: &Client, pgss: bool) -> anyhow::Result<Snapshot> {
                     (SELECT coalesce(sum(n_tup_del), 0)::int8 FROM pg_stat_user_tables),
                     (SELECT coalesce(sum(n_tup_hot_upd), 0)::int8 FROM pg_stat_user_tables),
                     w.wal_records, w.wal_fpi, w.wal_bytes::int8,
-                    (SELECT coalesce(sum(xact_commit), 0)::int8 FROM pg_stat_database
+                    (SELECT coalesce(json_object_agg(datid::text, xact_commit), '{{}}'::json) FROM pg_stat_database
                       WHERE datname IS DISTINCT FROM current_database()),
                     pg_database_size(current_database()),
                     w.wal_sync
@@ -97,7 +99,17 @@ pub async fn snapshot(db: &Client, pgss: bool) -> anyhow::Result<Snapshot> {
         wal_records: row.try_get(6)?,
         wal_fpi: row.try_get(7)?,
         wal_bytes: row.try_get(8)?,
-        other_db_commits: row.try_get(9)?,
+        other_db_commits: {
+            let commits: serde_json::Value = row.try_get(9)?;
+            commits
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_i64()?)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        },
         db_size: row.try_get(10)?,
         wal_sync: row.try_get(11)?,
         ..Snapshot::default()
@@ -151,7 +163,8 @@ pub struct PerDelivery {
     pub pgss_statements: Option<f64>,
     /// WAL bytes attributed by pg_stat_statements to the bench database, when available.
     pub pgss_wal_bytes: Option<f64>,
-    /// Transactions committed in other databases during the workload (they share the WAL).
+    /// Transactions committed in other databases during the workload (they share the WAL;
+    /// databases created or dropped meanwhile are not counted).
     pub other_db_commits: i64,
 }
 
@@ -180,7 +193,12 @@ pub fn per_delivery(
         db_growth_bytes: d(after.db_size, before.db_size),
         pgss_statements: pgss.then(|| d(after.pgss_calls, before.pgss_calls)),
         pgss_wal_bytes: pgss.then(|| d(after.pgss_wal_bytes, before.pgss_wal_bytes)),
-        other_db_commits: after.other_db_commits - before.other_db_commits,
+        other_db_commits: after
+            .other_db_commits
+            .iter()
+            .filter_map(|(db, n)| Some(n - before.other_db_commits.get(db)?))
+            .filter(|delta| *delta > 0)
+            .sum(),
     }
 }
 
