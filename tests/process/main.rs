@@ -5,4 +5,5 @@
 mod crash;
 mod grpcurl;
 mod lifecycle;
+mod metrics;
 mod support;
