@@ -1,7 +1,7 @@
 //! Publishing: an event and its deliveries are committed in one transaction before the caller
 //! gets an answer, so nothing acknowledged can be lost.
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
 use super::{DELIVERIES_CHANNEL, Store, StoreError};
@@ -32,11 +32,26 @@ pub enum PublishOutcome {
 /// event's function whose selection matches gets a delivery; a once-per-request webhook that
 /// already had a delivery for this request gets a skipped one. The `once_per_request` primary key
 /// decides "first" race-free across instances.
-const ROUTE_AND_ENQUEUE: &str = "
-WITH matched AS (
+/// Stores one event, routes it and creates its deliveries in ONE statement (so a single publish
+/// is one round trip and atomic without an explicit transaction): every enabled webhook of the
+/// event's function whose selection matches gets a delivery; a once-per-request webhook that
+/// already had a delivery for this request gets a skipped one (the `once_per_request` primary
+/// key decides "first" race-free across instances). Nothing is routed when the idempotency key
+/// already exists (`stored` = 0). Workers are woken with NOTIFY (delivered on commit).
+fn publish_statement() -> String {
+    format!(
+        "
+WITH event AS (
+    INSERT INTO events (id, idempotency_key, content_hash, event_type, function, request_id, body, occurred_at)
+    VALUES ($1, $6, $7, $5, $2, $4, $8, $9)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+),
+matched AS (
     SELECT w.id AS webhook_id, w.deliver_once_per_request AS once, gen_random_uuid() AS delivery_id
     FROM webhooks w
-    WHERE w.function = $2 AND w.enabled AND w.deleted_at IS NULL
+    WHERE EXISTS (SELECT 1 FROM event)
+      AND w.function = $2 AND w.enabled AND w.deleted_at IS NULL
       AND (($3::int IS NOT NULL AND $3 = ANY (w.approval_nodes)) OR ($3::int IS NULL AND w.on_rejection))
 ),
 firsts AS (
@@ -64,8 +79,15 @@ logged AS (
     SELECT id, webhook_id, function, CASE status WHEN 'skipped' THEN 'skipped' ELSE 'created' END,
            status, status_reason, next_attempt_at
     FROM inserted
+),
+wake AS (
+    SELECT pg_notify('{DELIVERIES_CHANNEL}', '') FROM (SELECT 1 FROM inserted WHERE status = 'pending' LIMIT 1) pending
 )
-SELECT id, seq, status FROM inserted";
+SELECT (SELECT count(*) FROM event) AS stored, (SELECT count(*) FROM wake) AS woke, i.id, i.seq, i.status
+FROM (SELECT 1) one
+LEFT JOIN inserted i ON true"
+    )
+}
 
 impl Store {
     /// Stores events and their deliveries in one transaction and wakes the workers. Either every
@@ -76,22 +98,19 @@ impl Store {
         events: &[PublishedEvent],
     ) -> Result<Vec<PublishOutcome>, StoreError> {
         let mut client = self.client().await?;
+        if let [event] = events {
+            // One statement is atomic by itself: no BEGIN/COMMIT round trips.
+            return Ok(vec![publish_one(&client, event).await?]);
+        }
         let tx = client.transaction().await?;
         let mut outcomes = Vec::with_capacity(events.len());
-        let mut enqueued_pending = false;
         for event in events {
-            let (outcome, pending) = publish_one(&tx, event).await?;
+            let outcome = publish_one(&tx, event).await?;
             if let PublishOutcome::KeyReused { .. } = outcome {
                 // Dropping the transaction rolls back the whole batch.
                 return Ok(vec![outcome]);
             }
-            enqueued_pending |= pending;
             outcomes.push(outcome);
-        }
-        if enqueued_pending {
-            // Delivered on commit; a hint only, workers also poll.
-            tx.execute("SELECT pg_notify($1, '')", &[&DELIVERIES_CHANNEL])
-                .await?;
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -156,53 +175,15 @@ async fn insert_event(tx: &Transaction<'_>, event: &PublishedEvent) -> Result<bo
 }
 
 async fn publish_one(
-    tx: &Transaction<'_>,
+    client: &impl GenericClient,
     event: &PublishedEvent,
-) -> Result<(PublishOutcome, bool), StoreError> {
-    if !insert_event(tx, event).await? {
-        // The key exists (possibly inserted concurrently: ON CONFLICT waited for that commit).
-        let row = tx
-            .query_one(
-                "SELECT id, content_hash, event_type FROM events WHERE idempotency_key = $1",
-                &[&event.idempotency_key],
-            )
-            .await?;
-        let hash: Vec<u8> = row.try_get("content_hash")?;
-        if hash != event.content_hash {
-            return Ok((
-                PublishOutcome::KeyReused {
-                    idempotency_key: event.idempotency_key.clone(),
-                },
-                false,
-            ));
-        }
-        let event_id: Uuid = row.try_get("id")?;
-        let rows = tx
-            .query(
-                "SELECT id FROM deliveries WHERE event_id = $1 ORDER BY seq",
-                &[&event_id],
-            )
-            .await?;
-        let delivery_ids = rows
-            .iter()
-            .map(|r| r.try_get("id"))
-            .collect::<Result<_, _>>()?;
-        return Ok((
-            PublishOutcome::Stored {
-                event_id,
-                event_type: row.try_get("event_type")?,
-                delivery_ids,
-                duplicate: true,
-            },
-            false,
-        ));
-    }
+) -> Result<PublishOutcome, StoreError> {
     let node: Option<i32> = match event.decision {
         Decision::Approved { node } => Some(node as i32),
         Decision::Rejected => None,
     };
-    let statement = tx.prepare_cached(ROUTE_AND_ENQUEUE).await?;
-    let rows = tx
+    let statement = client.prepare_cached(&publish_statement()).await?;
+    let rows = client
         .query(
             &statement,
             &[
@@ -211,23 +192,71 @@ async fn publish_one(
                 &node,
                 &event.request_id,
                 &event.event_type,
+                &event.idempotency_key,
+                &event.content_hash,
+                &event.body,
+                &event.occurred_at,
             ],
         )
         .await?;
-    let mut created: Vec<(i64, Uuid, bool)> = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let status: String = row.try_get("status")?;
-        created.push((row.try_get("seq")?, row.try_get("id")?, status == "pending"));
+    let stored = match rows.first() {
+        Some(row) => row.try_get::<_, i64>("stored")? > 0,
+        None => false,
+    };
+    if !stored {
+        // The key exists (possibly inserted concurrently: ON CONFLICT waited for that commit).
+        return repeated(client, event).await;
     }
-    created.sort_by_key(|(seq, ..)| *seq);
-    let pending = created.iter().any(|(.., pending)| *pending);
-    Ok((
-        PublishOutcome::Stored {
-            event_id: event.id,
-            event_type: event.event_type.clone(),
-            delivery_ids: created.into_iter().map(|(_, id, _)| id).collect(),
-            duplicate: false,
-        },
-        pending,
-    ))
+    let mut created: Vec<(i64, Uuid)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let (Some(seq), Some(id)) = (
+            row.try_get::<_, Option<i64>>("seq")?,
+            row.try_get::<_, Option<Uuid>>("id")?,
+        ) {
+            created.push((seq, id));
+        }
+    }
+    created.sort_by_key(|(seq, _)| *seq);
+    Ok(PublishOutcome::Stored {
+        event_id: event.id,
+        event_type: event.event_type.clone(),
+        delivery_ids: created.into_iter().map(|(_, id)| id).collect(),
+        duplicate: false,
+    })
+}
+
+/// The answer to a key seen before: the original answer when the content is the same.
+async fn repeated(
+    client: &impl GenericClient,
+    event: &PublishedEvent,
+) -> Result<PublishOutcome, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT id, content_hash, event_type FROM events WHERE idempotency_key = $1",
+            &[&event.idempotency_key],
+        )
+        .await?;
+    let hash: Vec<u8> = row.try_get("content_hash")?;
+    if hash != event.content_hash {
+        return Ok(PublishOutcome::KeyReused {
+            idempotency_key: event.idempotency_key.clone(),
+        });
+    }
+    let event_id: Uuid = row.try_get("id")?;
+    let rows = client
+        .query(
+            "SELECT id FROM deliveries WHERE event_id = $1 ORDER BY seq",
+            &[&event_id],
+        )
+        .await?;
+    let delivery_ids = rows
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+    Ok(PublishOutcome::Stored {
+        event_id,
+        event_type: row.try_get("event_type")?,
+        delivery_ids,
+        duplicate: true,
+    })
 }
