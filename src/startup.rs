@@ -110,6 +110,7 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop_signal = stop_tx.clone();
         let wake = Arc::new(Notify::new());
+        let local_wake = wake.clone();
 
         let mut background = tokio::task::JoinSet::new();
         let mut subscriptions: listener::Subscriptions =
@@ -132,7 +133,9 @@ impl Application {
         if !self.config.disable_workers {
             subscriptions.push((DELIVERIES_CHANNEL, wake.clone()));
             let worker = Worker::new(
-                self.store.clone(),
+                self.store
+                    .for_delivery_results(self.config.database.db_pool_size)
+                    .context("could not set up the delivery worker's database pool")?,
                 HttpSender::new(
                     self.config.request_timeout,
                     self.config.connect_timeout,
@@ -197,6 +200,7 @@ impl Application {
         let ingest = EventIngestServer::new(IngestService::new(
             self.store.clone(),
             self.config.max_payload_bytes,
+            local_wake,
         ))
         .max_decoding_message_size(MAX_GRPC_MESSAGE);
 

@@ -17,14 +17,21 @@ pub const MAX_BATCH: usize = 1000;
 pub struct IngestService {
     store: Store,
     max_payload_bytes: usize,
+    /// Wakes this instance's delivery workers right after a publish commits.
+    local_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl IngestService {
     /// An ingest API over `store`.
-    pub fn new(store: Store, max_payload_bytes: usize) -> Self {
+    pub fn new(
+        store: Store,
+        max_payload_bytes: usize,
+        local_wake: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Self {
         Self {
             store,
             max_payload_bytes,
+            local_wake,
         }
     }
 
@@ -53,6 +60,7 @@ impl IngestService {
         events: Vec<PublishedEvent>,
     ) -> Result<Vec<pb::PublishEventResponse>, Status> {
         let outcomes = self.store.publish(&events).await.map_err(store_failure)?;
+        self.local_wake.notify_one();
         crate::metrics::record_published(
             outcomes
                 .iter()

@@ -81,7 +81,8 @@ logged AS (
     FROM inserted
 ),
 wake AS (
-    SELECT pg_notify('{DELIVERIES_CHANNEL}', '') FROM (SELECT 1 FROM inserted WHERE status = 'pending' LIMIT 1) pending
+    SELECT pg_notify('{DELIVERIES_CHANNEL}', '')
+    FROM (SELECT 1 FROM inserted WHERE status = 'pending' AND $10::bool LIMIT 1) pending
 )
 SELECT (SELECT count(*) FROM event) AS stored, (SELECT count(*) FROM wake) AS woke, i.id, i.seq, i.status
 FROM (SELECT 1) one
@@ -89,7 +90,27 @@ LEFT JOIN inserted i ON true"
     )
 }
 
+/// Other instances are woken with NOTIFY at most this often by one instance's publishes: every
+/// NOTIFY takes a database-wide lock at commit, which would serialise concurrent publishes. The
+/// publishing instance wakes its own workers in-process on every publish, and every instance
+/// polls, so a skipped announcement costs at most a poll interval on another instance.
+const ANNOUNCE_EVERY_MS: u64 = 20;
+
 impl Store {
+    /// Whether this publish should NOTIFY the other instances (see [`ANNOUNCE_EVERY_MS`]).
+    fn should_announce(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let last = self.last_announce.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= ANNOUNCE_EVERY_MS
+            && self
+                .last_announce
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
     /// Stores events and their deliveries in one transaction and wakes the workers. Either every
     /// event is stored (or recognised as a repeat) or, when a key was reused for other content,
     /// nothing is.
@@ -98,14 +119,15 @@ impl Store {
         events: &[PublishedEvent],
     ) -> Result<Vec<PublishOutcome>, StoreError> {
         let mut client = self.client().await?;
+        let announce = self.should_announce();
         if let [event] = events {
             // One statement is atomic by itself: no BEGIN/COMMIT round trips.
-            return Ok(vec![publish_one(&client, event).await?]);
+            return Ok(vec![publish_one(&client, event, announce).await?]);
         }
         let tx = client.transaction().await?;
         let mut outcomes = Vec::with_capacity(events.len());
         for event in events {
-            let outcome = publish_one(&tx, event).await?;
+            let outcome = publish_one(&tx, event, announce).await?;
             if let PublishOutcome::KeyReused { .. } = outcome {
                 // Dropping the transaction rolls back the whole batch.
                 return Ok(vec![outcome]);
@@ -177,6 +199,7 @@ async fn insert_event(tx: &Transaction<'_>, event: &PublishedEvent) -> Result<bo
 async fn publish_one(
     client: &impl GenericClient,
     event: &PublishedEvent,
+    announce: bool,
 ) -> Result<PublishOutcome, StoreError> {
     let node: Option<i32> = match event.decision {
         Decision::Approved { node } => Some(node as i32),
@@ -196,6 +219,7 @@ async fn publish_one(
                 &event.content_hash,
                 &event.body,
                 &event.occurred_at,
+                &announce,
             ],
         )
         .await?;

@@ -79,6 +79,8 @@ pub struct Store {
     pool: Pool,
     pg_config: tokio_postgres::Config,
     vault: std::sync::Arc<Vault>,
+    /// When this instance last announced new deliveries with NOTIFY (unix ms).
+    last_announce: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -87,24 +89,29 @@ impl Store {
         let pg_config = tokio_postgres::Config::from_str(database_url).map_err(|e| {
             StoreError::Unavailable(format!("DATABASE_URL is not a valid Postgres URL: {e}"))
         })?;
-        let manager = Manager::from_config(
-            pg_config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(max_connections)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(5)))
-            .create_timeout(Some(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let pool = build_pool(pg_config.clone(), max_connections)?;
         Ok(Self {
             pool,
             pg_config,
             vault: std::sync::Arc::new(Vault::plaintext()),
+            last_announce: Default::default(),
+        })
+    }
+
+    /// A store for the delivery worker's own writes (claims and attempt results), on its own
+    /// pool of `max_connections` whose commits do not wait for the WAL flush
+    /// (`synchronous_commit = off`). What such a commit can lose in a database crash is only a
+    /// lease or an attempt's result: the delivery is then attempted again (at-least-once), and
+    /// nothing acknowledged to a publisher is at stake, since publishes stay synchronous.
+    /// Without this, every delivery result waits for its own disk flush (see BENCHMARKS.md).
+    pub fn for_delivery_results(&self, max_connections: usize) -> Result<Self, StoreError> {
+        let mut config = self.pg_config.clone();
+        config.options("-c synchronous_commit=off");
+        Ok(Self {
+            pool: build_pool(config, max_connections)?,
+            pg_config: self.pg_config.clone(),
+            vault: self.vault.clone(),
+            last_announce: self.last_announce.clone(),
         })
     }
 
@@ -146,6 +153,23 @@ impl Store {
         let status = self.pool.status();
         (status.size - status.available, status.max_size)
     }
+}
+
+fn build_pool(config: tokio_postgres::Config, max_connections: usize) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_connections)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
 /// Channel on which publishers announce new due deliveries to workers (a wake-up hint only).
