@@ -5,7 +5,6 @@
 //! it restarts the server no other test is using it. It needs the local Debian cluster that
 //! `scripts/ensure-postgres.sh` sets up (`pg_ctlcluster`); without it the test fails, saying so.
 
-#[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
 
