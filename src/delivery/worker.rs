@@ -155,6 +155,9 @@ impl Worker {
                 in_flight.spawn(async move {
                     this.attempt(delivery).await;
                     drop(permit);
+                    // A finished attempt frees a slot and, under the per-webhook cap, room for
+                    // that endpoint's next delivery: claim again now rather than at the next poll.
+                    this.wake.notify_one();
                 });
             }
             drop(permits);

@@ -380,11 +380,13 @@ candidates AS (
 due AS (
     SELECT d.id
     FROM deliveries d
-    JOIN candidates c ON c.id = d.id
-    -- Re-checked on the locked row version, so a delivery another worker claimed meanwhile is
-    -- never taken twice.
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-    ORDER BY c.next_attempt_at
+    -- By primary key (an array, so the planner looks the few candidates up instead of hashing
+    -- the whole backlog), re-checked on the locked row version, so a delivery another worker
+    -- claimed meanwhile is never taken twice.
+    WHERE d.id = ANY (ARRAY(SELECT id FROM candidates))
+      AND d.status = 'pending' AND d.next_attempt_at <= now()
+    -- No ORDER BY: the candidates are already each endpoint's oldest, and ordering here would
+    -- make the planner walk the whole due index.
     LIMIT $1
     FOR UPDATE OF d SKIP LOCKED
 )
