@@ -27,6 +27,7 @@ pub struct Application {
     listener: TcpListener,
     store: Store,
     hub: Arc<UpdateHub>,
+    auth: Arc<Authenticator>,
     config: ServeConfig,
 }
 
@@ -82,11 +83,18 @@ impl Application {
             .with_context(|| format!("could not listen on {}", config.grpc_addr))?;
         let local_addr = listener.local_addr()?;
         let hub = UpdateHub::new(store.clone(), config.update_log_retention);
+        let auth = Arc::new(Authenticator::new(
+            auth_enabled,
+            &tokens,
+            store.clone(),
+            std::num::NonZeroU32::new(config.ingest_rate_limit),
+        ));
         Ok(Self {
             local_addr,
             listener,
             store,
             hub,
+            auth,
             config,
         })
     }
@@ -205,13 +213,6 @@ impl Application {
         .max_decoding_message_size(MAX_GRPC_MESSAGE);
 
         tracing::info!(addr = %self.local_addr, workers = !self.config.disable_workers, "webhooks service listening");
-        let tokens = configured_tokens(&self.config);
-        let auth = Authenticator::new(
-            self.config.require_auth || !tokens.is_empty(),
-            &tokens,
-            self.store.clone(),
-            std::num::NonZeroU32::new(self.config.ingest_rate_limit),
-        );
         let mut builder = tonic::transport::Server::builder();
         if let (Some(cert), Some(key)) = (&self.config.tls_cert, &self.config.tls_key) {
             let cert = std::fs::read(cert)
@@ -226,7 +227,7 @@ impl Application {
                 .context("invalid TLS certificate or key")?;
         }
         let served = builder
-            .layer(AuthLayer::new(Arc::new(auth)))
+            .layer(AuthLayer::new(self.auth.clone()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
