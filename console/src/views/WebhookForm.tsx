@@ -1,0 +1,416 @@
+// "Create Webhook" and "Edit": Name, Destination URL, Select Function, Select Event (approval
+// nodes and Reject), Secret Key (create only), first-matching-event-only and a description. The
+// service validates: its INVALID_ARGUMENT field violations are shown next to the fields.
+
+import { useEffect, useId, useRef, useState, type ReactNode } from "react";
+import { admin } from "../api";
+import { ErrorBanner, SecretReveal } from "../components";
+import { describeError, formFieldOf, type Problem } from "../errors";
+import { FUNCTIONS, functionLabel, functionNoun, generateSecret, normalizeNodes, visibleNodeCount } from "../format";
+import { Function as WebhookFunction, type Webhook } from "../gen/backoffice/webhooks/v1/webhook_pb";
+import { href, navigate } from "../route";
+
+interface Values {
+  name: string;
+  destinationUrl: string;
+  function: WebhookFunction;
+  nodes: number[];
+  rejection: boolean;
+  secret: string;
+  deliverOncePerRequest: boolean;
+  description: string;
+}
+
+const EMPTY: Values = {
+  name: "",
+  destinationUrl: "",
+  function: WebhookFunction.UNSPECIFIED,
+  nodes: [],
+  rejection: false,
+  secret: "",
+  deliverOncePerRequest: false,
+  description: "",
+};
+
+/** The highest approver level the API accepts. */
+const MAX_NODE = 1000;
+
+export function WebhookForm({ id }: { id?: string }) {
+  const editing = id !== undefined;
+  const [values, setValues] = useState<Values>(EMPTY);
+  const [original, setOriginal] = useState<Webhook | null>(null);
+  const [shownNodes, setShownNodes] = useState(3);
+  const [loading, setLoading] = useState(editing);
+  const [saving, setSaving] = useState(false);
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
+  const [created, setCreated] = useState<{ webhook: Webhook; secret: string } | null>(null);
+  const formRef = useRef<HTMLFormElement>(null);
+  const focusNode = useRef<number | null>(null);
+  const ids = {
+    name: useId(),
+    destination: useId(),
+    fn: useId(),
+    secret: useId(),
+    description: useId(),
+    once: useId(),
+    events: useId(),
+  };
+
+  useEffect(() => {
+    if (!id) return;
+    let live = true;
+    admin
+      .getWebhook({ id })
+      .then((w) => {
+        if (!live) return;
+        setOriginal(w);
+        const nodes = normalizeNodes(w.events?.approvalNodes ?? []);
+        setValues({
+          name: w.name,
+          destinationUrl: w.destinationUrl,
+          function: w.function,
+          nodes,
+          rejection: w.events?.rejection ?? false,
+          secret: "",
+          deliverOncePerRequest: w.deliverOncePerRequest,
+          description: w.description,
+        });
+        setShownNodes(visibleNodeCount(nodes));
+      })
+      .catch((err) => live && setProblem(describeError(err)))
+      .finally(() => live && setLoading(false));
+    return () => {
+      live = false;
+    };
+  }, [id]);
+
+  // After "Add node", move focus to the new checkbox.
+  useEffect(() => {
+    if (focusNode.current !== null) {
+      formRef.current?.querySelector<HTMLInputElement>(`input[data-node="${focusNode.current}"]`)?.focus();
+      focusNode.current = null;
+    }
+  }, [shownNodes]);
+
+  const set = <K extends keyof Values>(key: K, value: Values[K]) => setValues((v) => ({ ...v, [key]: value }));
+  const toggleNode = (n: number, on: boolean) =>
+    setValues((v) => ({ ...v, nodes: normalizeNodes(on ? [...v.nodes, n] : v.nodes.filter((x) => x !== n)) }));
+
+  const submit = async () => {
+    setSaving(true);
+    setProblem(null);
+    setFieldErrors({});
+    const webhook = {
+      id: id ?? "",
+      name: values.name,
+      destinationUrl: values.destinationUrl.trim(),
+      function: values.function,
+      events: { approvalNodes: values.nodes, rejection: values.rejection },
+      description: values.description,
+      deliverOncePerRequest: values.deliverOncePerRequest,
+    };
+    try {
+      if (editing) {
+        await admin.updateWebhook({
+          webhook,
+          updateMask: {
+            paths: ["name", "destination_url", "function", "events", "description", "deliver_once_per_request"],
+          },
+        });
+        navigate({ name: "list" });
+      } else {
+        const res = await admin.createWebhook({ webhook, secret: values.secret.trim() });
+        setCreated({ webhook: res.webhook!, secret: res.secret });
+      }
+    } catch (err) {
+      const p = describeError(err);
+      const fields: Record<string, string> = {};
+      for (const [path, rule] of Object.entries(p.fields)) {
+        const field = formFieldOf(path);
+        if (!(field in fields)) fields[field] = rule;
+      }
+      setFieldErrors(fields);
+      setProblem(p);
+      // Focus the first field the service refused, in form order.
+      const first = ["name", "destination_url", "function", "events", "secret", "description"].find((f) => f in fields);
+      if (first) {
+        window.requestAnimationFrame(() =>
+          formRef.current?.querySelector<HTMLElement>(`[data-field="${first}"]`)?.focus(),
+        );
+      }
+    } finally {
+      setSaving(false);
+    }
+  };
+
+  if (created) {
+    return (
+      <section className="panel" aria-labelledby="created-title">
+        <h1 id="created-title" tabIndex={-1}>
+          Webhook created
+        </h1>
+        <p>
+          <strong>{created.webhook.name}</strong> is enabled and sends to{" "}
+          <span className="mono break">{created.webhook.destinationUrl}</span>.
+        </p>
+        <SecretReveal secret={created.secret} label="Secret key" />
+        <p className="hint">
+          The receiver verifies each request's <code>webhook-signature</code> with this secret (see{" "}
+          <a href={href({ name: "docs" })} target="_blank" rel="noopener">
+            Learn More
+          </a>
+          ). It cannot be shown again: if it is lost, rotate it.
+        </p>
+        <div className="actions">
+          <a className="button button--primary" href={href({ name: "list" })}>
+            Done
+          </a>
+          <a className="button" href={href({ name: "history", id: created.webhook.id })}>
+            Open History
+          </a>
+        </div>
+      </section>
+    );
+  }
+
+  const noun = functionNoun(values.function);
+  const nodeList = Array.from({ length: shownNodes }, (_, i) => i + 1);
+  const errorOf = (field: string) => fieldErrors[field];
+  const title = editing ? `Edit ${original?.name ?? "webhook"}` : "Create Webhook";
+
+  return (
+    <section className="panel" aria-labelledby="form-title">
+      <p className="crumbs">
+        <a href={href({ name: "list" })}>Webhooks</a> /
+      </p>
+      <h1 id="form-title" tabIndex={-1}>
+        {title}
+      </h1>
+      {loading ? (
+        <p role="status">Loading…</p>
+      ) : (
+        <form
+          ref={formRef}
+          noValidate
+          onSubmit={(e) => {
+            e.preventDefault();
+            void submit();
+          }}
+        >
+          {problem && (
+            <ErrorBanner
+              problem={
+                Object.keys(fieldErrors).length > 0
+                  ? { ...problem, message: `Check the highlighted field: ${problem.message.replace(/^The service refused the request: /, "")}` }
+                  : problem
+              }
+            />
+          )}
+
+          <Field id={ids.name} label="Name" error={errorOf("name")}>
+            <input
+              id={ids.name}
+              data-field="name"
+              className="input"
+              value={values.name}
+              onChange={(e) => set("name", e.target.value)}
+              maxLength={200}
+              autoComplete="off"
+              {...invalidProps(ids.name, errorOf("name"))}
+            />
+          </Field>
+
+          <Field
+            id={ids.destination}
+            label="Destination URL"
+            error={errorOf("destination_url")}
+            hint="The http(s) URL that receives the signed POSTs."
+          >
+            <input
+              id={ids.destination}
+              data-field="destination_url"
+              className="input input--mono"
+              type="url"
+              inputMode="url"
+              placeholder="https://example.com/hooks/withdrawals"
+              value={values.destinationUrl}
+              onChange={(e) => set("destinationUrl", e.target.value)}
+              {...invalidProps(ids.destination, errorOf("destination_url"), true)}
+            />
+          </Field>
+
+          <Field id={ids.fn} label="Select Function" error={errorOf("function")}>
+            <select
+              id={ids.fn}
+              data-field="function"
+              className="input"
+              value={values.function}
+              onChange={(e) => set("function", Number(e.target.value) as WebhookFunction)}
+              {...invalidProps(ids.fn, errorOf("function"))}
+            >
+              <option value={WebhookFunction.UNSPECIFIED}>Choose a function…</option>
+              {FUNCTIONS.map((f) => (
+                <option key={f} value={f}>
+                  {functionLabel(f)}
+                </option>
+              ))}
+            </select>
+          </Field>
+
+          <fieldset
+            className={`field fieldset ${errorOf("events") ? "field--invalid" : ""}`}
+            aria-describedby={`${ids.events}-hint${errorOf("events") ? ` ${ids.events}-error` : ""}`}
+          >
+            <legend>Select Event</legend>
+            <p id={`${ids.events}-hint`} className="hint">
+              Node N is the approver level: with nodes 1 and 2 selected, an approval by a level 1 or a level 2 approver
+              sends the webhook.
+            </p>
+            <div className="checks">
+              {nodeList.map((n) => (
+                <label key={n} className="check">
+                  <input
+                    type="checkbox"
+                    data-node={n}
+                    data-field={n === 1 ? "events" : undefined}
+                    checked={values.nodes.includes(n)}
+                    onChange={(e) => toggleNode(n, e.target.checked)}
+                  />
+                  Approve {noun} – Node {n}
+                </label>
+              ))}
+            </div>
+            <button
+              type="button"
+              className="button button--small"
+              disabled={shownNodes >= MAX_NODE}
+              onClick={() => {
+                focusNode.current = shownNodes + 1;
+                setShownNodes((s) => Math.min(s + 1, MAX_NODE));
+              }}
+            >
+              Add node {shownNodes + 1}
+            </button>
+            <label className="check check--separate">
+              <input type="checkbox" checked={values.rejection} onChange={(e) => set("rejection", e.target.checked)} />
+              Reject {noun}
+            </label>
+            {errorOf("events") && (
+              <p id={`${ids.events}-error`} className="field__error">
+                {errorOf("events")}
+              </p>
+            )}
+          </fieldset>
+
+          {!editing && (
+            <Field
+              id={ids.secret}
+              label="Secret Key (optional)"
+              error={errorOf("secret")}
+              hint="Leave empty to have the service generate one, or generate one here. It signs every request and is shown once, after saving."
+            >
+              <div className="secret__row">
+                <input
+                  id={ids.secret}
+                  data-field="secret"
+                  className="input input--mono"
+                  value={values.secret}
+                  onChange={(e) => set("secret", e.target.value)}
+                  autoComplete="off"
+                  spellCheck={false}
+                  {...invalidProps(ids.secret, errorOf("secret"), true)}
+                />
+                <button type="button" className="button" onClick={() => set("secret", generateSecret())}>
+                  Generate
+                </button>
+              </div>
+            </Field>
+          )}
+          {editing && original && (
+            <p className="hint">
+              Secret key: <span className="mono">whsec_…{original.secretHint}</span> (rotate it from the webhook list).
+            </p>
+          )}
+
+          <div className="field">
+            <label className="check">
+              <input
+                id={ids.once}
+                type="checkbox"
+                checked={values.deliverOncePerRequest}
+                onChange={(e) => set("deliverOncePerRequest", e.target.checked)}
+                aria-describedby={`${ids.once}-hint`}
+              />
+              Deliver only the first matching event per request
+            </label>
+            <p id={`${ids.once}-hint`} className="hint">
+              Later matching events about the same request are recorded in History as skipped.
+            </p>
+          </div>
+
+          <Field id={ids.description} label="Description (optional)" error={errorOf("description")}>
+            <textarea
+              id={ids.description}
+              data-field="description"
+              className="input"
+              rows={2}
+              maxLength={1000}
+              value={values.description}
+              onChange={(e) => set("description", e.target.value)}
+              {...invalidProps(ids.description, errorOf("description"))}
+            />
+          </Field>
+
+          <div className="actions">
+            <button type="submit" className="button button--primary" disabled={saving}>
+              {saving ? "Saving…" : "Save"}
+            </button>
+            <a className="button" href={href({ name: "list" })}>
+              Cancel
+            </a>
+          </div>
+        </form>
+      )}
+    </section>
+  );
+}
+
+function invalidProps(id: string, error: string | undefined, hasHint = false) {
+  const describedBy = [hasHint ? `${id}-hint` : "", error ? `${id}-error` : ""].filter(Boolean).join(" ");
+  return {
+    "aria-invalid": error ? true : undefined,
+    "aria-describedby": describedBy || undefined,
+  } as const;
+}
+
+function Field({
+  id,
+  label,
+  hint,
+  error,
+  children,
+}: {
+  id: string;
+  label: string;
+  hint?: string;
+  error?: string;
+  children: ReactNode;
+}) {
+  return (
+    <div className={`field ${error ? "field--invalid" : ""}`}>
+      <label htmlFor={id}>{label}</label>
+      {children}
+      {hint && (
+        <p id={`${id}-hint`} className="hint">
+          {hint}
+        </p>
+      )}
+      {error && (
+        <p id={`${id}-error`} className="field__error">
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
