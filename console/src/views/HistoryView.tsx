@@ -68,7 +68,6 @@ export function HistoryView({ webhookId }: { webhookId: string }) {
       } catch (err) {
         if (gen !== generation.current) return;
         setProblem(describeError(err));
-        setDeliveries((prev) => prev ?? []);
       }
     },
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -238,9 +237,11 @@ export function HistoryView({ webhookId }: { webhookId: string }) {
       <ErrorBanner problem={problem ?? watch.problem} />
 
       {deliveries === null ? (
-        <p className="muted" role="status">
-          Loading deliveries…
-        </p>
+        !problem && (
+          <p className="muted" role="status">
+            Loading deliveries…
+          </p>
+        )
       ) : deliveries.length === 0 ? (
         <p className="empty" role="status">
           {filtered

@@ -32,6 +32,18 @@ const EMPTY: Values = {
   description: "",
 };
 
+/** The API field (as named in its errors) each form value sets. */
+const FIELD_OF: Record<keyof Values, string> = {
+  name: "name",
+  destinationUrl: "destination_url",
+  function: "function",
+  nodes: "events",
+  rejection: "events",
+  secret: "secret",
+  deliverOncePerRequest: "deliver_once_per_request",
+  description: "description",
+};
+
 /** The highest approver level the API accepts. */
 const MAX_NODE = 1000;
 
@@ -93,9 +105,23 @@ export function WebhookForm({ id }: { id?: string }) {
     }
   }, [shownNodes]);
 
-  const set = <K extends keyof Values>(key: K, value: Values[K]) => setValues((v) => ({ ...v, [key]: value }));
-  const toggleNode = (n: number, on: boolean) =>
+  // Editing a field clears the error the service gave for it.
+  const clearError = (field: string) =>
+    setFieldErrors((errors) => {
+      if (!(field in errors)) return errors;
+      const rest = { ...errors };
+      delete rest[field];
+      if (Object.keys(rest).length === 0) setProblem(null);
+      return rest;
+    });
+  const set = <K extends keyof Values>(key: K, value: Values[K]) => {
+    setValues((v) => ({ ...v, [key]: value }));
+    clearError(FIELD_OF[key]);
+  };
+  const toggleNode = (n: number, on: boolean) => {
     setValues((v) => ({ ...v, nodes: normalizeNodes(on ? [...v.nodes, n] : v.nodes.filter((x) => x !== n)) }));
+    clearError("events");
+  };
 
   const submit = async () => {
     setSaving(true);

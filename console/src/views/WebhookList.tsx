@@ -52,7 +52,6 @@ export function WebhookList() {
         setProblem(null);
       } catch (err) {
         setProblem(describeError(err));
-        if (!pageToken) setWebhooks((prev) => prev ?? []);
       }
     },
     [fn, stateFilter],
@@ -168,9 +167,11 @@ export function WebhookList() {
       <ErrorBanner problem={problem} />
 
       {webhooks === null ? (
-        <p className="muted" role="status">
-          Loading webhooks…
-        </p>
+        !problem && (
+          <p className="muted" role="status">
+            Loading webhooks…
+          </p>
+        )
       ) : webhooks.length === 0 ? (
         <p className="empty" role="status">
           {filtered ? "No webhook matches these filters." : "No webhooks yet: create one to start receiving decisions."}
