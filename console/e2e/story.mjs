@@ -3,12 +3,13 @@
 // first), see its secret once, edit it, filter the list, watch a delivery appear live in History
 // when an event is published, open its details, resend it with confirmation and watch the new
 // attempt arrive, check tablet width, send a test event, rotate the secret, disable and enable
-// it, delete it with confirmation. Every step is checked in the DOM; any browser console error or
+// it, delete it with confirmation, and see what the console says once the service is gone. Every step is checked in the DOM; any browser console error or
 // uncaught page error fails the story. A screenshot of each screen goes to SCREENSHOT_DIR.
 //
 // Run by tests/console/main.rs (`cargo test --test console`), which starts the service and a
 // receiver and publishes the event through EventIngest when this script prints READY_TO_PUBLISH,
-// answering `PUBLISHED <request id>` on stdin.
+// answering `PUBLISHED <request id>` on stdin, and stops the service when it prints
+// READY_TO_STOP, answering `STOPPED`.
 //
 // Environment: CONSOLE_URL, ADMIN_TOKEN, INGEST_TOKEN, RECEIVER_URL, SCREENSHOT_DIR (default
 // target/console-screenshots), CHROMIUM_PATH (default /usr/bin/chromium), STORY_TIMEZONE
@@ -93,9 +94,15 @@ async function step(name, fn) {
   }
 }
 
+// Set once the test has stopped the service: the browser then logs its own network failures
+// (the cut stream, refused connections), which are not the console's errors.
+let serviceStopped = false;
+
 function watchErrors(p) {
   p.on("console", (msg) => {
-    if (msg.type() === "error") browserErrors.push(`console.error on ${p.url()}: ${msg.text()}`);
+    if (msg.type() !== "error") return;
+    if (serviceStopped && /^Failed to load resource: net::ERR_/.test(msg.text())) return;
+    browserErrors.push(`console.error on ${p.url()}: ${msg.text()}`);
   });
   p.on("pageerror", (err) => browserErrors.push(`uncaught error on ${p.url()}: ${err.message}`));
 }
@@ -411,6 +418,18 @@ await step("Delete asks for confirmation (Escape cancels), Confirm deletes", asy
   await page.reload();
   await expect(main().getByText("No webhooks yet")).toBeVisible();
   await shot("deleted");
+});
+
+await step("UNAVAILABLE: a clear message when the service cannot be reached", async () => {
+  console.log("READY_TO_STOP");
+  const answer = await nextStdinLine(60_000);
+  if (answer !== "STOPPED") throw new Error(`unexpected answer on stdin: ${answer}`);
+  serviceStopped = true;
+  await page.getByLabel("State").selectOption({ label: "Enabled" });
+  await expect(main().getByRole("alert")).toContainText("The service is unavailable (UNAVAILABLE)");
+  await expect(main().getByText("No webhook")).toHaveCount(0);
+  await expect(main().locator(".live")).toHaveText("Reconnecting…");
+  await shot("unavailable");
 });
 
 await browser.close();

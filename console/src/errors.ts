@@ -19,6 +19,14 @@ export interface Problem {
 /** Turns any error from a call into a Problem with a clear message. */
 export function describeError(err: unknown): Problem {
   const e = ConnectError.from(err);
+  // fetch() itself failed (connection refused, network down): the service cannot be reached.
+  if (e.code === Code.Unknown && e.cause instanceof TypeError) {
+    return {
+      code: Code.Unavailable,
+      message: problemMessage(Code.Unavailable, "the service could not be reached"),
+      fields: {},
+    };
+  }
   const fields: Record<string, string> = {};
   if (e.code === Code.InvalidArgument) {
     for (const detail of e.findDetails(BadRequestSchema)) {

@@ -93,6 +93,9 @@ describe("errors", () => {
     expect(problemMessage(Code.PermissionDenied, "the ingest role may not call X")).toContain("admin token");
     expect(problemMessage(Code.Unavailable, "")).toContain("try again");
     expect(describeError(new Error("boom")).code).toBe(Code.Unknown);
+    const offline = new ConnectError("Failed to fetch", Code.Unknown, undefined, undefined, new TypeError("Failed to fetch"));
+    expect(describeError(offline).code).toBe(Code.Unavailable);
+    expect(describeError(offline).message).toContain("UNAVAILABLE");
   });
   it("maps API field paths to form fields", () => {
     expect(formFieldOf("webhook.name")).toBe("name");

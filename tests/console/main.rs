@@ -3,8 +3,9 @@
 //! listener, PostgreSQL and a real receiver: sign in, Learn More, create a webhook, edit it, see a
 //! published event's delivery appear live in History, open its details, resend it with
 //! confirmation and see the new attempt arrive, send a test event, rotate the secret, disable and
-//! enable, delete with confirmation. This test starts everything, publishes the event through
-//! EventIngest when the story asks for it, and checks what the receiver and the API saw.
+//! enable, delete with confirmation, and the message shown once the service is gone. This test
+//! starts everything, publishes the event through EventIngest when the story asks for it, checks
+//! what the receiver and the API saw, then stops the service for the story's last step.
 //!
 //! Needs `scripts/build-console.sh` to have run before the binary was built (it embeds
 //! `console/dist`), node and Chromium: `scripts/test.sh` sees to all three. Screenshots of each
@@ -45,7 +46,7 @@ async fn the_seed_story_runs_in_a_real_browser_against_the_real_service() {
     let receiver = FlakyReceiver::start().await;
     let database = TestDatabase::fresh();
     let console_addr = format!("127.0.0.1:{}", free_port());
-    let service = Service::start(
+    let mut service = Service::start(
         &database,
         &[
             "--admin-token",
@@ -91,36 +92,36 @@ async fn the_seed_story_runs_in_a_real_browser_against_the_real_service() {
 
     let mut transcript = String::new();
     let mut request_id = None;
+    let mut checked = false;
     let outcome = tokio::time::timeout(STORY_DEADLINE, async {
         while let Some(line) = lines.next_line().await.expect("story output is readable") {
             println!("story: {line}");
             transcript.push_str(&line);
             transcript.push('\n');
-            if line.trim() == "READY_TO_PUBLISH" {
-                // The decision the back office publishes: a withdrawal approved at node 1.
-                let id = format!("WD-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-                let answer = service
-                    .ingest()
-                    .await
-                    .publish_event(with_token(
-                        withdrawal_approved(&format!("story-{id}"), &id),
-                        INGEST_TOKEN,
-                    ))
-                    .await
-                    .expect("PublishEvent answers")
-                    .into_inner();
-                assert_eq!(
-                    answer.delivery_ids.len(),
-                    1,
-                    "one matching webhook: {answer:?}"
-                );
-                stdin
-                    .write_all(format!("PUBLISHED {id}\n").as_bytes())
-                    .await
-                    .expect("the story reads its stdin");
-                stdin.flush().await.expect("stdin flushes");
-                request_id = Some(id);
-            }
+            let answer = match line.trim() {
+                "READY_TO_PUBLISH" => {
+                    let id = publish_withdrawal_approval(&service).await;
+                    let answer = format!("PUBLISHED {id}\n");
+                    request_id = Some(id);
+                    answer
+                }
+                "READY_TO_STOP" => {
+                    // Everything the story did, seen from outside; then the service goes away.
+                    let id = request_id
+                        .as_deref()
+                        .expect("the event was published first");
+                    check_what_the_story_did(&service, &receiver, id).await;
+                    checked = true;
+                    service.sigkill();
+                    "STOPPED\n".to_owned()
+                }
+                _ => continue,
+            };
+            stdin
+                .write_all(answer.as_bytes())
+                .await
+                .expect("the story reads its stdin");
+            stdin.flush().await.expect("stdin flushes");
         }
         child.wait().await.expect("node exits")
     })
@@ -137,13 +138,40 @@ async fn the_seed_story_runs_in_a_real_browser_against_the_real_service() {
         "the browser story failed ({status}); screenshots in {}\n--- stdout ---\n{transcript}--- stderr ---\n{stderr_text}",
         support::screenshot_dir().display()
     );
-    let request_id = request_id.expect("the story asked for the event to be published");
+    assert!(checked, "the story never asked for the service to stop");
 
-    // What the receiver saw: the 500, the resend (same webhook-id, 200) and the test event.
+    drop(service);
+    database.drop_database().await;
+}
+
+/// Publishes, as the back office would, a withdrawal approved at node 1; returns its request id.
+async fn publish_withdrawal_approval(service: &Service) -> String {
+    let id = format!("WD-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let answer = service
+        .ingest()
+        .await
+        .publish_event(with_token(
+            withdrawal_approved(&format!("story-{id}"), &id),
+            INGEST_TOKEN,
+        ))
+        .await
+        .expect("PublishEvent answers")
+        .into_inner();
+    assert_eq!(
+        answer.delivery_ids.len(),
+        1,
+        "one matching webhook: {answer:?}"
+    );
+    id
+}
+
+/// What the receiver and the API saw of the story: the first attempt's 500, the resend's 200
+/// with the same webhook-id, the test event; the webhook deleted, its history kept.
+async fn check_what_the_story_did(service: &Service, receiver: &FlakyReceiver, request_id: &str) {
     let received = receiver.received();
     let about_request: Vec<_> = received
         .iter()
-        .filter(|r| r.body.contains(&request_id))
+        .filter(|r| r.body.contains(request_id))
         .collect();
     assert_eq!(
         about_request.iter().map(|r| r.status).collect::<Vec<_>>(),
@@ -157,7 +185,6 @@ async fn the_seed_story_runs_in_a_real_browser_against_the_real_service() {
         "the test event arrived: {received:#?}"
     );
 
-    // What the API says now: the webhook is gone, its history is kept.
     let mut admin = service.admin().await;
     let webhooks = admin
         .list_webhooks(with_token(pb::ListWebhooksRequest::default(), ADMIN_TOKEN))
@@ -172,7 +199,7 @@ async fn the_seed_story_runs_in_a_real_browser_against_the_real_service() {
     let history = admin
         .list_deliveries(with_token(
             pb::ListDeliveriesRequest {
-                request_id: request_id.clone(),
+                request_id: request_id.to_owned(),
                 ..Default::default()
             },
             ADMIN_TOKEN,
@@ -184,7 +211,4 @@ async fn the_seed_story_runs_in_a_real_browser_against_the_real_service() {
     assert_eq!(history.len(), 1, "{history:?}");
     assert_eq!(history[0].status, pb::DeliveryStatus::Succeeded as i32);
     assert_eq!(history[0].attempt_count, 2);
-
-    drop(service);
-    database.drop_database().await;
 }

@@ -52,6 +52,8 @@ export function WebhookList() {
         setProblem(null);
       } catch (err) {
         setProblem(describeError(err));
+        // What is shown no longer matches the filters.
+        if (!pageToken) setWebhooks(null);
       }
     },
     [fn, stateFilter],
