@@ -1,5 +1,7 @@
 //! Generates the gRPC server and client code from `proto/` with a vendored `protoc`, so building
 //! needs no system protobuf compiler, and writes the file descriptor set that reflection serves.
+//! Also tells cargo when the web console's built files (`console/dist`, embedded by
+//! `src/console/assets.rs`) change, so a rebuilt console is embedded by the next build.
 
 use std::{env, path::PathBuf};
 
@@ -22,5 +24,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     // refinery embeds migrations at compile time: a new file must trigger a rebuild.
     println!("cargo:rerun-if-changed=migrations");
+    watch_console_dist();
     Ok(())
+}
+
+/// rust-embed cannot tell cargo which files it read, and a file added to `console/dist` is read
+/// by no `include_bytes!` yet: watch the folder itself. Cargo treats a watched path that does not
+/// exist as always changed (rebuilding the crate on every build), so while `console/dist` is
+/// missing watch `console/` instead, where building the console creates it; with no console
+/// at all there is nothing to watch.
+fn watch_console_dist() {
+    for path in ["console/dist", "console"] {
+        if std::path::Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+            return;
+        }
+    }
 }

@@ -292,6 +292,12 @@ pub struct ServeConfig {
     #[arg(long, env = "WEBHOOKS_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Address of the web console (e.g. 127.0.0.1:8080; port 0 picks a free port): the browser
+    /// app, and the same gRPC API for it over gRPC-Web (plain gRPC too), with the same tokens and
+    /// TLS as the gRPC port. Unset means no console.
+    #[arg(long, env = "WEBHOOKS_CONSOLE_ADDR")]
+    pub console_addr: Option<SocketAddr>,
+
     /// Largest webhook body an event may produce, in bytes; a bigger event is refused with
     /// INVALID_ARGUMENT.
     #[arg(long, env = "WEBHOOKS_MAX_PAYLOAD_BYTES", default_value_t = 262_144)]

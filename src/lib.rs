@@ -9,11 +9,13 @@
 //! Layout: [`api`] (gRPC handlers), [`domain`] (validated types), [`store`] (all SQL; Postgres
 //! is the store and the work queue), [`delivery`] (claim, sign, send, schedule), [`config`],
 //! [`startup`], [`telemetry`]; [`proto`] holds the generated messages, servers and clients;
-//! [`cli`] is the operator tooling built on those clients (`webhooks hooks|deliveries|events|listen`).
+//! [`cli`] is the operator tooling built on those clients (`webhooks hooks|deliveries|events|listen`);
+//! [`console`] serves the browser console and gRPC-Web on `WEBHOOKS_CONSOLE_ADDR`.
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod domain;
 pub mod metrics;

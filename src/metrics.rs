@@ -19,6 +19,8 @@ use crate::stream::UpdateHub;
 pub const DELIVERIES_TOTAL: &str = "webhooks_deliveries_total";
 /// Attempt duration in seconds, by outcome.
 pub const ATTEMPT_DURATION: &str = "webhooks_attempt_duration_seconds";
+/// Attempts recorded per database write (see `src/delivery/recorder.rs`).
+pub const RESULT_BATCH_SIZE: &str = "webhooks_result_batch_size";
 /// Pending deliveries (due or waiting).
 pub const QUEUE_DEPTH: &str = "webhooks_queue_depth";
 /// How long the oldest due delivery has been waiting, in seconds.
@@ -46,6 +48,10 @@ pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0,
             ],
         )?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(RESULT_BATCH_SIZE.to_owned()),
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+        )?
         .install()?;
     tracing::info!(%addr, "metrics endpoint listening");
     Ok(())
@@ -55,6 +61,11 @@ pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
 pub fn record_attempt(outcome: &'static str, duration: Duration) {
     counter!(DELIVERIES_TOTAL, "outcome" => outcome).increment(1);
     histogram!(ATTEMPT_DURATION, "outcome" => outcome).record(duration.as_secs_f64());
+}
+
+/// Records the size of one batch of recorded attempts.
+pub fn record_result_batch(size: usize) {
+    histogram!(RESULT_BATCH_SIZE).record(size as f64);
 }
 
 /// Records stored events.

@@ -129,6 +129,7 @@ impl Application {
             self.config.retention,
             stop_rx.clone(),
         ));
+        background.spawn(keep_statistics_fresh(self.store.clone(), stop_rx.clone()));
         if let Some(addr) = self.config.metrics_addr {
             crate::metrics::install(addr).context("could not start the metrics endpoint")?;
             background.spawn(crate::metrics::sample(
@@ -299,6 +300,25 @@ async fn purge_old_history(
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Analyzes the queue tables when their planner statistics are missing or far behind (see
+/// `src/store/statistics.rs`), checking every few seconds: cheap, and it matters most in the
+/// first minute of a new database, before autovacuum has looked at it.
+async fn keep_statistics_fresh(store: Store, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        match store.refresh_stale_statistics().await {
+            Ok(tables) if !tables.is_empty() => {
+                tracing::debug!(?tables, "analyzed queue tables with stale statistics");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "checking planner statistics failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
             _ = shutdown.changed() => return,
         }
     }

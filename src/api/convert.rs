@@ -24,6 +24,12 @@ pub(crate) fn webhook(record: &WebhookRecord) -> pb::Webhook {
         disabled_at: record.disabled_at.map(to_proto),
         consecutive_failures: record.consecutive_failures.max(0) as u32,
         circuit_open_until: record.circuit_open_until.map(to_proto),
+        last_delivery_status: record
+            .last_delivery
+            .map_or(pb::DeliveryStatus::Unspecified, |(status, _)| {
+                status.to_proto()
+            }) as i32,
+        last_delivery_at: record.last_delivery.map(|(_, at)| to_proto(at)),
     }
 }
 

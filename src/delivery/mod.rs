@@ -3,6 +3,7 @@
 
 pub mod guard;
 pub mod listener;
+mod recorder;
 mod retry;
 mod sender;
 pub mod signature;

@@ -204,7 +204,19 @@ async fn read_capped(mut body: hyper::body::Incoming) -> (String, bool) {
             buffer.extend_from_slice(&data);
         }
     }
-    (String::from_utf8_lossy(&buffer).into_owned(), truncated)
+    (text_for_history(&buffer), truncated)
+}
+
+/// The body as text history can store: invalid UTF-8 and NUL (which PostgreSQL's `text`
+/// refuses, so one hostile response would otherwise keep its delivery from ever being recorded)
+/// become U+FFFD.
+fn text_for_history(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.into_owned()
+    }
 }
 
 /// Sorts a transport failure into the kinds history shows; every one of them retries. A

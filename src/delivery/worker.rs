@@ -1,20 +1,24 @@
 //! The delivery loop: claim due deliveries (as many as there are free slots), send each in its
-//! own task, record the attempt, repeat. Concurrency is bounded by a semaphore whose permits are
-//! taken *before* claiming, so an instance never holds more leases than it can work on.
+//! own task, hand the attempt to the recorder (which writes results in batches), repeat.
+//! Concurrency is bounded by a semaphore whose permits are taken *before* claiming and released
+//! only once the attempt is recorded, so an instance never holds more leases than it can work
+//! on and record.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
+use super::recorder::{self, Finished, RecorderHandle};
 use super::retry::decide;
 use super::sender::{AttemptResult, HttpSender};
 use super::signature::sign;
 use crate::config::RetrySchedule;
-use crate::store::{ClaimedDelivery, DeliveryPolicy, NewAttempt, Outcome, Store};
+use crate::store::{ClaimedDelivery, DeliveryPolicy, FinishedAttempt, NewAttempt, Outcome, Store};
+use uuid::Uuid;
 
 /// The user agent sent with every delivery.
 const USER_AGENT: &str = concat!("backoffice-webhooks/", env!("CARGO_PKG_VERSION"));
@@ -102,6 +106,11 @@ impl Worker {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let mut in_flight = JoinSet::new();
+        let (results, recorder) = recorder::spawn(
+            self.store.clone(),
+            self.settings.policy.clone(),
+            self.wake.clone(),
+        );
         let this = Arc::new(self);
         let mut error_backoff = Duration::from_millis(100);
         loop {
@@ -152,13 +161,11 @@ impl Worker {
             let got = claimed.len();
             for (delivery, permit) in claimed.into_iter().zip(permits.drain(..)) {
                 let this = this.clone();
-                in_flight.spawn(async move {
-                    this.attempt(delivery).await;
-                    drop(permit);
-                    // A finished attempt frees a slot and, under the per-webhook cap, room for
-                    // that endpoint's next delivery: claim again now rather than at the next poll.
-                    this.wake.notify_one();
-                });
+                let results = results.clone();
+                // The recorder frees the slot and wakes this loop once the attempt is recorded:
+                // that also frees room under the per-webhook cap, so claim again then rather
+                // than at the next poll.
+                in_flight.spawn(async move { this.attempt(delivery, permit, &results).await });
             }
             drop(permits);
             if got == 0 {
@@ -169,12 +176,22 @@ impl Worker {
                 }
             }
         }
-        // Graceful stop: let the attempts in flight finish and be recorded.
+        // Graceful stop: let the attempts in flight finish, then let the recorder write what
+        // they handed it (it stops once every handle is gone).
         while in_flight.join_next().await.is_some() {}
+        drop(results);
+        if let Err(e) = recorder.await {
+            tracing::error!(error = %e, "the result recorder failed");
+        }
     }
 
-    /// Signs, sends and records one attempt.
-    async fn attempt(&self, delivery: ClaimedDelivery) {
+    /// Signs and sends one attempt, then hands it (with its slot) to the recorder.
+    async fn attempt(
+        &self,
+        delivery: ClaimedDelivery,
+        slot: OwnedSemaphorePermit,
+        results: &RecorderHandle,
+    ) {
         let message_id = format!("msg_{}", delivery.id.simple());
         let started_at = OffsetDateTime::now_utc();
         let timestamp = started_at.unix_timestamp();
@@ -221,28 +238,26 @@ impl Worker {
             )
         });
         let attempt = new_attempt(&delivery, started_at, headers, result);
-        // The attempt happened: try hard to record it. If the database stays away, the lease
-        // expires and the delivery is attempted again (at-least-once), so nothing is lost.
-        for pause in [100, 500, 2000, 5000] {
-            match self
-                .store
-                .record_attempt(
-                    &delivery,
-                    &attempt,
-                    &outcome,
-                    &self.settings.policy,
-                    gone.as_deref(),
-                )
-                .await
-            {
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, delivery_id = %delivery.id, "recording an attempt failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
-                }
-            }
+        let finished = FinishedAttempt {
+            attempt_id: Uuid::now_v7(),
+            claimed: delivery,
+            attempt,
+            outcome,
+            disable: gone,
+        };
+        // The recorder outlives every attempt task (run() drops its own handle only after
+        // joining them), so this cannot fail; if it ever did, the lease brings the delivery back.
+        if results
+            .send(Finished {
+                attempt: finished,
+                slot,
+            })
+            .is_err()
+        {
+            tracing::error!(
+                "the result recorder is gone; the delivery will be retried after its lease"
+            );
         }
-        tracing::error!(delivery_id = %delivery.id, "attempt not recorded; the delivery will be retried after its lease");
     }
 }
 

@@ -217,6 +217,126 @@ pub enum Outcome {
     },
 }
 
+/// An attempt that has happened and waits to be recorded with its outcome.
+#[derive(Debug, Clone)]
+pub struct FinishedAttempt {
+    /// The attempt's id, chosen once, so recording it again after a lost acknowledgement is a
+    /// no-op.
+    pub attempt_id: Uuid,
+    /// The claim it was made under.
+    pub claimed: ClaimedDelivery,
+    /// What was sent and received.
+    pub attempt: NewAttempt,
+    /// What it leaves the delivery as.
+    pub outcome: Outcome,
+    /// Disable the webhook with this reason (the endpoint answered 410 Gone).
+    pub disable: Option<String>,
+}
+
+/// A batch of finished attempts as one array per column, the shape `RECORD_ATTEMPTS` unnests.
+struct AttemptColumns<'a> {
+    attempt_id: Vec<Uuid>,
+    delivery_id: Vec<Uuid>,
+    attempt_number: Vec<i32>,
+    trigger: Vec<&'a str>,
+    started_at: Vec<OffsetDateTime>,
+    duration_us: Vec<i64>,
+    request_url: Vec<&'a str>,
+    request_headers: Vec<Value>,
+    response_status: Vec<Option<i32>>,
+    response_headers: Vec<Value>,
+    response_body: Vec<&'a str>,
+    response_body_truncated: Vec<bool>,
+    error_kind: Vec<Option<&'a str>>,
+    error_message: Vec<&'a str>,
+    status: Vec<&'static str>,
+    status_reason: Vec<&'a str>,
+    schedule_position: Vec<i32>,
+    delay_secs: Vec<f64>,
+    claim_token: Vec<Uuid>,
+    succeeded: Vec<bool>,
+    gone_reason: Vec<Option<&'a str>>,
+    webhook_id: Vec<Uuid>,
+}
+
+impl<'a> AttemptColumns<'a> {
+    fn from_batch(batch: &[&'a FinishedAttempt]) -> Self {
+        let n = batch.len();
+        let mut c = Self {
+            attempt_id: Vec::with_capacity(n),
+            delivery_id: Vec::with_capacity(n),
+            attempt_number: Vec::with_capacity(n),
+            trigger: Vec::with_capacity(n),
+            started_at: Vec::with_capacity(n),
+            duration_us: Vec::with_capacity(n),
+            request_url: Vec::with_capacity(n),
+            request_headers: Vec::with_capacity(n),
+            response_status: Vec::with_capacity(n),
+            response_headers: Vec::with_capacity(n),
+            response_body: Vec::with_capacity(n),
+            response_body_truncated: Vec::with_capacity(n),
+            error_kind: Vec::with_capacity(n),
+            error_message: Vec::with_capacity(n),
+            status: Vec::with_capacity(n),
+            status_reason: Vec::with_capacity(n),
+            schedule_position: Vec::with_capacity(n),
+            delay_secs: Vec::with_capacity(n),
+            claim_token: Vec::with_capacity(n),
+            succeeded: Vec::with_capacity(n),
+            gone_reason: Vec::with_capacity(n),
+            webhook_id: Vec::with_capacity(n),
+        };
+        for finished in batch {
+            let claimed = &finished.claimed;
+            let attempt = &finished.attempt;
+            let (status, reason, position, delay) = match &finished.outcome {
+                Outcome::Succeeded => ("succeeded", "", claimed.schedule_position, 0.0),
+                Outcome::RetryAfter { delay, reason } => (
+                    "pending",
+                    reason.as_str(),
+                    claimed.schedule_position + 1,
+                    delay.as_secs_f64(),
+                ),
+                Outcome::FailedForGood { reason } => (
+                    "failed",
+                    reason.as_str(),
+                    claimed.schedule_position + 1,
+                    0.0,
+                ),
+            };
+            c.attempt_id.push(finished.attempt_id);
+            c.delivery_id.push(claimed.id);
+            c.attempt_number.push(claimed.attempt_number);
+            c.trigger.push(&claimed.trigger);
+            c.started_at.push(attempt.started_at);
+            c.duration_us
+                .push(i64::try_from(attempt.duration.as_micros()).unwrap_or(i64::MAX));
+            c.request_url.push(&attempt.request_url);
+            c.request_headers
+                .push(headers_to_json(&attempt.request_headers));
+            c.response_status
+                .push(attempt.response_status.map(i32::from));
+            c.response_headers
+                .push(headers_to_json(&attempt.response_headers));
+            c.response_body.push(&attempt.response_body);
+            c.response_body_truncated
+                .push(attempt.response_body_truncated);
+            c.error_kind.push(attempt.error_kind);
+            c.error_message.push(&attempt.error_message);
+            c.status.push(status);
+            c.status_reason.push(reason);
+            c.schedule_position.push(position);
+            c.delay_secs.push(delay);
+            c.claim_token.push(claimed.claim_token);
+            c.succeeded
+                .push(matches!(finished.outcome, Outcome::Succeeded));
+            c.gone_reason.push(finished.disable.as_deref());
+            c.webhook_id.push(claimed.webhook_id);
+        }
+        c
+    }
+}
+
 /// How deliveries to one endpoint are paced, enforced in the claim and result statements so
 /// every instance agrees.
 #[derive(Debug, Clone)]
@@ -401,57 +521,107 @@ RETURNING d.id, d.webhook_id, d.attempt_count, d.schedule_position, d.next_trigg
           w.destination_url, w.secret,
           CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret";
 
-/// Records an attempt and moves the delivery on, in one statement; the delivery changes only if
-/// the claim token is still ours (an admin's resend or a lease takeover supersedes it).
-const RECORD_ATTEMPT: &str = "
-WITH attempt AS (
+/// Records a batch of finished attempts and moves their deliveries on, in one statement (one
+/// round trip and one commit for the whole batch, instead of one per delivery: see
+/// BENCHMARKS.md). Each input row is one attempt, `ord` its position in the batch (the order
+/// the attempts finished). A delivery changes only if its claim token is still the one the
+/// attempt was made under (an admin's resend or a lease takeover supersedes it); the attempt is
+/// kept in history either way. Attempt ids are chosen by the caller and inserts skip ids already
+/// stored, so a batch retried after a lost commit acknowledgement records nothing twice.
+const RECORD_ATTEMPTS: &str = "
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::timestamptz[], $6::bigint[],
+                         $7::text[], $8::jsonb[], $9::int[], $10::jsonb[], $11::text[], $12::bool[],
+                         $13::text[], $14::text[], $15::text[], $16::text[], $17::int[], $18::float8[],
+                         $19::uuid[], $20::bool[], $21::text[], $22::uuid[])
+        WITH ORDINALITY AS t(attempt_id, delivery_id, attempt_number, trigger, started_at, duration_us,
+                             request_url, request_headers, response_status, response_headers, response_body,
+                             response_body_truncated, error_kind, error_message, status, status_reason,
+                             schedule_position, delay_secs, claim_token, succeeded, gone_reason, webhook_id,
+                             ord)
+),
+attempt AS (
     INSERT INTO delivery_attempts (id, delivery_id, attempt_number, trigger, started_at, duration_us, request_url,
         request_headers, response_status, response_headers, response_body, response_body_truncated,
         error_kind, error_message)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    SELECT attempt_id, delivery_id, attempt_number, trigger, started_at, duration_us, request_url,
+           request_headers, response_status, response_headers, response_body, response_body_truncated,
+           error_kind, error_message
+    FROM input
+    ON CONFLICT (id) DO NOTHING
 ),
 updated AS (
-    UPDATE deliveries
-    SET status = $15, status_reason = $16, attempt_count = GREATEST(attempt_count, $3),
-        schedule_position = $17,
-        next_attempt_at = CASE WHEN $15 = 'pending' THEN now() + make_interval(secs => $18) END,
-        next_trigger = 'scheduled', claim_token = NULL, last_response_status = $9, updated_at = now()
-    WHERE id = $2 AND claim_token = $19
-    RETURNING *
+    UPDATE deliveries d
+    SET status = i.status, status_reason = i.status_reason,
+        attempt_count = GREATEST(d.attempt_count, i.attempt_number),
+        schedule_position = i.schedule_position,
+        next_attempt_at = CASE WHEN i.status = 'pending' THEN now() + make_interval(secs => i.delay_secs) END,
+        next_trigger = 'scheduled', claim_token = NULL, last_response_status = i.response_status,
+        updated_at = now()
+    FROM input i
+    WHERE d.id = i.delivery_id AND d.claim_token = i.claim_token
+    RETURNING d.id, d.webhook_id, d.function, d.status, d.status_reason, d.attempt_count, d.next_attempt_at,
+              d.last_response_status, i.attempt_id, i.ord, i.succeeded, i.gone_reason
+),
+outcomes AS (
+    SELECT webhook_id, ord, succeeded, gone_reason,
+           max(ord) FILTER (WHERE succeeded) OVER (PARTITION BY webhook_id) AS last_success
+    FROM updated
+),
+health AS (
+    -- Per endpoint: did any attempt of the batch succeed, how many failed after the last
+    -- success (those continue, or start, the failure streak), and did it answer 410 Gone.
+    SELECT o.webhook_id,
+           bool_or(o.last_success IS NOT NULL) AS any_success,
+           count(*) FILTER (WHERE NOT o.succeeded AND (o.last_success IS NULL OR o.ord > o.last_success))::int AS trailing,
+           max(o.gone_reason) AS gone_reason
+    FROM outcomes o
+    GROUP BY o.webhook_id
+),
+streaks AS (
+    SELECT h.webhook_id, h.trailing, h.any_success, h.gone_reason,
+           CASE WHEN h.any_success THEN h.trailing ELSE w.consecutive_failures + h.trailing END AS failures,
+           CASE WHEN h.trailing = 0 THEN NULL
+                WHEN h.any_success THEN now()
+                ELSE coalesce(w.failing_since, now()) END AS failing_since
+    FROM health h JOIN webhooks w ON w.id = h.webhook_id
 ),
 endpoint AS (
-    -- Endpoint health, touched only when it changes (a success on a healthy endpoint writes
+    -- Endpoint health, touched only when it changes (successes on a healthy endpoint write
     -- nothing, so busy endpoints do not contend on their webhook row). Disables the webhook on
-    -- 410 Gone ($23, reason $24) or once every delivery failed for the auto-disable span ($26).
+    -- 410 Gone or once every delivery failed for the auto-disable span ($25).
     UPDATE webhooks w
-    SET consecutive_failures = CASE WHEN $20 THEN 0 ELSE w.consecutive_failures + 1 END,
-        failing_since = CASE WHEN $20 THEN NULL ELSE coalesce(w.failing_since, now()) END,
+    SET consecutive_failures = x.failures,
+        failing_since = x.failing_since,
         circuit_open_until = CASE
-            WHEN $20 THEN NULL
-            WHEN w.consecutive_failures + 1 >= $21 THEN now() + make_interval(secs =>
-                least($22::float8 * power(2, least(w.consecutive_failures + 1 - $21, 10)), 600))
+            WHEN x.failures = 0 THEN NULL
+            WHEN x.trailing > 0 AND x.failures >= $23 THEN now() + make_interval(secs =>
+                least($24::float8 * power(2, least(x.failures - $23, 10)), 600))
+            WHEN x.any_success THEN NULL
             ELSE w.circuit_open_until END,
         enabled = w.enabled AND NOT x.disable,
         disabled_reason = CASE WHEN w.enabled AND x.disable THEN x.reason ELSE w.disabled_reason END,
         disabled_at = CASE WHEN w.enabled AND x.disable THEN now() ELSE w.disabled_at END,
         updated_at = CASE WHEN w.enabled AND x.disable THEN now() ELSE w.updated_at END
     FROM (
-        SELECT id,
-               coalesce($23 OR (NOT $20 AND $26::float8 > 0 AND failing_since < now() - make_interval(secs => $26::float8)), false) AS disable,
-               CASE WHEN $23 THEN $24
-                    ELSE 'auto-disabled: every delivery has failed since ' || to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-               END AS reason
-        FROM webhooks WHERE id = $25
+        SELECT s.*,
+               (s.gone_reason IS NOT NULL OR (s.trailing > 0 AND $25::float8 > 0
+                    AND s.failing_since < now() - make_interval(secs => $25::float8))) AS disable,
+               coalesce(s.gone_reason, 'auto-disabled: every delivery has failed since '
+                    || to_char(s.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')) AS reason
+        FROM streaks s
     ) x
-    WHERE w.id = x.id AND EXISTS (SELECT 1 FROM updated)
-      AND (NOT $20 OR w.consecutive_failures > 0 OR w.failing_since IS NOT NULL OR w.circuit_open_until IS NOT NULL)
+    WHERE w.id = x.webhook_id
+      AND (x.trailing > 0 OR w.consecutive_failures > 0 OR w.failing_since IS NOT NULL
+           OR w.circuit_open_until IS NOT NULL)
 )
 INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, attempt_count,
     next_attempt_at, last_response_status, attempt_id)
 SELECT id, webhook_id, function,
        CASE status WHEN 'succeeded' THEN 'attempt_succeeded' WHEN 'failed' THEN 'failed' ELSE 'attempt_failed' END,
-       status, status_reason, attempt_count, next_attempt_at, last_response_status, $1
-FROM updated";
+       status, status_reason, attempt_count, next_attempt_at, last_response_status, attempt_id
+FROM updated
+ORDER BY ord";
 
 /// Appends the new state of the deliveries an `UPDATE ... RETURNING *` CTE named `changed`
 /// produced to the update inbox, with `kind`; see `migrations/V2__delivery_update_log.sql`.
@@ -525,66 +695,52 @@ impl Store {
             .collect()
     }
 
-    /// Records an attempt and its outcome. Returns false when the claim was superseded (the
-    /// attempt is still recorded in history).
-    pub async fn record_attempt(
+    /// Records finished attempts and their outcomes, in one statement and one transaction: all
+    /// of them or none. Safe to repeat after an error (nothing is recorded twice).
+    pub async fn record_attempts(
         &self,
-        claimed: &ClaimedDelivery,
-        attempt: &NewAttempt,
-        outcome: &Outcome,
+        batch: &[&FinishedAttempt],
         policy: &DeliveryPolicy,
-        disable: Option<&str>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         let client = self.client().await?;
-        let statement = client.prepare_cached(RECORD_ATTEMPT).await?;
-        let (status, reason, position, delay) = match outcome {
-            Outcome::Succeeded => ("succeeded", String::new(), claimed.schedule_position, 0.0),
-            Outcome::RetryAfter { delay, reason } => (
-                "pending",
-                reason.clone(),
-                claimed.schedule_position + 1,
-                delay.as_secs_f64(),
-            ),
-            Outcome::FailedForGood { reason } => {
-                ("failed", reason.clone(), claimed.schedule_position + 1, 0.0)
-            }
-        };
-        let response_status = attempt.response_status.map(i32::from);
-        let duration_us = i64::try_from(attempt.duration.as_micros()).unwrap_or(i64::MAX);
-        let changed = client
+        let statement = client.prepare_cached(RECORD_ATTEMPTS).await?;
+        let columns = AttemptColumns::from_batch(batch);
+        client
             .execute(
                 &statement,
                 &[
-                    &Uuid::now_v7(),
-                    &claimed.id,
-                    &claimed.attempt_number,
-                    &claimed.trigger,
-                    &attempt.started_at,
-                    &duration_us,
-                    &attempt.request_url,
-                    &headers_to_json(&attempt.request_headers),
-                    &response_status,
-                    &headers_to_json(&attempt.response_headers),
-                    &attempt.response_body,
-                    &attempt.response_body_truncated,
-                    &attempt.error_kind,
-                    &attempt.error_message,
-                    &status,
-                    &reason,
-                    &position,
-                    &delay,
-                    &claimed.claim_token,
-                    &matches!(outcome, Outcome::Succeeded),
+                    &columns.attempt_id,
+                    &columns.delivery_id,
+                    &columns.attempt_number,
+                    &columns.trigger,
+                    &columns.started_at,
+                    &columns.duration_us,
+                    &columns.request_url,
+                    &columns.request_headers,
+                    &columns.response_status,
+                    &columns.response_headers,
+                    &columns.response_body,
+                    &columns.response_body_truncated,
+                    &columns.error_kind,
+                    &columns.error_message,
+                    &columns.status,
+                    &columns.status_reason,
+                    &columns.schedule_position,
+                    &columns.delay_secs,
+                    &columns.claim_token,
+                    &columns.succeeded,
+                    &columns.gone_reason,
+                    &columns.webhook_id,
                     &policy.breaker_threshold,
                     &policy.breaker_cooldown.as_secs_f64(),
-                    &disable.is_some(),
-                    &disable.unwrap_or_default(),
-                    &claimed.webhook_id,
                     &policy.auto_disable_after.map_or(0.0, |d| d.as_secs_f64()),
                 ],
             )
             .await?;
-        Ok(changed == 1)
+        Ok(())
     }
 
     /// A page of deliveries, newest first, and the next page's token.

@@ -8,13 +8,14 @@ mod events;
 mod keys;
 mod migrate;
 mod retention;
+mod statistics;
 mod updates;
 mod vault;
 mod webhooks;
 
 pub use deliveries::{
     AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryPolicy, DeliveryRecord, DeliveryStatus,
-    NewAttempt, Outcome, WebhookStatsRecord,
+    FinishedAttempt, NewAttempt, Outcome, WebhookStatsRecord,
 };
 pub use events::PublishOutcome;
 pub use keys::{ApiKeyRecord, Role, token_hash};

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{Store, StoreError};
+use super::{DeliveryStatus, Store, StoreError};
 use crate::domain::{
     Description, DestinationUrl, EventSelection, Function, PageToken, Secret, WebhookName,
 };
@@ -44,6 +44,8 @@ pub struct WebhookRecord {
     pub consecutive_failures: i32,
     /// While the circuit is open: until when deliveries wait.
     pub circuit_open_until: Option<OffsetDateTime>,
+    /// The latest delivery's status and when it last changed; `None` without deliveries.
+    pub last_delivery: Option<(DeliveryStatus, OffsetDateTime)>,
 }
 
 /// What CreateWebhook stores.
@@ -91,10 +93,19 @@ pub struct WebhookFilter {
     pub enabled: Option<bool>,
 }
 
-const COLUMNS: &str = "id, seq, name, destination_url, function, approval_nodes, on_rejection, \
-    description, secret_hint, \
-    deliver_once_per_request, enabled, disabled_reason, disabled_at, created_at, updated_at, \
-    consecutive_failures, CASE WHEN circuit_open_until > now() THEN circuit_open_until END AS circuit_open_until";
+/// What every read of a webhook selects, from a webhook row named `w` joined with
+/// [`LAST_DELIVERY`].
+const COLUMNS: &str = "w.id, w.seq, w.name, w.destination_url, w.function, w.approval_nodes, \
+    w.on_rejection, w.description, w.secret_hint, w.deliver_once_per_request, w.enabled, \
+    w.disabled_reason, w.disabled_at, w.created_at, w.updated_at, w.consecutive_failures, \
+    CASE WHEN w.circuit_open_until > now() THEN w.circuit_open_until END AS circuit_open_until, \
+    last.status AS last_delivery_status, last.updated_at AS last_delivery_at";
+
+/// The latest delivery of the webhook row `w`: a lateral join that reads one entry of the index
+/// `deliveries_by_webhook (webhook_id, seq DESC)` per webhook, so listing a page of webhooks
+/// costs one index probe per row, however long their histories.
+const LAST_DELIVERY: &str = "LEFT JOIN LATERAL (SELECT d.status, d.updated_at FROM deliveries d \
+    WHERE d.webhook_id = w.id ORDER BY d.seq DESC LIMIT 1) last ON true";
 
 fn from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
     let function: String = row.try_get("function")?;
@@ -120,7 +131,23 @@ fn from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
         updated_at: row.try_get("updated_at")?,
         consecutive_failures: row.try_get("consecutive_failures")?,
         circuit_open_until: row.try_get("circuit_open_until")?,
+        last_delivery: match (
+            row.try_get::<_, Option<String>>("last_delivery_status")?,
+            row.try_get::<_, Option<OffsetDateTime>>("last_delivery_at")?,
+        ) {
+            (Some(status), Some(at)) => Some((delivery_status(&status)?, at)),
+            _ => None,
+        },
     })
+}
+
+/// A delivery status from its database name.
+fn delivery_status(name: &str) -> Result<DeliveryStatus, StoreError> {
+    use DeliveryStatus::{Cancelled, Failed, Pending, Skipped, Succeeded};
+    [Pending, Succeeded, Failed, Skipped, Cancelled]
+        .into_iter()
+        .find(|status| status.as_str() == name)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery status {name}")))
 }
 
 fn nodes_column(events: &EventSelection) -> Vec<i32> {
@@ -132,9 +159,10 @@ impl Store {
     pub async fn create_webhook(&self, new: &NewWebhook) -> Result<WebhookRecord, StoreError> {
         let client = self.client().await?;
         let sql = format!(
-            "INSERT INTO webhooks (id, name, destination_url, function, approval_nodes, on_rejection, \
-             description, secret, deliver_once_per_request, secret_hint) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+            "WITH w AS (INSERT INTO webhooks (id, name, destination_url, function, approval_nodes, \
+             on_rejection, description, secret, deliver_once_per_request, secret_hint) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *) \
+             SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
         let statement = client.prepare_cached(&sql).await?;
         let row = client
@@ -160,7 +188,9 @@ impl Store {
     /// One webhook, unless unknown or deleted.
     pub async fn get_webhook(&self, id: Uuid) -> Result<Option<WebhookRecord>, StoreError> {
         let client = self.client().await?;
-        let sql = format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1 AND deleted_at IS NULL");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM webhooks w {LAST_DELIVERY} WHERE w.id = $1 AND w.deleted_at IS NULL"
+        );
         let statement = client.prepare_cached(&sql).await?;
         client
             .query_opt(&statement, &[&id])
@@ -179,9 +209,9 @@ impl Store {
     ) -> Result<(Vec<WebhookRecord>, Option<PageToken>), StoreError> {
         let client = self.client().await?;
         let sql = format!(
-            "SELECT {COLUMNS} FROM webhooks WHERE deleted_at IS NULL AND seq > $1 \
-             AND ($2::text IS NULL OR function = $2) AND ($3::bool IS NULL OR enabled = $3) \
-             ORDER BY seq LIMIT $4"
+            "SELECT {COLUMNS} FROM webhooks w {LAST_DELIVERY} WHERE w.deleted_at IS NULL \
+             AND w.seq > $1 AND ($2::text IS NULL OR w.function = $2) \
+             AND ($3::bool IS NULL OR w.enabled = $3) ORDER BY w.seq LIMIT $4"
         );
         let statement = client.prepare_cached(&sql).await?;
         let after_seq = after.map_or(0, |t| t.after_seq);
@@ -216,7 +246,8 @@ impl Store {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let sql = format!(
-            "SELECT {COLUMNS} FROM webhooks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+            "SELECT {COLUMNS} FROM webhooks w {LAST_DELIVERY} \
+             WHERE w.id = $1 AND w.deleted_at IS NULL FOR UPDATE OF w"
         );
         let Some(row) = tx.query_opt(&sql, &[&id]).await? else {
             return Ok(None);
@@ -227,9 +258,10 @@ impl Store {
             Err(e) => return Ok(Some(Err(e))),
         };
         let sql = format!(
-            "UPDATE webhooks SET name = $2, destination_url = $3, function = $4, approval_nodes = $5, \
-             on_rejection = $6, description = $7, deliver_once_per_request = $8, updated_at = now() \
-             WHERE id = $1 RETURNING {COLUMNS}"
+            "WITH w AS (UPDATE webhooks SET name = $2, destination_url = $3, function = $4, \
+             approval_nodes = $5, on_rejection = $6, description = $7, \
+             deliver_once_per_request = $8, updated_at = now() WHERE id = $1 RETURNING *) \
+             SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
         let row = tx
             .query_one(
@@ -261,13 +293,13 @@ impl Store {
     ) -> Result<Option<WebhookRecord>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
-            "UPDATE webhooks SET enabled = $2, updated_at = now(), \
+            "WITH w AS (UPDATE webhooks SET enabled = $2, updated_at = now(), \
              disabled_reason = CASE WHEN $2 THEN NULL WHEN enabled THEN $3 ELSE disabled_reason END, \
              consecutive_failures = CASE WHEN $2 AND NOT enabled THEN 0 ELSE consecutive_failures END, \
              circuit_open_until = CASE WHEN $2 AND NOT enabled THEN NULL ELSE circuit_open_until END, \
              failing_since = CASE WHEN $2 AND NOT enabled THEN NULL ELSE failing_since END, \
              disabled_at = CASE WHEN $2 THEN NULL WHEN enabled THEN now() ELSE disabled_at END \
-             WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+             WHERE id = $1 AND deleted_at IS NULL RETURNING *) SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
         let statement = client.prepare_cached(&sql).await?;
         let row = client
@@ -312,9 +344,9 @@ impl Store {
     ) -> Result<Option<WebhookRecord>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
-            "UPDATE webhooks SET previous_secret = secret, secret = $2, secret_hint = $4, \
+            "WITH w AS (UPDATE webhooks SET previous_secret = secret, secret = $2, secret_hint = $4, \
              previous_secret_expires_at = now() + make_interval(secs => $3), updated_at = now() \
-             WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+             WHERE id = $1 AND deleted_at IS NULL RETURNING *) SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
         let statement = client.prepare_cached(&sql).await?;
         let row = client

@@ -3,28 +3,17 @@
 use std::time::Duration;
 
 use base64::Engine;
-use tonic::{Code, Request};
+use tonic::Code;
 use webhooks::proto::v1 as pb;
 use webhooks::store::{Role, Store};
 
 use crate::helpers::{
-    Receiver, fresh_database_url, serve_config, spawn_app_with, withdrawal_event,
+    Receiver, fresh_database_url, serve_config, spawn_app_with, with_token, withdrawal_event,
 };
 
 const ADMIN: &str = "admin-token-0123456789";
 const INGEST: &str = "ingest-token-0123456789";
 const VIEWER: &str = "viewer-token-0123456789";
-
-fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
-    let mut request = Request::new(message);
-    if let Some(token) = token {
-        request.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {token}").parse().expect("valid header"),
-        );
-    }
-    request
-}
 
 fn new_hook(url: &str) -> pb::CreateWebhookRequest {
     pb::CreateWebhookRequest {

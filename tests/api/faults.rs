@@ -146,3 +146,33 @@ async fn resets_and_garbage_are_recorded_as_failed_attempts_and_retried() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_response_body_with_nul_bytes_is_recorded_not_retried_forever() {
+    // PostgreSQL's text type refuses NUL: such a body must still be stored (with U+FFFD), or the
+    // attempt could never be recorded and the delivery would be sent again after every lease.
+    let app = spawn_app_with(&["--retry-schedule", "200ms"]).await;
+    let url =
+        raw_endpoint(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nok\0\0bye")
+            .await;
+    app.create_webhook(&url, pb::Function::Withdrawal, &[], true)
+        .await;
+    let published = app
+        .ingest
+        .clone()
+        .publish_event(withdrawal_event(
+            "nul-body",
+            "W-nul",
+            pb::Decision::Rejected,
+            None,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let delivered = app
+        .wait_for_delivery_status(&published.delivery_ids[0], pb::DeliveryStatus::Succeeded)
+        .await;
+    assert_eq!(delivered.attempts.len(), 1);
+    assert_eq!(delivered.attempts[0].response_status, 200);
+    assert_eq!(delivered.attempts[0].response_body, "ok\u{FFFD}\u{FFFD}bye");
+}

@@ -40,6 +40,8 @@ pub fn fresh_database_url() -> (String, String) {
 /// A running service and clients to it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The web console's address, when `--console-addr` was given.
+    pub console_addr: Option<SocketAddr>,
     pub database_url: String,
     pub database_name: String,
     pub admin: WebhookAdminClient<Channel>,
@@ -107,6 +109,7 @@ pub async fn spawn_app_on(database_url: &str, database_name: &str, extra: &[&str
         .await
         .expect("the service starts");
     let addr = app.local_addr();
+    let console_addr = app.console_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
@@ -119,6 +122,7 @@ pub async fn spawn_app_on(database_url: &str, database_name: &str, extra: &[&str
         .expect("connects");
     TestApp {
         addr,
+        console_addr,
         database_url: database_url.to_owned(),
         database_name: database_name.to_owned(),
         admin: WebhookAdminClient::new(channel.clone()),
@@ -425,6 +429,18 @@ async fn record(
         }
     }
     response
+}
+
+/// `message` as a gRPC request carrying `authorization: Bearer <token>` when a token is given.
+pub fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("valid header"),
+        );
+    }
+    request
 }
 
 /// Asserts that `result` failed with `code` and that its message mentions `needle`.
