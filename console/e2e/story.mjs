@@ -330,6 +330,13 @@ await step("Resend asks for confirmation (Escape cancels), then the new attempt 
   const second = main().locator('li[data-attempt="2"]');
   await expect(second).toContainText("Resend");
   await expect(second.getByTestId("response-status")).toContainText("200 OK");
+  // The receiver's answer is a few KiB: shown collapsed, expanded on demand.
+  const body = second.locator("details.body").filter({ hasText: "Response body" });
+  await expect(body).toHaveAttribute("open", null);
+  await expect(body.locator("summary")).toContainText("large, click to expand");
+  await body.locator("summary").click();
+  await expect(body).toHaveAttribute("open", "");
+  await expect(body.locator("pre")).toContainText('"accepted": true');
   await expect(page.getByTestId("delivery-status")).toContainText("Succeeded");
   await expect(page.getByTestId("attempt-count")).toHaveText("2");
   if (!(await page.evaluate(() => window.__storyNoReload === true))) throw new Error("the page was reloaded");

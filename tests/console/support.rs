@@ -69,7 +69,8 @@ pub struct Received {
 }
 
 /// A real HTTP server on 127.0.0.1 that answers its first request 500 ("receiver is warming
-/// up") and every later one 200, recording each.
+/// up") and every later one 200 with a JSON body of a few KiB (so the console shows a large body
+/// collapsed), recording each.
 #[derive(Clone)]
 pub struct FlakyReceiver {
     pub addr: std::net::SocketAddr,
@@ -112,12 +113,21 @@ async fn answer(
     State(state): State<Arc<ReceiverState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, &'static str) {
+) -> (StatusCode, String) {
     let first = state.count.fetch_add(1, Ordering::SeqCst) == 0;
     let (status, text) = if first {
-        (StatusCode::INTERNAL_SERVER_ERROR, "receiver is warming up")
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "receiver is warming up".to_owned(),
+        )
     } else {
-        (StatusCode::OK, "ok")
+        let log: Vec<String> = (1..=120)
+            .map(|i| format!("\"step {i}: stored and queued\""))
+            .collect();
+        (
+            StatusCode::OK,
+            format!("{{\"accepted\":true,\"log\":[{}]}}", log.join(",")),
+        )
     };
     let header = |name: &str| {
         headers
