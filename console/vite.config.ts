@@ -5,8 +5,8 @@ import { defineConfig } from "vitest/config";
 // production output is exactly that: one module script and one stylesheet under /assets/.
 //
 // `npm run dev` serves the sources with hot reload and forwards the gRPC-Web calls to a running
-// service's console listener (WEBHOOKS_CONSOLE_URL, default http://127.0.0.1:8081).
-const backend = process.env.WEBHOOKS_CONSOLE_URL ?? "http://127.0.0.1:8081";
+// service's console listener (WEBHOOKS_CONSOLE_URL, default http://127.0.0.1:8080).
+const backend = process.env.WEBHOOKS_CONSOLE_URL ?? "http://127.0.0.1:8080";
 
 export default defineConfig({
   // JSX is compiled by esbuild (the automatic React runtime); no Babel plugin is needed.

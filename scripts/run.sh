@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds and runs the webhook service (`webhooks serve`) on WEBHOOKS_GRPC_ADDR (default
-# 127.0.0.1:50051), with the web console on WEBHOOKS_CONSOLE_ADDR (default 127.0.0.1:8081; set it
-# to an empty value for no console), starting a local PostgreSQL first when none is reachable.
-# The console's files are built first (scripts/build-console.sh: Node.js 20+ and npm) so the
-# binary embeds them. The service creates its database and applies migrations itself. Extra
-# arguments go to `webhooks serve`, e.g.
+# 127.0.0.1:50051), and its web console when WEBHOOKS_CONSOLE_ADDR is set, starting a local
+# PostgreSQL first when none is reachable. The console's files are built first
+# (scripts/build-console.sh: Node.js 20+ and npm) so the binary embeds them. The service creates
+# its database and applies migrations itself. Extra arguments go to `webhooks serve`, e.g.
 #
 #   WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS=true scripts/run.sh --log-format json
+#   WEBHOOKS_CONSOLE_ADDR=127.0.0.1:8080 scripts/run.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,14 +23,9 @@ fi
 base=$(scripts/ensure-postgres.sh)
 export DATABASE_URL="${DATABASE_URL:-$base/webhooks}"
 export WEBHOOKS_GRPC_ADDR="${WEBHOOKS_GRPC_ADDR:-127.0.0.1:50051}"
-export WEBHOOKS_CONSOLE_ADDR="${WEBHOOKS_CONSOLE_ADDR-127.0.0.1:8081}"
-if [[ -z $WEBHOOKS_CONSOLE_ADDR ]]; then
-    unset WEBHOOKS_CONSOLE_ADDR
-fi
 
 # The binary embeds console/dist when it is compiled: build the console first.
 scripts/build-console.sh
-
 if [[ -n ${WEBHOOKS_CONSOLE_ADDR:-} ]]; then
     log "web console: http://$WEBHOOKS_CONSOLE_ADDR/"
 fi
