@@ -263,11 +263,12 @@ pub struct ServeConfig {
     #[arg(long, env = "WEBHOOKS_INGEST_RATE_LIMIT", default_value_t = 0)]
     pub ingest_rate_limit: u32,
 
-    /// TLS certificate chain (PEM) for the gRPC port; with --tls-key, the port speaks TLS only.
+    /// TLS certificate chain (PEM) for the gRPC port and the web console; with --tls-key, they
+    /// speak TLS only.
     #[arg(long, env = "WEBHOOKS_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
 
-    /// TLS private key (PEM) for the gRPC port.
+    /// TLS private key (PEM) for the gRPC port and the web console.
     #[arg(long, env = "WEBHOOKS_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
 

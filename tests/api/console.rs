@@ -474,3 +474,95 @@ async fn webhooks_show_their_latest_delivery_outcome() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_console_speaks_the_grpc_ports_tls() {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("a self-signed certificate");
+    let dir = std::env::temp_dir().join(format!("webhooks-console-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert_path, certified.cert.pem()).expect("cert written");
+    std::fs::write(&key_path, certified.signing_key.serialize_pem()).expect("key written");
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (database_url, _) = fresh_database_url();
+    let config = serve_config(
+        &database_url,
+        &[
+            "--console-addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert_path.to_str().expect("a UTF-8 path"),
+            "--tls-key",
+            key_path.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    let app = webhooks::startup::Application::build(config)
+        .await
+        .expect("the service starts");
+    let console = app.console_addr().expect("the console listens");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+
+    // gRPC over TLS, trusting only the service's certificate.
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(
+            certified.cert.pem(),
+        ))
+        .domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://{console}"))
+        .expect("valid endpoint")
+        .tls_config(tls)
+        .expect("a TLS client")
+        .connect()
+        .await
+        .expect("a TLS connection to the console");
+    WebhookAdminClient::new(channel)
+        .list_webhooks(pb::ListWebhooksRequest::default())
+        .await
+        .expect("listed over TLS");
+
+    // The files over HTTPS (HTTP/2, as browsers negotiate it).
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(certified.cert.der().clone())
+        .expect("the certificate is a valid root");
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http2()
+        .build();
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build::<_, Full<Bytes>>(https);
+    let response = client
+        .get(
+            format!("https://localhost:{}/", console.port())
+                .parse()
+                .expect("a valid URI"),
+        )
+        .await
+        .expect("the console answers over HTTPS");
+    let expected = if assets::is_built() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    assert_eq!(response.status(), expected);
+    assert_eq!(response.headers()["content-security-policy"], CSP);
+
+    let _ = stop.send(());
+    server
+        .await
+        .expect("the service task ends")
+        .expect("the service stops cleanly");
+    let _ = std::fs::remove_dir_all(dir);
+}
