@@ -1,5 +1,6 @@
-//! Wiring: database, gRPC server (API, reflection, health) and delivery workers. Tests build an
-//! [`Application`] on port 0 against a fresh database, exactly as `webhooks serve` does.
+//! Wiring: database, gRPC server (API, reflection, health), the web console's listener and
+//! delivery workers. Tests build an [`Application`] on port 0 against a fresh database, exactly
+//! as `webhooks serve` does.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tokio::sync::{Notify, watch};
 use crate::api::auth::{AuthLayer, Authenticator, ConfiguredTokens};
 use crate::api::{AdminService, IngestService};
 use crate::config::ServeConfig;
+use crate::console::ConsoleListener;
 use crate::delivery::{HttpSender, Worker, WorkerSettings, listener};
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::event_ingest_server::EventIngestServer;
@@ -25,6 +27,8 @@ const MAX_GRPC_MESSAGE: usize = 8 * 1024 * 1024;
 pub struct Application {
     local_addr: SocketAddr,
     listener: TcpListener,
+    /// The web console's listener, when `WEBHOOKS_CONSOLE_ADDR` is set.
+    console: Option<ConsoleListener>,
     store: Store,
     hub: Arc<UpdateHub>,
     auth: Arc<Authenticator>,
@@ -41,22 +45,9 @@ impl Application {
             &config.encryption_key_previous,
         )
         .map_err(anyhow::Error::msg)?;
-        if !config.grpc_addr.ip().is_loopback() {
-            if !auth_enabled {
-                anyhow::bail!(
-                    "refusing to listen on {} without authentication: set WEBHOOKS_ADMIN_TOKEN (and \
-                     WEBHOOKS_INGEST_TOKEN / WEBHOOKS_VIEWER_TOKEN) or WEBHOOKS_REQUIRE_AUTH=true, or \
-                     listen on 127.0.0.1",
-                    config.grpc_addr
-                );
-            }
-            if !vault.encrypts() {
-                anyhow::bail!(
-                    "refusing to listen on {} with webhook secrets stored in plaintext: set \
-                     WEBHOOKS_ENCRYPTION_KEY (base64 of 32 random bytes)",
-                    config.grpc_addr
-                );
-            }
+        // The console serves the same API: the same rules hold for its address.
+        for addr in std::iter::once(config.grpc_addr).chain(config.console_addr) {
+            refuse_exposed_unprotected(addr, auth_enabled, vault.encrypts())?;
         }
         if !auth_enabled {
             tracing::warn!(
@@ -82,6 +73,10 @@ impl Application {
             .await
             .with_context(|| format!("could not listen on {}", config.grpc_addr))?;
         let local_addr = listener.local_addr()?;
+        let console = match config.console_addr {
+            Some(addr) => Some(ConsoleListener::bind(addr).await?),
+            None => None,
+        };
         let hub = UpdateHub::new(store.clone(), config.update_log_retention);
         let auth = Arc::new(Authenticator::new(
             auth_enabled,
@@ -92,6 +87,7 @@ impl Application {
         Ok(Self {
             local_addr,
             listener,
+            console,
             store,
             hub,
             auth,
@@ -102,6 +98,12 @@ impl Application {
     /// The address the gRPC API listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the web console listens on (useful with port 0); `None` when
+    /// `WEBHOOKS_CONSOLE_ADDR` is unset.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console.as_ref().map(ConsoleListener::local_addr)
     }
 
     /// The live delivery log of this instance (its gauge of open watchers, for example).
@@ -213,27 +215,43 @@ impl Application {
         ))
         .max_decoding_message_size(MAX_GRPC_MESSAGE);
 
-        tracing::info!(addr = %self.local_addr, workers = !self.config.disable_workers, "webhooks service listening");
-        let mut builder = tonic::transport::Server::builder();
-        if let (Some(cert), Some(key)) = (&self.config.tls_cert, &self.config.tls_key) {
-            let cert = std::fs::read(cert)
-                .with_context(|| format!("reading WEBHOOKS_TLS_CERT {}", cert.display()))?;
-            let key = std::fs::read(key)
-                .with_context(|| format!("reading WEBHOOKS_TLS_KEY {}", key.display()))?;
-            builder = builder
-                .tls_config(
-                    tonic::transport::ServerTlsConfig::new()
-                        .identity(tonic::transport::Identity::from_pem(cert, key)),
-                )
-                .context("invalid TLS certificate or key")?;
-        }
-        let served = builder
-            .layer(AuthLayer::new(self.auth.clone()))
-            .add_service(health_service)
+        // Built once: the gRPC port and the console serve the same service instances.
+        let routes = tonic::service::Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(admin)
-            .add_service(ingest)
+            .add_service(ingest);
+        let tls = tls_config(&self.config)?;
+
+        tracing::info!(addr = %self.local_addr, workers = !self.config.disable_workers, "webhooks service listening");
+        let console = self.console.map(|console| {
+            tracing::info!(addr = %console.local_addr(), "web console listening");
+            let mut stopped = stop_rx.clone();
+            let serving =
+                console.serve(routes.clone(), self.auth.clone(), tls.clone(), async move {
+                    // Stops with the gRPC port: stop_signal is sent when `shutdown` resolves.
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                });
+            tokio::spawn(async move {
+                let result = serving.await;
+                if let Err(error) = &result {
+                    tracing::error!(error = format!("{error:#}"), "the web console stopped");
+                }
+                result
+            })
+        });
+        // HTTP/1.1 and gRPC-Web too, so a browser app (or a proxy in front of one) may call this
+        // port directly; plain gRPC over HTTP/2 passes the translation untouched.
+        let mut builder = tonic::transport::Server::builder().accept_http1(true);
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .context("invalid TLS certificate or key")?;
+        }
+        let served = builder
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(AuthLayer::new(self.auth.clone()))
+            .add_routes(routes)
             .serve_with_incoming_shutdown(
                 // Small replies must not wait for Nagle's algorithm (40 ms stalls otherwise).
                 tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true)),
@@ -251,10 +269,56 @@ impl Application {
             .await;
 
         let _ = stop_tx.send(true);
+        let console_served = match console {
+            Some(task) => task.await.context("the web console server panicked")?,
+            None => Ok(()),
+        };
         while background.join_next().await.is_some() {}
         tracing::info!("webhooks service stopped");
-        served.context("gRPC server failed")
+        served.context("gRPC server failed")?;
+        console_served
     }
+}
+
+/// Refuses to expose the API on `addr`, unless it is loopback, without authentication or with
+/// secrets stored in plaintext.
+fn refuse_exposed_unprotected(
+    addr: SocketAddr,
+    auth_enabled: bool,
+    encrypts: bool,
+) -> anyhow::Result<()> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if !auth_enabled {
+        anyhow::bail!(
+            "refusing to listen on {addr} without authentication: set WEBHOOKS_ADMIN_TOKEN (and \
+             WEBHOOKS_INGEST_TOKEN / WEBHOOKS_VIEWER_TOKEN) or WEBHOOKS_REQUIRE_AUTH=true, or \
+             listen on 127.0.0.1"
+        );
+    }
+    if !encrypts {
+        anyhow::bail!(
+            "refusing to listen on {addr} with webhook secrets stored in plaintext: set \
+             WEBHOOKS_ENCRYPTION_KEY (base64 of 32 random bytes)"
+        );
+    }
+    Ok(())
+}
+
+/// The TLS settings of the gRPC port (and the console's), when a certificate is configured.
+fn tls_config(config: &ServeConfig) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let cert = std::fs::read(cert)
+        .with_context(|| format!("reading WEBHOOKS_TLS_CERT {}", cert.display()))?;
+    let key = std::fs::read(key)
+        .with_context(|| format!("reading WEBHOOKS_TLS_KEY {}", key.display()))?;
+    Ok(Some(
+        tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(cert, key)),
+    ))
 }
 
 fn configured_tokens(config: &ServeConfig) -> ConfiguredTokens {
