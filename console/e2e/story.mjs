@@ -428,10 +428,12 @@ await step("Delete asks for confirmation (Escape cancels), Confirm deletes", asy
 });
 
 await step("UNAVAILABLE: a clear message when the service cannot be reached", async () => {
+  // From now on the browser's own logs of the cut stream and refused connections are expected
+  // (set before asking: the browser may log them before STOPPED is read).
+  serviceStopped = true;
   console.log("READY_TO_STOP");
   const answer = await nextStdinLine(60_000);
   if (answer !== "STOPPED") throw new Error(`unexpected answer on stdin: ${answer}`);
-  serviceStopped = true;
   await page.getByLabel("State").selectOption({ label: "Enabled" });
   await expect(main().getByRole("alert")).toContainText("The service is unavailable (UNAVAILABLE)");
   await expect(main().getByText("No webhook")).toHaveCount(0);
