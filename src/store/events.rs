@@ -28,10 +28,6 @@ pub enum PublishOutcome {
     },
 }
 
-/// Routes one event and creates its deliveries in one statement: every enabled webhook of the
-/// event's function whose selection matches gets a delivery; a once-per-request webhook that
-/// already had a delivery for this request gets a skipped one. The `once_per_request` primary key
-/// decides "first" race-free across instances.
 /// Stores one event, routes it and creates its deliveries in ONE statement (so a single publish
 /// is one round trip and atomic without an explicit transaction): every enabled webhook of the
 /// event's function whose selection matches gets a delivery; a once-per-request webhook that
