@@ -86,6 +86,77 @@ LEFT JOIN inserted i ON true"
     )
 }
 
+/// Stores a batch of events, routes them and creates their deliveries in ONE statement: the
+/// same rules as [`publish_statement`], for arrays of events (`ord` is an event's position in
+/// the batch). Events, once-per-request choices and deliveries are inserted in batch order, so a
+/// batch behaves exactly like its events published one after the other: the first event of a
+/// request wins a once-per-request webhook, deliveries are numbered in publish order, and a key
+/// repeated within the batch is stored once (the repeat is answered afterwards, like any other
+/// repeat). Returns one row per created delivery, each carrying the ids of the events stored.
+/// One statement instead of one per event: about four times less database time per event
+/// (see BENCHMARKS.md).
+fn publish_batch_statement() -> String {
+    format!(
+        "
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::bytea[],
+                         $8::text[], $9::timestamptz[])
+        WITH ORDINALITY AS t(id, function, node, request_id, event_type, idempotency_key, content_hash, body,
+                             occurred_at, ord)
+),
+event AS (
+    INSERT INTO events (id, idempotency_key, content_hash, event_type, function, request_id, body, occurred_at)
+    SELECT id, idempotency_key, content_hash, event_type, function, request_id, body, occurred_at
+    FROM input ORDER BY ord
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+),
+matched AS (
+    SELECT i.ord, i.id AS event_id, i.function, i.request_id, i.event_type,
+           w.id AS webhook_id, w.deliver_once_per_request AS once, gen_random_uuid() AS delivery_id
+    FROM input i
+    JOIN event e ON e.id = i.id
+    JOIN webhooks w ON w.function = i.function AND w.enabled AND w.deleted_at IS NULL
+      AND ((i.node IS NOT NULL AND i.node = ANY (w.approval_nodes)) OR (i.node IS NULL AND w.on_rejection))
+),
+firsts AS (
+    INSERT INTO once_per_request (webhook_id, request_id, delivery_id)
+    SELECT webhook_id, request_id, delivery_id FROM matched WHERE once ORDER BY ord
+    ON CONFLICT DO NOTHING
+    RETURNING delivery_id
+),
+planned AS (
+    SELECT m.*, (m.once AND NOT EXISTS (SELECT 1 FROM firsts f WHERE f.delivery_id = m.delivery_id)) AS skip
+    FROM matched m
+),
+inserted AS (
+    INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, status_reason, next_attempt_at)
+    SELECT delivery_id, webhook_id, event_id, event_type, function, request_id,
+           CASE WHEN skip THEN 'skipped' ELSE 'pending' END,
+           CASE WHEN skip THEN 'deliver_once_per_request: this request was already delivered by an earlier event' ELSE '' END,
+           CASE WHEN skip THEN NULL ELSE now() END
+    FROM planned
+    ORDER BY ord, webhook_id
+    RETURNING *
+),
+logged AS (
+    INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, next_attempt_at)
+    SELECT id, webhook_id, function, CASE status WHEN 'skipped' THEN 'skipped' ELSE 'created' END,
+           status, status_reason, next_attempt_at
+    FROM inserted
+    ORDER BY seq
+),
+wake AS (
+    SELECT pg_notify('{DELIVERIES_CHANNEL}', '')
+    FROM (SELECT 1 FROM inserted WHERE status = 'pending' AND $10::bool LIMIT 1) pending
+)
+SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM event) AS stored, (SELECT count(*) FROM wake) AS woke,
+       i.event_id, i.id, i.seq
+FROM (SELECT 1) one
+LEFT JOIN inserted i ON true"
+    )
+}
+
 /// Other instances are woken with NOTIFY at most this often by one instance's publishes: every
 /// NOTIFY takes a database-wide lock at commit, which would serialise concurrent publishes. The
 /// publishing instance wakes its own workers in-process on every publish, and every instance
@@ -121,14 +192,13 @@ impl Store {
             return Ok(vec![publish_one(&client, event, announce).await?]);
         }
         let tx = client.transaction().await?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        for event in events {
-            let outcome = publish_one(&tx, event, announce).await?;
-            if let PublishOutcome::KeyReused { .. } = outcome {
-                // Dropping the transaction rolls back the whole batch.
-                return Ok(vec![outcome]);
-            }
-            outcomes.push(outcome);
+        let outcomes = publish_many(&tx, events, announce).await?;
+        if let Some(reused) = outcomes
+            .iter()
+            .find(|o| matches!(o, PublishOutcome::KeyReused { .. }))
+        {
+            // Dropping the transaction rolls back the whole batch.
+            return Ok(vec![reused.clone()]);
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -243,6 +313,93 @@ async fn publish_one(
         delivery_ids: created.into_iter().map(|(_, id)| id).collect(),
         duplicate: false,
     })
+}
+
+/// Publishes a batch with [`publish_batch_statement`], then answers the events it did not store
+/// (keys seen before, in an earlier publish or earlier in this batch) as repeats. A `KeyReused`
+/// answer means the caller must roll back.
+async fn publish_many(
+    tx: &Transaction<'_>,
+    events: &[PublishedEvent],
+    announce: bool,
+) -> Result<Vec<PublishOutcome>, StoreError> {
+    let n = events.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut functions = Vec::with_capacity(n);
+    let mut nodes: Vec<Option<i32>> = Vec::with_capacity(n);
+    let mut request_ids = Vec::with_capacity(n);
+    let mut event_types = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut hashes = Vec::with_capacity(n);
+    let mut bodies = Vec::with_capacity(n);
+    let mut occurred = Vec::with_capacity(n);
+    for event in events {
+        ids.push(event.id);
+        functions.push(event.function.as_str());
+        nodes.push(match event.decision {
+            Decision::Approved { node } => Some(node as i32),
+            Decision::Rejected => None,
+        });
+        request_ids.push(event.request_id.as_str());
+        event_types.push(event.event_type.as_str());
+        keys.push(event.idempotency_key.as_str());
+        hashes.push(event.content_hash.as_slice());
+        bodies.push(event.body.as_str());
+        occurred.push(event.occurred_at);
+    }
+    let statement = tx.prepare_cached(&publish_batch_statement()).await?;
+    let rows = tx
+        .query(
+            &statement,
+            &[
+                &ids,
+                &functions,
+                &nodes,
+                &request_ids,
+                &event_types,
+                &keys,
+                &hashes,
+                &bodies,
+                &occurred,
+                &announce,
+            ],
+        )
+        .await?;
+    let stored: std::collections::HashSet<Uuid> = match rows.first() {
+        Some(row) => row.try_get::<_, Vec<Uuid>>("stored")?.into_iter().collect(),
+        None => Default::default(),
+    };
+    let mut created: std::collections::HashMap<Uuid, Vec<(i64, Uuid)>> = Default::default();
+    for row in &rows {
+        if let (Some(event_id), Some(id), Some(seq)) = (
+            row.try_get::<_, Option<Uuid>>("event_id")?,
+            row.try_get::<_, Option<Uuid>>("id")?,
+            row.try_get::<_, Option<i64>>("seq")?,
+        ) {
+            created.entry(event_id).or_default().push((seq, id));
+        }
+    }
+    let mut outcomes = Vec::with_capacity(n);
+    for event in events {
+        if !stored.contains(&event.id) {
+            let outcome = repeated(tx, event).await?;
+            let reused = matches!(outcome, PublishOutcome::KeyReused { .. });
+            outcomes.push(outcome);
+            if reused {
+                break;
+            }
+            continue;
+        }
+        let mut deliveries = created.remove(&event.id).unwrap_or_default();
+        deliveries.sort_by_key(|(seq, _)| *seq);
+        outcomes.push(PublishOutcome::Stored {
+            event_id: event.id,
+            event_type: event.event_type.clone(),
+            delivery_ids: deliveries.into_iter().map(|(_, id)| id).collect(),
+            duplicate: false,
+        });
+    }
+    Ok(outcomes)
 }
 
 /// The answer to a key seen before: the original answer when the content is the same.

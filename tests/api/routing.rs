@@ -854,3 +854,42 @@ async fn publish_event_refuses_each_bad_input_naming_the_field() {
         .await;
     assert_eq!(rx.received().len(), 1);
 }
+
+#[tokio::test]
+async fn a_key_repeated_within_one_batch_is_stored_once_and_answered_as_a_repeat() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    app.create_webhook(&rx.url("/h"), pb::Function::Withdrawal, &[1], false)
+        .await;
+    let first = withdrawal_event("in-batch-1", "W-1", APPROVED, Some(1));
+    let second = withdrawal_event("in-batch-2", "W-2", APPROVED, Some(1));
+    let answer = app
+        .ingest
+        .clone()
+        .publish_events(pb::PublishEventsRequest {
+            events: vec![first.clone(), second, first],
+        })
+        .await
+        .expect("batch accepted")
+        .into_inner();
+    let [a, b, repeat] = answer.results.as_slice() else {
+        panic!("three answers, in request order: {:?}", answer.results);
+    };
+    assert!(!a.duplicate && !b.duplicate);
+    assert!(
+        repeat.duplicate,
+        "the key's second use in the batch is a repeat"
+    );
+    assert_eq!(repeat.event_id, a.event_id);
+    assert_eq!(repeat.delivery_ids, a.delivery_ids);
+    assert_eq!(a.delivery_ids.len(), 1);
+    assert_ne!(a.delivery_ids, b.delivery_ids);
+    assert_eq!(stored_events(&app).await, 2);
+    for id in [&a.delivery_ids[0], &b.delivery_ids[0]] {
+        app.wait_for_delivery_status(id, pb::DeliveryStatus::Succeeded)
+            .await;
+    }
+    let mut requests: Vec<String> = rx.received().iter().map(|r| r.request_id()).collect();
+    requests.sort();
+    assert_eq!(requests, vec!["W-1", "W-2"], "each stored event sent once");
+}
