@@ -200,12 +200,13 @@ pub struct ServeConfig {
     pub connect_timeout: Duration,
 
     /// Attempts in flight at once, across all webhooks, in this instance.
-    #[arg(long, env = "WEBHOOKS_WORKER_CONCURRENCY", default_value_t = 64)]
+    // Four times the per-webhook cap, so an endpoint that hangs takes at most a quarter.
+    #[arg(long, env = "WEBHOOKS_WORKER_CONCURRENCY", default_value_t = 256)]
     pub worker_concurrency: usize,
 
     /// Attempts in flight to one webhook at once, across all instances, so one slow endpoint
     /// cannot take every worker slot.
-    #[arg(long, env = "WEBHOOKS_MAX_IN_FLIGHT_PER_WEBHOOK", default_value_t = 16)]
+    #[arg(long, env = "WEBHOOKS_MAX_IN_FLIGHT_PER_WEBHOOK", default_value_t = 64)]
     pub max_in_flight_per_webhook: u32,
 
     /// Consecutive failed attempts that open an endpoint's circuit: its deliveries then wait

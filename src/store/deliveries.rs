@@ -355,7 +355,7 @@ pub struct DeliveryPolicy {
 impl Default for DeliveryPolicy {
     fn default() -> Self {
         Self {
-            max_in_flight_per_webhook: 16,
+            max_in_flight_per_webhook: 64,
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(30),
             auto_disable_after: Some(Duration::from_secs(5 * 86400)),
