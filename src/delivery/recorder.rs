@@ -65,9 +65,12 @@ pub fn spawn(
 /// attempt, so one bad row cannot hold back the others.
 async fn record(store: &Store, policy: &DeliveryPolicy, batch: &[Finished]) {
     let attempts: Vec<&FinishedAttempt> = batch.iter().map(|f| &f.attempt).collect();
-    if let Err(StoreError::Database(e)) = write(store, policy, &attempts, attempts.len() == 1).await
+    let single = attempts.len() == 1;
+    if let Err(e) = write(store, policy, &attempts, single).await
+        && !single
+        && !e.is_unavailable()
     {
-        tracing::warn!(error = %StoreError::Database(e), attempts = attempts.len(), "a batch of results was refused; recording them one by one");
+        tracing::warn!(error = %e, attempts = attempts.len(), "a batch of results was refused; recording them one by one");
         for attempt in &attempts {
             // Errors are logged inside; such a delivery is retried after its lease.
             let _ = write(store, policy, &[attempt], true).await;
@@ -75,8 +78,8 @@ async fn record(store: &Store, policy: &DeliveryPolicy, batch: &[Finished]) {
     }
 }
 
-/// One statement for `attempts`; tried again after connection trouble, and after any error when
-/// `persist` (a single attempt, with nothing left to split).
+/// One statement for `attempts`; tried again while the database is unreachable, and after any
+/// error when `persist` (a single attempt, with nothing left to split).
 async fn write(
     store: &Store,
     policy: &DeliveryPolicy,
@@ -87,7 +90,8 @@ async fn write(
     for pause in RETRY_PAUSES_MS {
         match store.record_attempts(attempts, policy).await {
             Ok(()) => return Ok(()),
-            Err(e @ StoreError::Database(_)) if !persist => return Err(e),
+            // Refused rather than unreachable: the caller splits the batch.
+            Err(e) if !persist && !e.is_unavailable() => return Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, attempts = attempts.len(), "recording attempts failed; retrying");
                 last_error = Some(e);
