@@ -28,74 +28,21 @@ pub enum PublishOutcome {
     },
 }
 
-/// Stores one event, routes it and creates its deliveries in ONE statement (so a single publish
-/// is one round trip and atomic without an explicit transaction): every enabled webhook of the
+/// Stores events, routes them and creates their deliveries in ONE statement, so a publish (of
+/// one event or a batch) is one round trip and atomic by itself: every enabled webhook of an
 /// event's function whose selection matches gets a delivery; a once-per-request webhook that
-/// already had a delivery for this request gets a skipped one (the `once_per_request` primary
-/// key decides "first" race-free across instances). Nothing is routed when the idempotency key
-/// already exists (`stored` = 0). Workers are woken with NOTIFY (delivered on commit).
+/// already had a delivery for the request gets a skipped one (the `once_per_request` primary key
+/// decides "first" race-free across instances). Nothing is routed for an idempotency key that
+/// already exists. Workers are woken with NOTIFY (delivered on commit) when `$10`.
+///
+/// The events come as arrays (`ord` is an event's position in the batch). Events,
+/// once-per-request choices and deliveries are inserted in batch order, so a batch behaves
+/// exactly like its events published one after the other: the first event of a request wins a
+/// once-per-request webhook, deliveries are numbered in publish order, and a key repeated within
+/// the batch is stored once (the repeat is answered afterwards, like any other repeat). Returns
+/// one row per created delivery, each carrying the ids of the events stored. One statement per
+/// batch instead of one per event: about three times the events per second (see BENCHMARKS.md).
 fn publish_statement() -> String {
-    format!(
-        "
-WITH event AS (
-    INSERT INTO events (id, idempotency_key, content_hash, event_type, function, request_id, body, occurred_at)
-    VALUES ($1, $6, $7, $5, $2, $4, $8, $9)
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id
-),
-matched AS (
-    SELECT w.id AS webhook_id, w.deliver_once_per_request AS once, gen_random_uuid() AS delivery_id
-    FROM webhooks w
-    WHERE EXISTS (SELECT 1 FROM event)
-      AND w.function = $2 AND w.enabled AND w.deleted_at IS NULL
-      AND (($3::int IS NOT NULL AND $3 = ANY (w.approval_nodes)) OR ($3::int IS NULL AND w.on_rejection))
-),
-firsts AS (
-    INSERT INTO once_per_request (webhook_id, request_id, delivery_id)
-    SELECT webhook_id, $4, delivery_id FROM matched WHERE once
-    ON CONFLICT DO NOTHING
-    RETURNING webhook_id
-),
-planned AS (
-    SELECT m.*, (m.once AND NOT EXISTS (SELECT 1 FROM firsts f WHERE f.webhook_id = m.webhook_id)) AS skip
-    FROM matched m
-),
-inserted AS (
-    INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, status_reason, next_attempt_at)
-    SELECT delivery_id, webhook_id, $1, $5, $2, $4,
-           CASE WHEN skip THEN 'skipped' ELSE 'pending' END,
-           CASE WHEN skip THEN 'deliver_once_per_request: this request was already delivered by an earlier event' ELSE '' END,
-           CASE WHEN skip THEN NULL ELSE now() END
-    FROM planned
-    ORDER BY webhook_id
-    RETURNING *
-),
-logged AS (
-    INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, next_attempt_at)
-    SELECT id, webhook_id, function, CASE status WHEN 'skipped' THEN 'skipped' ELSE 'created' END,
-           status, status_reason, next_attempt_at
-    FROM inserted
-),
-wake AS (
-    SELECT pg_notify('{DELIVERIES_CHANNEL}', '')
-    FROM (SELECT 1 FROM inserted WHERE status = 'pending' AND $10::bool LIMIT 1) pending
-)
-SELECT (SELECT count(*) FROM event) AS stored, (SELECT count(*) FROM wake) AS woke, i.id, i.seq, i.status
-FROM (SELECT 1) one
-LEFT JOIN inserted i ON true"
-    )
-}
-
-/// Stores a batch of events, routes them and creates their deliveries in ONE statement: the
-/// same rules as [`publish_statement`], for arrays of events (`ord` is an event's position in
-/// the batch). Events, once-per-request choices and deliveries are inserted in batch order, so a
-/// batch behaves exactly like its events published one after the other: the first event of a
-/// request wins a once-per-request webhook, deliveries are numbered in publish order, and a key
-/// repeated within the batch is stored once (the repeat is answered afterwards, like any other
-/// repeat). Returns one row per created delivery, each carrying the ids of the events stored.
-/// One statement instead of one per event: about four times less database time per event
-/// (see BENCHMARKS.md).
-fn publish_batch_statement() -> String {
     format!(
         "
 WITH input AS (
@@ -187,12 +134,13 @@ impl Store {
     ) -> Result<Vec<PublishOutcome>, StoreError> {
         let mut client = self.client().await?;
         let announce = self.should_announce();
-        if let [event] = events {
-            // One statement is atomic by itself: no BEGIN/COMMIT round trips.
-            return Ok(vec![publish_one(&client, event, announce).await?]);
+        if events.len() == 1 {
+            // One statement is atomic by itself: no BEGIN/COMMIT round trips. (A repeat is
+            // answered by reads that need no transaction.)
+            return publish_events(&client, events, announce).await;
         }
         let tx = client.transaction().await?;
-        let outcomes = publish_many(&tx, events, announce).await?;
+        let outcomes = publish_events(&tx, events, announce).await?;
         if let Some(reused) = outcomes
             .iter()
             .find(|o| matches!(o, PublishOutcome::KeyReused { .. }))
@@ -262,64 +210,11 @@ async fn insert_event(tx: &Transaction<'_>, event: &PublishedEvent) -> Result<bo
     Ok(inserted == 1)
 }
 
-async fn publish_one(
-    client: &impl GenericClient,
-    event: &PublishedEvent,
-    announce: bool,
-) -> Result<PublishOutcome, StoreError> {
-    let node: Option<i32> = match event.decision {
-        Decision::Approved { node } => Some(node as i32),
-        Decision::Rejected => None,
-    };
-    let statement = client.prepare_cached(&publish_statement()).await?;
-    let rows = client
-        .query(
-            &statement,
-            &[
-                &event.id,
-                &event.function.as_str(),
-                &node,
-                &event.request_id,
-                &event.event_type,
-                &event.idempotency_key,
-                &event.content_hash,
-                &event.body,
-                &event.occurred_at,
-                &announce,
-            ],
-        )
-        .await?;
-    let stored = match rows.first() {
-        Some(row) => row.try_get::<_, i64>("stored")? > 0,
-        None => false,
-    };
-    if !stored {
-        // The key exists (possibly inserted concurrently: ON CONFLICT waited for that commit).
-        return repeated(client, event).await;
-    }
-    let mut created: Vec<(i64, Uuid)> = Vec::with_capacity(rows.len());
-    for row in &rows {
-        if let (Some(seq), Some(id)) = (
-            row.try_get::<_, Option<i64>>("seq")?,
-            row.try_get::<_, Option<Uuid>>("id")?,
-        ) {
-            created.push((seq, id));
-        }
-    }
-    created.sort_by_key(|(seq, _)| *seq);
-    Ok(PublishOutcome::Stored {
-        event_id: event.id,
-        event_type: event.event_type.clone(),
-        delivery_ids: created.into_iter().map(|(_, id)| id).collect(),
-        duplicate: false,
-    })
-}
-
-/// Publishes a batch with [`publish_batch_statement`], then answers the events it did not store
+/// Publishes events with [`publish_statement`], then answers the events it did not store
 /// (keys seen before, in an earlier publish or earlier in this batch) as repeats. A `KeyReused`
 /// answer means the caller must roll back.
-async fn publish_many(
-    tx: &Transaction<'_>,
+async fn publish_events(
+    tx: &impl GenericClient,
     events: &[PublishedEvent],
     announce: bool,
 ) -> Result<Vec<PublishOutcome>, StoreError> {
@@ -347,7 +242,7 @@ async fn publish_many(
         bodies.push(event.body.as_str());
         occurred.push(event.occurred_at);
     }
-    let statement = tx.prepare_cached(&publish_batch_statement()).await?;
+    let statement = tx.prepare_cached(&publish_statement()).await?;
     let rows = tx
         .query(
             &statement,
