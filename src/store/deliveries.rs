@@ -740,6 +740,7 @@ impl Store {
                 ],
             )
             .await?;
+        self.wrote_inbox();
         Ok(())
     }
 
@@ -844,6 +845,7 @@ impl Store {
             .map(|r| delivery_from_row(r, false))
             .transpose()?;
         if record.is_some() {
+            self.wrote_inbox();
             client
                 .execute("SELECT pg_notify($1, '')", &[&DELIVERIES_CHANNEL])
                 .await?;
@@ -867,6 +869,7 @@ impl Store {
         );
         let count = client.execute(&sql, &[&webhook_id, &since]).await?;
         if count > 0 {
+            self.wrote_inbox();
             client
                 .execute("SELECT pg_notify($1, '')", &[&DELIVERIES_CHANNEL])
                 .await?;

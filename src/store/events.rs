@@ -137,7 +137,9 @@ impl Store {
         if events.len() == 1 {
             // One statement is atomic by itself: no BEGIN/COMMIT round trips. (A repeat is
             // answered by reads that need no transaction.)
-            return publish_events(&client, events, announce).await;
+            let outcomes = publish_events(&client, events, announce).await?;
+            self.wrote_inbox();
+            return Ok(outcomes);
         }
         let tx = client.transaction().await?;
         let outcomes = publish_events(&tx, events, announce).await?;
@@ -149,6 +151,7 @@ impl Store {
             return Ok(vec![reused.clone()]);
         }
         tx.commit().await?;
+        self.wrote_inbox();
         Ok(outcomes)
     }
 
@@ -181,6 +184,7 @@ impl Store {
         tx.execute("SELECT pg_notify($1, '')", &[&DELIVERIES_CHANNEL])
             .await?;
         tx.commit().await?;
+        self.wrote_inbox();
         Ok(delivery_id)
     }
 }

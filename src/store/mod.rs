@@ -20,7 +20,7 @@ pub use deliveries::{
 pub use events::PublishOutcome;
 pub use keys::{ApiKeyRecord, Role, token_hash};
 pub use migrate::{ensure_database_exists, run_migrations};
-pub use updates::{UPDATES_CHANNEL, UpdateFilter, UpdateRecord};
+pub use updates::{SequencerRound, UPDATES_CHANNEL, UpdateFilter, UpdateRecord};
 pub use vault::Vault;
 pub use webhooks::{NewWebhook, WebhookChanges, WebhookFilter, WebhookRecord};
 
@@ -82,6 +82,9 @@ pub struct Store {
     vault: std::sync::Arc<Vault>,
     /// When this instance last announced new deliveries with NOTIFY (unix ms).
     last_announce: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Poked after every write to the delivery-update inbox, so this instance's sequencer runs
+    /// when there is something to sequence instead of polling (see `src/stream/mod.rs`).
+    inbox_written: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -96,6 +99,7 @@ impl Store {
             pg_config,
             vault: std::sync::Arc::new(Vault::plaintext()),
             last_announce: Default::default(),
+            inbox_written: Default::default(),
         })
     }
 
@@ -117,6 +121,7 @@ impl Store {
             pg_config: self.pg_config.clone(),
             vault: self.vault.clone(),
             last_announce: self.last_announce.clone(),
+            inbox_written: self.inbox_written.clone(),
         })
     }
 
@@ -124,6 +129,16 @@ impl Store {
     pub fn with_vault(mut self, vault: Vault) -> Self {
         self.vault = std::sync::Arc::new(vault);
         self
+    }
+
+    /// Notified after this instance wrote to the delivery-update inbox.
+    pub fn inbox_written(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.inbox_written.clone()
+    }
+
+    /// Records that this instance wrote to the delivery-update inbox.
+    pub(crate) fn wrote_inbox(&self) {
+        self.inbox_written.notify_one();
     }
 
     pub(crate) fn vault(&self) -> &Vault {

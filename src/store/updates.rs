@@ -84,10 +84,23 @@ fn update_from_row(row: &Row) -> Result<UpdateRecord, StoreError> {
     })
 }
 
+/// What one sequencer round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequencerRound {
+    /// Another instance's sequencer holds the lock: rows written meanwhile may be left for a
+    /// later round.
+    Busy,
+    /// Moved `moved` inbox rows (maybe none) into the log.
+    Moved {
+        /// Rows moved.
+        moved: usize,
+    },
+}
+
 impl Store {
-    /// Moves pending inbox rows into the log with consecutive cursors, if no other instance is
-    /// doing it right now. Returns the newest cursor when anything moved.
-    pub async fn sequence_updates(&self, batch: i64) -> Result<Option<i64>, StoreError> {
+    /// Moves up to `batch` pending inbox rows into the log with consecutive cursors, if no
+    /// other instance is doing it right now.
+    pub async fn sequence_updates(&self, batch: i64) -> Result<SequencerRound, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let locked: bool = tx
@@ -95,7 +108,7 @@ impl Store {
             .await?
             .try_get(0)?;
         if !locked {
-            return Ok(None);
+            return Ok(SequencerRound::Busy);
         }
         let statement = tx
             .prepare_cached(
@@ -126,7 +139,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(newest)
+        Ok(SequencerRound::Moved { moved: rows.len() })
     }
 
     /// The oldest and newest cursors in the log (0, 0 when empty).

@@ -332,6 +332,7 @@ impl Store {
         }
         super::deliveries::cancel_pending_for_webhook(&tx, id).await?;
         tx.commit().await?;
+        self.wrote_inbox();
         Ok(true)
     }
 

@@ -27,7 +27,7 @@ pub struct Settings {
     pub warmup: Duration,
     /// Longest wait for outstanding deliveries after a latency window.
     pub drain: Duration,
-    /// Wait for Postgres statistics to be flushed (they are, at most once a second).
+    /// Wait for Postgres statistics to be flushed (an idle backend's within 10 s).
     pub settle: Duration,
     /// Single-event publishers (publish throughput, latency at max).
     pub concurrency: usize,
