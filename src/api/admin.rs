@@ -17,7 +17,7 @@ use crate::domain::{
 use crate::proto::v1 as pb;
 use crate::proto::v1::webhook_admin_server::WebhookAdmin;
 use crate::store::{
-    DeliveryFilter, DeliveryStatus, NewWebhook, Store, UpdateFilter, WebhookChanges, WebhookFilter,
+    DeliveryFilter, DeliveryStatus, NewWebhook, Store, WebhookChanges, WebhookFilter,
 };
 use crate::stream::UpdateHub;
 
@@ -53,7 +53,7 @@ impl AdminService {
     }
 }
 
-fn bad(error: ValidationError) -> Status {
+pub(super) fn bad(error: ValidationError) -> Status {
     invalid_argument(error)
 }
 
@@ -405,29 +405,10 @@ impl WebhookAdmin for AdminService {
         &self,
         request: Request<pb::WatchDeliveriesRequest>,
     ) -> Result<Response<Self::WatchDeliveriesStream>, Status> {
-        let request = request.into_inner();
-        let filter = UpdateFilter {
-            webhook_id: match request.webhook_id.as_str() {
-                "" => None,
-                id => Some(parse_id("webhook_id", id).map_err(bad)?),
-            },
-            function: Function::filter_from_proto("function", request.function).map_err(bad)?,
-            statuses: parse_statuses(&request.statuses).map_err(bad)?,
-        };
-        let after =
-            match request.after_cursor.trim() {
-                "" => None,
-                cursor => Some(cursor.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(
-                    || {
-                        bad(ValidationError::new(
-                            "after_cursor",
-                            "must be a cursor from a DeliveryUpdate (a decimal number)",
-                        ))
-                    },
-                )?),
-            };
-        let stream = crate::stream::watch(self.hub.clone(), filter, after).await?;
-        Ok(Response::new(Box::pin(stream)))
+        // Network calls are served by `super::watch::WatchDeliveriesRoute`, which sends the
+        // hub's encoded updates as they are; this is the same stream for in-process callers.
+        let stream = super::watch::open(self.hub.clone(), request.into_inner()).await?;
+        Ok(Response::new(Box::pin(super::watch::decoded(stream))))
     }
 }
 
@@ -457,7 +438,7 @@ impl AdminService {
     }
 }
 
-fn parse_statuses(values: &[i32]) -> Result<Vec<DeliveryStatus>, ValidationError> {
+pub(super) fn parse_statuses(values: &[i32]) -> Result<Vec<DeliveryStatus>, ValidationError> {
     values
         .iter()
         .map(|value| {

@@ -5,6 +5,7 @@ mod admin;
 pub mod auth;
 mod convert;
 mod ingest;
+pub mod watch;
 
 pub use admin::AdminService;
 pub use convert::update_message;

@@ -9,7 +9,7 @@
 
 mod watcher;
 
-pub use watcher::watch;
+pub use watcher::{EncodedUpdates, watch};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +17,32 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, broadcast, watch as tokio_watch};
 
+use bytes::Bytes;
+use prost::Message;
+
 use crate::store::{SequencerRound, Store, UpdateFilter, UpdateRecord};
+
+/// A log entry as the hub broadcasts it: the record (for filtering) and its `DeliveryUpdate`
+/// message, encoded once for every watcher that gets it (see `src/api/watch.rs`).
+#[derive(Debug)]
+pub struct SharedUpdate {
+    /// The entry.
+    pub record: UpdateRecord,
+    /// `DeliveryUpdate`, protobuf-encoded.
+    pub encoded: Bytes,
+}
+
+impl SharedUpdate {
+    fn new(record: UpdateRecord) -> Self {
+        let encoded = encode(&record);
+        Self { record, encoded }
+    }
+}
+
+/// The `DeliveryUpdate` message of `record`, protobuf-encoded.
+pub(crate) fn encode(record: &UpdateRecord) -> Bytes {
+    Bytes::from(crate::api::update_message(record).encode_to_vec())
+}
 
 /// The shortest time between two sequencer rounds of this instance: under load, updates are
 /// moved in batches at most this often rather than one round per write. Watchers see an update
@@ -40,7 +65,7 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 /// One instance's fan-out of the delivery log to its watchers.
 pub struct UpdateHub {
     store: Store,
-    ring: broadcast::Sender<Arc<UpdateRecord>>,
+    ring: broadcast::Sender<Arc<SharedUpdate>>,
     /// The newest cursor read from the log (set before broadcasting it).
     newest: tokio_watch::Sender<i64>,
     /// Notified on the log's NOTIFY channel.
@@ -161,7 +186,7 @@ impl UpdateHub {
                             // Publish the position first: a watcher subscribing now either gets
                             // this entry from the ring or reads it from the table.
                             self.newest.send_replace(update.cursor);
-                            let _ = self.ring.send(Arc::new(update));
+                            let _ = self.ring.send(Arc::new(SharedUpdate::new(update)));
                         }
                         if !full {
                             break;

@@ -3,19 +3,21 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use super::{READ_BATCH, UpdateHub, WatcherGuard};
-use crate::api::update_message;
-use crate::proto::v1 as pb;
-use crate::store::{UpdateFilter, UpdateRecord};
+use super::{READ_BATCH, SharedUpdate, UpdateHub, WatcherGuard};
+use crate::store::UpdateFilter;
 
 /// Messages buffered per watcher before it stops reading (and later catches up from the table).
 const WATCHER_BUFFER: usize = 64;
 
-type Sink = mpsc::Sender<Result<pb::DeliveryUpdate, Status>>;
+type Sink = mpsc::Sender<Result<Bytes, Status>>;
+
+/// A watcher's stream: `DeliveryUpdate` messages, already protobuf-encoded.
+pub type EncodedUpdates = ReceiverStream<Result<Bytes, Status>>;
 
 /// Opens a stream of the updates matching `filter`, starting after `after_cursor` (or at the
 /// log's end when `None`). OUT_OF_RANGE when the cursor is older than the retained log or newer
@@ -24,7 +26,7 @@ pub async fn watch(
     hub: Arc<UpdateHub>,
     filter: UpdateFilter,
     after_cursor: Option<i64>,
-) -> Result<ReceiverStream<Result<pb::DeliveryUpdate, Status>>, Status> {
+) -> Result<EncodedUpdates, Status> {
     // Subscribe before reading the position, so nothing falls between the two.
     let ring = hub.ring.subscribe();
     let newest = *hub.newest.borrow();
@@ -67,7 +69,7 @@ async fn follow(
     hub: &UpdateHub,
     filter: &UpdateFilter,
     mut position: i64,
-    mut ring: broadcast::Receiver<Arc<UpdateRecord>>,
+    mut ring: broadcast::Receiver<Arc<SharedUpdate>>,
     sink: &Sink,
 ) -> Result<(), &'static str> {
     let mut stopping = hub.stopping.subscribe();
@@ -89,17 +91,19 @@ async fn follow(
         };
         match received {
             Ok(update) => {
-                if update.cursor <= position {
+                let cursor = update.record.cursor;
+                if cursor <= position {
                     continue;
                 }
-                if update.cursor > position + 1 {
+                if cursor > position + 1 {
                     // Cursors are dense: a jump means we missed entries. Read them.
-                    catch_up(hub, filter, position, update.cursor - 1, sink).await?;
+                    catch_up(hub, filter, position, cursor - 1, sink).await?;
                 }
-                if filter.matches(&update) {
-                    send(sink, &update).await?;
+                if filter.matches(&update.record) {
+                    // The hub encoded it once; every watcher sends the same bytes.
+                    send(sink, update.encoded.clone()).await?;
                 }
-                position = update.cursor;
+                position = cursor;
             }
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 let newest = *hub.newest.borrow();
@@ -136,7 +140,7 @@ async fn catch_up(
             return Ok(until);
         };
         for update in &updates {
-            send(sink, update).await?;
+            send(sink, super::encode(update)).await?;
         }
         position = if (updates.len() as i64) < READ_BATCH {
             until
@@ -147,8 +151,6 @@ async fn catch_up(
     Ok(position.max(until))
 }
 
-async fn send(sink: &Sink, update: &UpdateRecord) -> Result<(), &'static str> {
-    sink.send(Ok(update_message(update)))
-        .await
-        .map_err(|_| "client went away")
+async fn send(sink: &Sink, encoded: Bytes) -> Result<(), &'static str> {
+    sink.send(Ok(encoded)).await.map_err(|_| "client went away")
 }

@@ -566,3 +566,33 @@ async fn the_console_speaks_the_grpc_ports_tls() {
         .expect("the service stops cleanly");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_malformed_watch_request_is_refused_as_invalid_by_the_encoded_update_route() {
+    // WatchDeliveries is served by its own route (src/api/watch.rs), which answers a request it
+    // cannot decode with INVALID_ARGUMENT naming the message (the generated server would say
+    // INTERNAL), and still sits behind the same authentication.
+    let app = spawn_app_with(&["--console-addr", "127.0.0.1:0", "--admin-token", ADMIN]).await;
+    let console = console_of(&app);
+    const WATCH: &str = "/backoffice.webhooks.v1.WebhookAdmin/WatchDeliveries";
+    // Field 1 as a varint, where WatchDeliveriesRequest has a string.
+    let wrong = prost_types::Duration {
+        seconds: 5,
+        nanos: 0,
+    };
+    let refused = grpc_web(console, WATCH, &wrong, Some(ADMIN)).await;
+    assert_eq!(
+        refused.grpc_status,
+        Some(tonic::Code::InvalidArgument as i32)
+    );
+    assert!(
+        refused.grpc_message.contains("WatchDeliveriesRequest"),
+        "{}",
+        refused.grpc_message
+    );
+    let anonymous = grpc_web(console, WATCH, &pb::WatchDeliveriesRequest::default(), None).await;
+    assert_eq!(
+        anonymous.grpc_status,
+        Some(tonic::Code::Unauthenticated as i32)
+    );
+}
