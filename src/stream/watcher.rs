@@ -12,7 +12,8 @@ use super::{READ_BATCH, SharedUpdate, UpdateHub, WatcherGuard};
 use crate::store::UpdateFilter;
 
 /// Messages buffered per watcher before it stops reading (and later catches up from the table).
-const WATCHER_BUFFER: usize = 64;
+/// Cheap: a buffered message is a reference to the hub's shared, encoded copy.
+const WATCHER_BUFFER: usize = 1024;
 
 type Sink = mpsc::Sender<Result<Bytes, Status>>;
 
