@@ -45,12 +45,24 @@ pub struct UpdateFilter {
 impl UpdateFilter {
     /// Whether `update` passes the filter.
     pub fn matches(&self, update: &UpdateRecord) -> bool {
-        self.webhook_id
-            .is_none_or(|id| id == update.delivery.webhook_id)
-            && self
-                .function
-                .is_none_or(|f| Some(f) == update.delivery.function)
-            && (self.statuses.is_empty() || self.statuses.contains(&update.delivery.status))
+        self.admits(
+            update.delivery.webhook_id,
+            update.delivery.function,
+            update.delivery.status,
+        )
+    }
+
+    /// Whether an update of a delivery to `webhook_id`, of `function`, leaving it `status`,
+    /// passes the filter.
+    pub fn admits(
+        &self,
+        webhook_id: Uuid,
+        function: Option<Function>,
+        status: DeliveryStatus,
+    ) -> bool {
+        self.webhook_id.is_none_or(|id| id == webhook_id)
+            && self.function.is_none_or(|f| Some(f) == function)
+            && (self.statuses.is_empty() || self.statuses.contains(&status))
     }
 }
 

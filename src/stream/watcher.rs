@@ -12,8 +12,8 @@ use super::{READ_BATCH, SharedUpdate, UpdateHub, WatcherGuard};
 use crate::store::UpdateFilter;
 
 /// Messages buffered per watcher before it stops reading (and later catches up from the table).
-/// Cheap: a buffered message is a reference to the hub's shared, encoded copy.
-const WATCHER_BUFFER: usize = 1024;
+/// A buffered message is a reference to the hub's shared, encoded copy.
+const WATCHER_BUFFER: usize = 256;
 
 type Sink = mpsc::Sender<Result<Bytes, Status>>;
 
@@ -92,7 +92,7 @@ async fn follow(
         };
         match received {
             Ok(update) => {
-                let cursor = update.record.cursor;
+                let cursor = update.cursor;
                 if cursor <= position {
                     continue;
                 }
@@ -100,7 +100,7 @@ async fn follow(
                     // Cursors are dense: a jump means we missed entries. Read them.
                     catch_up(hub, filter, position, cursor - 1, sink).await?;
                 }
-                if filter.matches(&update.record) {
+                if update.passes(filter) {
                     // The hub encoded it once; every watcher sends the same bytes.
                     send(sink, update.encoded.clone()).await?;
                 }
