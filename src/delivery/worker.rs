@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+use uuid::Uuid;
 
 use super::recorder::{self, Finished, RecorderHandle};
 use super::retry::decide;
@@ -18,7 +19,6 @@ use super::sender::{AttemptResult, HttpSender};
 use super::signature::sign;
 use crate::config::RetrySchedule;
 use crate::store::{ClaimedDelivery, DeliveryPolicy, FinishedAttempt, NewAttempt, Outcome, Store};
-use uuid::Uuid;
 
 /// The user agent sent with every delivery.
 const USER_AGENT: &str = concat!("backoffice-webhooks/", env!("CARGO_PKG_VERSION"));

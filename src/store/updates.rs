@@ -43,15 +43,6 @@ pub struct UpdateFilter {
 }
 
 impl UpdateFilter {
-    /// Whether `update` passes the filter.
-    pub fn matches(&self, update: &UpdateRecord) -> bool {
-        self.admits(
-            update.delivery.webhook_id,
-            update.delivery.function,
-            update.delivery.status,
-        )
-    }
-
     /// Whether an update of a delivery to `webhook_id`, of `function`, leaving it `status`,
     /// passes the filter.
     pub fn admits(
