@@ -64,14 +64,47 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 }
 
 impl StoreError {
-    /// Whether retrying later may succeed (the database was unreachable rather than refusing).
+    /// Whether retrying later may succeed: the database was unreachable, the connection was lost
+    /// or the server is shutting down, rather than the database refusing the statement itself.
+    ///
+    /// A publisher retries these (UNAVAILABLE) but not a bug (INTERNAL), so a lost connection
+    /// that is called anything else loses the publisher's event.
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Unavailable(_) => true,
-            StoreError::Database(e) => e.is_closed() || e.as_db_error().is_none(),
+            StoreError::Database(e) => {
+                e.is_closed()
+                    || e.as_db_error()
+                        .is_none_or(|db| is_transient_sqlstate(db.code().code()))
+            }
             StoreError::Corrupt(_) => false,
         }
     }
+}
+
+/// SQLSTATEs after which the same statement may succeed on a new attempt (PostgreSQL's
+/// appendix A): the connection or the server went away, the server is short of resources, or
+/// the transaction lost a race it can win next time. None of them means the request was wrong.
+pub(crate) fn is_transient_sqlstate(code: &str) -> bool {
+    // Whole classes: 08 connection exception, 53 insufficient resources (too many
+    // connections, out of memory, disk full), 57P operator intervention (57P01 admin
+    // shutdown, 57P02 crash shutdown, 57P03 cannot connect now, 57P04 database dropped),
+    // 58 system error (I/O error in the server).
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || code.starts_with("58")
+        || matches!(
+            code,
+            // serialization_failure, deadlock_detected: the transaction may be run again.
+            "40001" | "40P01"
+            // query_canceled (statement_timeout, a cancel request), lock_not_available.
+            | "57014" | "55P03"
+            // read_only_sql_transaction: a primary that became a standby after a failover.
+            | "25006"
+            // idle_in_transaction_session_timeout, idle_session_timeout (they end the session).
+            | "25P03" | "57P05"
+        )
 }
 
 /// A handle on the database: a connection pool plus the queries. Cheap to clone.
@@ -194,3 +227,30 @@ fn build_pool(config: tokio_postgres::Config, max_connections: usize) -> Result<
 
 /// Channel on which publishers announce new due deliveries to workers (a wake-up hint only).
 pub const DELIVERIES_CHANNEL: &str = "webhooks_deliveries";
+
+#[cfg(test)]
+mod tests {
+    use super::is_transient_sqlstate;
+
+    #[test]
+    fn connection_loss_and_shutdown_sqlstates_are_transient() {
+        for code in [
+            "08000", "08003", "08006", "08001", "08004", "57P01", "57P02", "57P03", "53300",
+            "53100", "40001", "40P01", "57014", "25006",
+        ] {
+            assert!(is_transient_sqlstate(code), "{code} should be retryable");
+        }
+    }
+
+    #[test]
+    fn statement_errors_are_not_transient() {
+        for code in [
+            "23505", "23503", "22P02", "42P01", "42703", "XX000", "P0001",
+        ] {
+            assert!(
+                !is_transient_sqlstate(code),
+                "{code} should not be retryable"
+            );
+        }
+    }
+}

@@ -8,19 +8,32 @@ use webhooks::proto::v1 as pb;
 
 use crate::helpers::{Receiver, Reply, server_url, spawn_app_with, withdrawal_event};
 
-#[tokio::test]
-async fn connections_dropped_mid_delivery_lose_no_acknowledged_event() {
-    let app = spawn_app_with(&["--retry-schedule", "200ms,200ms,200ms,200ms,200ms,200ms"]).await;
+/// The service with `retry_schedule`, one withdrawal webhook to a receiver answering 204 after
+/// `delay`, and a connection to the server's maintenance database to terminate backends from.
+async fn app_with_one_webhook(
+    retry_schedule: &str,
+    delay: Duration,
+) -> (crate::helpers::TestApp, Receiver, tokio_postgres::Client) {
+    let app = spawn_app_with(&["--retry-schedule", retry_schedule]).await;
     let receiver = Receiver::start().await;
-    receiver.reply_by_default(Reply::status(204).after(Duration::from_millis(20)));
+    receiver.reply_by_default(Reply::status(204).after(delay));
     app.create_webhook(&receiver.url("/hook"), pb::Function::Withdrawal, &[], true)
         .await;
-
     let (admin_db, connection) =
         tokio_postgres::connect(&format!("{}/postgres", server_url()), tokio_postgres::NoTls)
             .await
             .unwrap();
     tokio::spawn(connection);
+    (app, receiver, admin_db)
+}
+
+#[tokio::test]
+async fn connections_dropped_mid_delivery_lose_no_acknowledged_event() {
+    let (app, receiver, admin_db) = app_with_one_webhook(
+        "200ms,200ms,200ms,200ms,200ms,200ms",
+        Duration::from_millis(20),
+    )
+    .await;
     let name = app.database_name.clone();
     let mut acknowledged = Vec::new();
     let mut ingest = app.ingest.clone();
@@ -58,27 +71,155 @@ async fn connections_dropped_mid_delivery_lose_no_acknowledged_event() {
         acknowledged.len()
     );
 
-    let mut missing = acknowledged.clone();
-    for _ in 0..400 {
+    let missing = never_arrived(&receiver, &acknowledged, "/data/event_id", 400).await;
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events never arrived",
+        missing.len()
+    );
+}
+
+/// The `expected` values of the field at JSON `pointer` that no received body carried after
+/// waiting up to `polls` tenths of a second for them.
+async fn never_arrived(
+    receiver: &Receiver,
+    expected: &[String],
+    pointer: &str,
+    polls: u32,
+) -> Vec<String> {
+    let mut missing = expected.to_vec();
+    for _ in 0..polls {
         let received: std::collections::HashSet<String> = receiver
             .received()
             .iter()
-            .filter_map(|r| r.json()["data"]["event_id"].as_str().map(str::to_owned))
+            .filter_map(|r| r.json().pointer(pointer)?.as_str().map(str::to_owned))
             .collect();
-        missing = acknowledged
-            .iter()
-            .filter(|id| !received.contains(*id))
-            .cloned()
-            .collect();
+        missing.retain(|value| !received.contains(value));
         if missing.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    missing
+}
+
+/// The retry policy docs/grpc-api.md gives publishers: UNAVAILABLE, RESOURCE_EXHAUSTED and
+/// DEADLINE_EXCEEDED are retried with backoff and the same idempotency key; anything else is
+/// final. Returns the final answer, or panics on a code the docs call final.
+async fn publish_as_documented(
+    ingest: &mut webhooks::proto::v1::event_ingest_client::EventIngestClient<
+        tonic::transport::Channel,
+    >,
+    batch: Vec<pb::PublishEventRequest>,
+) -> usize {
+    let mut backoff = Duration::from_millis(10);
+    let mut retries = 0;
+    loop {
+        let answer = if batch.len() == 1 {
+            ingest.publish_event(batch[0].clone()).await.map(|_| ())
+        } else {
+            ingest
+                .publish_events(pb::PublishEventsRequest {
+                    events: batch.clone(),
+                })
+                .await
+                .map(|_| ())
+        };
+        match answer {
+            Ok(()) => return retries,
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::ResourceExhausted
+                        | tonic::Code::DeadlineExceeded
+                ) =>
+            {
+                retries += 1;
+                assert!(retries < 200, "still failing after 200 retries: {status:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(200));
+            }
+            Err(status) => panic!(
+                "a publisher following the docs would drop this event: {:?} {}",
+                status.code(),
+                status.message()
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn publishes_while_backends_are_terminated_are_retryable_and_all_delivered() {
+    let (app, receiver, admin_db) =
+        app_with_one_webhook("100ms,100ms,100ms,100ms,100ms", Duration::ZERO).await;
+    let name = app.database_name.clone();
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    // Terminates every backend of the service's database, over and over, while it publishes.
+    let terminator = tokio::spawn(async move {
+        let mut rounds = 0u32;
+        while !*stop_rx.borrow() {
+            admin_db
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    &[&name],
+                )
+                .await
+                .unwrap();
+            rounds += 1;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(15)) => {}
+                _ = stop_rx.changed() => {}
+            }
+        }
+        rounds
+    });
+
+    // Four publishers: single events and batches of five, each retried as documented.
+    let mut publishers = tokio::task::JoinSet::new();
+    for publisher in 0..4 {
+        let mut ingest = app.ingest.clone();
+        publishers.spawn(async move {
+            let mut keys = Vec::new();
+            let mut retries = 0;
+            for round in 0..30 {
+                let size = if round % 2 == 0 { 1 } else { 5 };
+                let batch: Vec<_> = (0..size)
+                    .map(|i| {
+                        let key = format!("term-{publisher}-{round}-{i}");
+                        withdrawal_event(&key, &key, pb::Decision::Rejected, None)
+                    })
+                    .collect();
+                keys.extend(batch.iter().map(|e| e.idempotency_key.clone()));
+                retries += publish_as_documented(&mut ingest, batch).await;
+            }
+            (keys, retries)
+        });
+    }
+    let mut published = Vec::new();
+    let mut retries = 0;
+    while let Some(result) = publishers.join_next().await {
+        let (keys, publisher_retries) = result.unwrap();
+        published.extend(keys);
+        retries += publisher_retries;
+    }
+    let _ = stop_tx.send(true);
+    let rounds = terminator.await.unwrap();
+    assert!(rounds > 10, "backends were terminated {rounds} times only");
+    assert!(
+        retries > 0,
+        "no publish met a terminated backend ({rounds} rounds): the test proved nothing"
+    );
+
+    // Every event published (each answered once, after any retries) reaches the receiver.
+    let missing = never_arrived(&receiver, &published, "/data/withdrawal/id", 300).await;
     assert!(
         missing.is_empty(),
-        "{} acknowledged events never arrived",
-        missing.len()
+        "{} of {} events never arrived (after {retries} retries): {:?}",
+        missing.len(),
+        published.len(),
+        &missing[..missing.len().min(5)]
     );
 }
 
