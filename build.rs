@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out_dir.join("webhooks_descriptor.bin"))
         .build_server(true)
         .build_client(true)
+        // Undecodable requests are INVALID_ARGUMENT, not prost's INTERNAL (src/api/codec.rs).
+        .codec_path("crate::api::codec::ProtoCodec")
         .compile_with_config(config, PROTOS, &["proto"])?;
     println!("cargo:rerun-if-changed=proto");
     // refinery embeds migrations at compile time: a new file must trigger a rebuild.

@@ -223,10 +223,17 @@ impl Application {
             .add_service(ingest);
         // WatchDeliveries takes its path over from the generated server (a static path wins
         // over the service's wildcard): it sends each update encoded once (src/api/watch.rs).
-        let routes = tonic::service::Routes::from(routes.into_axum_router().route_service(
-            crate::api::watch::WATCH_DELIVERIES_PATH,
-            crate::api::watch::WatchDeliveriesRoute::new(self.hub.clone()),
-        ));
+        // Around every route, so both ports answer unreadable requests as the caller's fault
+        // (src/api/request_errors.rs).
+        let routes = tonic::service::Routes::from(
+            routes
+                .into_axum_router()
+                .route_service(
+                    crate::api::watch::WATCH_DELIVERIES_PATH,
+                    crate::api::watch::WatchDeliveriesRoute::new(self.hub.clone()),
+                )
+                .layer(crate::api::request_errors::RequestErrorsLayer),
+        );
         let tls = tls_config(&self.config)?;
 
         tracing::info!(addr = %self.local_addr, workers = !self.config.disable_workers, "webhooks service listening");

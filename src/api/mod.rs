@@ -3,8 +3,10 @@
 
 mod admin;
 pub mod auth;
+pub mod codec;
 mod convert;
 mod ingest;
+pub mod request_errors;
 pub mod watch;
 
 pub use admin::AdminService;

@@ -151,7 +151,9 @@ impl Decoder for RequestDecoder {
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
         pb::WatchDeliveriesRequest::decode(src)
             .map(Some)
-            .map_err(|e| Status::invalid_argument(format!("not a WatchDeliveriesRequest: {e}")))
+            .map_err(|e| {
+                super::codec::undecodable(std::any::type_name::<pb::WatchDeliveriesRequest>(), &e)
+            })
     }
 }
 

@@ -10,6 +10,7 @@ mod helpers;
 mod isolation;
 mod ops;
 mod recording;
+mod requests;
 mod routing;
 mod ssrf;
 mod watch;
