@@ -123,6 +123,8 @@ export function errorKindLabel(kind: AttemptErrorKind): string {
       return "Non-2xx answer";
     case AttemptErrorKind.REFUSED:
       return "Refused by the service's rules";
+    case AttemptErrorKind.PROTOCOL:
+      return "Not a readable HTTP answer";
     default:
       return "";
   }

@@ -84,6 +84,7 @@ pub(crate) fn attempt(record: &AttemptRecord, body: Option<&str>) -> pb::Deliver
         Some("tls") => pb::AttemptErrorKind::Tls,
         Some("status") => pb::AttemptErrorKind::Status,
         Some("refused") => pb::AttemptErrorKind::Refused,
+        Some("protocol") => pb::AttemptErrorKind::Protocol,
         _ => pb::AttemptErrorKind::Unspecified,
     };
     let trigger = match record.trigger.as_str() {

@@ -31,7 +31,8 @@ pub struct AttemptResult {
     pub response_body: String,
     /// Whether the body was cut.
     pub truncated: bool,
-    /// 'timeout', 'connect', 'dns', 'tls', 'status' or 'refused' when the attempt failed.
+    /// 'timeout', 'connect', 'dns', 'tls', 'status', 'refused' or 'protocol' when the attempt
+    /// failed.
     pub error_kind: Option<&'static str>,
     /// A description of the failure.
     pub error_message: String,
@@ -238,7 +239,9 @@ fn classify_error(error: &hyper_util::client::legacy::Error) -> AttemptResult {
         source = cause.source();
     }
     let lower = chain.to_ascii_lowercase();
-    let kind = if lower.contains("dns error") || lower.contains("failed to lookup") {
+    let kind = if unreadable_answer(error) {
+        "protocol"
+    } else if lower.contains("dns error") || lower.contains("failed to lookup") {
         "dns"
     } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake")
     {
@@ -253,6 +256,22 @@ fn classify_error(error: &hyper_util::client::legacy::Error) -> AttemptResult {
         error_message: chain,
         ..AttemptResult::default()
     }
+}
+
+/// Whether the destination answered, but not with HTTP that hyper could parse: garbage instead
+/// of a status line, a head over hyper's limit, an invalid header. (A connection closed before
+/// any answer is not this: that is `connect`.)
+fn unreadable_answer(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(hyper_error) = cause.downcast_ref::<hyper::Error>() {
+            return hyper_error.is_parse()
+                || hyper_error.is_parse_status()
+                || hyper_error.is_parse_too_large();
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// `Retry-After` as seconds or an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`); a date in the

@@ -142,7 +142,7 @@ pub struct AttemptRecord {
     pub response_body: String,
     /// Whether the body was cut.
     pub response_body_truncated: bool,
-    /// 'timeout', 'connect', 'dns', 'tls', 'status', 'refused'.
+    /// 'timeout', 'connect', 'dns', 'tls', 'status', 'refused', 'protocol'.
     pub error_kind: Option<String>,
     /// Failure description.
     pub error_message: String,

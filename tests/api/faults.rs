@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webhooks::proto::v1 as pb;
 
 use crate::helpers::{Receiver, Reply, server_url, spawn_app_with, withdrawal_event};
@@ -229,21 +229,58 @@ async fn raw_endpoint(reply: &'static [u8]) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let _ = socket.write_all(reply).await;
-            let _ = socket.shutdown().await;
+            tokio::spawn(async move {
+                // Read the request first and drain the socket after: closing it with unread
+                // bytes would reset the connection before the client has read the reply.
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = socket.write_all(reply).await;
+                let _ = socket.shutdown().await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                    while let Ok(n) = socket.read(&mut chunk).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            });
         }
     });
     format!("http://{addr}/hook")
 }
 
 #[tokio::test]
-async fn resets_and_garbage_are_recorded_as_failed_attempts_and_retried() {
+async fn resets_are_connect_and_unreadable_answers_protocol_failures_and_retried() {
     let app = spawn_app_with(&["--retry-schedule", "200ms"]).await;
-    for (url, label) in [
-        (raw_endpoint(b"").await, "reset"),
+    // A response head of 1 MiB: far over what hyper reads before giving up.
+    let huge_head: &'static [u8] = format!(
+        "HTTP/1.1 200 OK\r\nX-Padding: {}\r\n\r\n",
+        "a".repeat(1024 * 1024)
+    )
+    .into_bytes()
+    .leak();
+    for (url, label, kind) in [
+        (
+            raw_endpoint(b"").await,
+            "reset",
+            pb::AttemptErrorKind::Connect,
+        ),
         (
             raw_endpoint(b"this is not HTTP at all\r\n\r\n").await,
             "garbage",
+            pb::AttemptErrorKind::Protocol,
+        ),
+        (
+            raw_endpoint(huge_head).await,
+            "huge head",
+            pb::AttemptErrorKind::Protocol,
         ),
     ] {
         let hook = app
@@ -273,10 +310,10 @@ async fn resets_and_garbage_are_recorded_as_failed_attempts_and_retried() {
         );
         for attempt in &failed.attempts {
             assert_eq!(attempt.response_status, 0, "{label}");
-            assert_ne!(
-                attempt.error_kind,
-                pb::AttemptErrorKind::Unspecified as i32,
-                "{label}"
+            assert_eq!(
+                attempt.error_kind, kind as i32,
+                "{label}: {}",
+                attempt.error_message
             );
             assert!(!attempt.error_message.is_empty(), "{label}");
         }
