@@ -101,14 +101,6 @@ impl ConnectionGuard {
         }
     }
 
-    /// Connections open now (on every listener of this guard).
-    pub fn open_connections(&self) -> usize {
-        self.settings
-            .max_connections
-            .clamp(1, Semaphore::MAX_PERMITS)
-            .saturating_sub(self.slots.available_permits())
-    }
-
     /// Applies the HTTP/2 limits (streams per connection, keepalive PINGs) to a server.
     pub fn configure<L>(&self, server: tonic::transport::Server<L>) -> tonic::transport::Server<L> {
         server
