@@ -315,6 +315,36 @@ pub struct ServeConfig {
     #[arg(long, env = "WEBHOOKS_UPDATE_LOG_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub update_log_retention: Duration,
 
+    /// Connections open at once on the gRPC port and the web console together; one more is
+    /// accepted and closed at once, so its client fails fast. Keep it below the file-descriptor
+    /// limit (`ulimit -n`) minus the database pool.
+    #[arg(long, env = "WEBHOOKS_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Concurrent streams (RPCs) one HTTP/2 connection may have open, advertised to clients in
+    /// SETTINGS; a client's further calls wait for one to finish.
+    #[arg(long, env = "WEBHOOKS_MAX_CONCURRENT_STREAMS", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_streams: u32,
+
+    /// Close a connection once no byte has been read or written for this long (0 never).
+    /// HTTP/2 clients that answer the keepalive PINGs are never idle.
+    #[arg(long, env = "WEBHOOKS_CONNECTION_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub connection_idle_timeout: Duration,
+
+    /// Close a new connection whose client has not sent its first message (the HTTP/2 preface and
+    /// SETTINGS, an HTTP/1 request head, or the TLS handshake) within this time (0 never).
+    #[arg(long, env = "WEBHOOKS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// How often HTTP/2 connections are sent a PING when quiet (0 never); at most half the
+    /// idle timeout.
+    #[arg(long, env = "WEBHOOKS_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub http2_keepalive_interval: Duration,
+
+    /// How long a PING may go unanswered before its connection is closed.
+    #[arg(long, env = "WEBHOOKS_HTTP2_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub http2_keepalive_timeout: Duration,
+
     /// Run the gRPC API without delivery workers (for API-only instances).
     #[arg(long, env = "WEBHOOKS_DISABLE_WORKERS", default_value_t = false, action = clap::ArgAction::Set)]
     pub disable_workers: bool,
@@ -337,6 +367,19 @@ impl ServeConfig {
     /// attempt is never taken by another worker while it is still running.
     pub fn lease(&self) -> Duration {
         self.request_timeout + Duration::from_secs(30)
+    }
+
+    /// The connection limits these settings describe (0 durations switch a timeout off).
+    pub fn connection_settings(&self) -> crate::connections::ConnectionSettings {
+        let nonzero = |duration: Duration| (!duration.is_zero()).then_some(duration);
+        crate::connections::ConnectionSettings {
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            max_concurrent_streams: self.max_concurrent_streams,
+            idle_timeout: nonzero(self.connection_idle_timeout),
+            handshake_timeout: nonzero(self.handshake_timeout),
+            keepalive_interval: nonzero(self.http2_keepalive_interval),
+            keepalive_timeout: self.http2_keepalive_timeout,
+        }
     }
 
     /// The SSRF guard these settings describe: private destinations, allowed networks, https.

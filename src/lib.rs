@@ -10,11 +10,14 @@
 //! is the store and the work queue), [`delivery`] (claim, sign, send, schedule), [`config`],
 //! [`startup`], [`telemetry`]; [`proto`] holds the generated messages, servers and clients;
 //! [`cli`] is the operator tooling built on those clients (`webhooks hooks|deliveries|events|listen`);
-//! [`console`] serves the browser console and gRPC-Web on `WEBHOOKS_CONSOLE_ADDR`.
+//! [`console`] serves the browser console and gRPC-Web on `WEBHOOKS_CONSOLE_ADDR`;
+//! [`connections`] keeps both listeners from being hoarded (connection cap, idle and handshake
+//! timeouts).
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod console;
 pub mod delivery;
 pub mod domain;

@@ -33,6 +33,8 @@ pub const OPEN_WATCHERS: &str = "webhooks_open_watchers";
 pub const DB_POOL_IN_USE: &str = "webhooks_db_pool_in_use";
 /// Size of this instance's database pool.
 pub const DB_POOL_SIZE: &str = "webhooks_db_pool_size";
+/// Connections closed as soon as accepted because `WEBHOOKS_MAX_CONNECTIONS` were open.
+pub const CONNECTIONS_REFUSED: &str = "webhooks_connections_refused_total";
 
 /// How often gauges are sampled.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
@@ -71,6 +73,11 @@ pub fn record_result_batch(size: usize) {
 /// Records stored events.
 pub fn record_published(count: usize) {
     counter!(EVENTS_PUBLISHED).increment(count as u64);
+}
+
+/// Records a connection refused over the cap.
+pub fn record_refused_connection() {
+    counter!(CONNECTIONS_REFUSED).increment(1);
 }
 
 /// Samples the gauges until `shutdown` flips.

@@ -12,6 +12,7 @@ use tokio::sync::{Notify, watch};
 use crate::api::auth::{AuthLayer, Authenticator, ConfiguredTokens};
 use crate::api::{AdminService, IngestService};
 use crate::config::ServeConfig;
+use crate::connections::ConnectionGuard;
 use crate::console::ConsoleListener;
 use crate::delivery::{HttpSender, Worker, WorkerSettings, listener};
 use crate::proto::FILE_DESCRIPTOR_SET;
@@ -39,6 +40,10 @@ impl Application {
     /// Creates and migrates the database, then binds the gRPC address.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         let tokens = configured_tokens(&config);
+        config
+            .connection_settings()
+            .validate()
+            .map_err(anyhow::Error::msg)?;
         let auth_enabled = config.require_auth || !tokens.is_empty();
         let vault = Vault::from_keys(
             config.encryption_key.as_deref(),
@@ -234,17 +239,25 @@ impl Application {
                 )
                 .layer(crate::api::request_errors::RequestErrorsLayer),
         );
-        let tls = tls_config(&self.config)?;
+        // One budget of connections for both listeners: what runs out is the process's file
+        // descriptors, whichever port takes them.
+        let connections = ConnectionGuard::new(self.config.connection_settings());
+        let tls = tls_config(&self.config)?.map(|tls| connections.tls(tls));
 
         tracing::info!(addr = %self.local_addr, workers = !self.config.disable_workers, "webhooks service listening");
         let console = self.console.map(|console| {
             tracing::info!(addr = %console.local_addr(), "web console listening");
             let mut stopped = stop_rx.clone();
-            let serving =
-                console.serve(routes.clone(), self.auth.clone(), tls.clone(), async move {
+            let serving = console.serve(
+                routes.clone(),
+                self.auth.clone(),
+                tls.clone(),
+                connections.clone(),
+                async move {
                     // Stops with the gRPC port: stop_signal is sent when `shutdown` resolves.
                     let _ = stopped.wait_for(|stop| *stop).await;
-                });
+                },
+            );
             tokio::spawn(async move {
                 let result = serving.await;
                 if let Err(error) = &result {
@@ -255,7 +268,9 @@ impl Application {
         });
         // HTTP/1.1 and gRPC-Web too, so a browser app (or a proxy in front of one) may call this
         // port directly; plain gRPC over HTTP/2 passes the translation untouched.
-        let mut builder = tonic::transport::Server::builder().accept_http1(true);
+        let mut builder =
+            connections.configure(tonic::transport::Server::builder().accept_http1(true));
+        let encrypted = tls.is_some();
         if let Some(tls) = tls {
             builder = builder
                 .tls_config(tls)
@@ -266,8 +281,7 @@ impl Application {
             .layer(AuthLayer::new(self.auth.clone()))
             .add_routes(routes)
             .serve_with_incoming_shutdown(
-                // Small replies must not wait for Nagle's algorithm (40 ms stalls otherwise).
-                tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                connections.incoming(self.listener, encrypted),
                 async move {
                     shutdown.await;
                     tracing::info!(

@@ -12,9 +12,9 @@ use tokio::net::TcpListener;
 use tonic::body::Body;
 use tonic::service::Routes;
 use tonic::transport::ServerTlsConfig;
-use tonic::transport::server::TcpIncoming;
 
 use crate::api::auth::{AuthLayer, Authenticator};
+use crate::connections::ConnectionGuard;
 
 /// The console's address, bound (so its port is known before serving: tests bind port 0).
 pub struct ConsoleListener {
@@ -42,12 +42,15 @@ impl ConsoleListener {
 
     /// Serves the console's files and `routes` (the gRPC port's services, shared with it) until
     /// `shutdown` resolves, then drains like the gRPC port. gRPC calls pass `auth`'s layer, the
-    /// one in front of the gRPC port, so tokens, roles and the ingest rate limit are the same.
+    /// one in front of the gRPC port, so tokens, roles and the ingest rate limit are the same;
+    /// `connections` is the gRPC port's guard too, so both count against one connection cap and
+    /// get the same idle and handshake timeouts.
     pub async fn serve(
         self,
         routes: Routes,
         auth: Arc<Authenticator>,
         tls: Option<ServerTlsConfig>,
+        connections: ConnectionGuard,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         if !super::assets::is_built() {
@@ -58,7 +61,9 @@ impl ConsoleListener {
             );
         }
         // Browsers speak gRPC-Web over HTTP/1.1 as well as HTTP/2.
-        let mut builder = tonic::transport::Server::builder().accept_http1(true);
+        let mut builder =
+            connections.configure(tonic::transport::Server::builder().accept_http1(true));
+        let encrypted = tls.is_some();
         if let Some(tls) = tls {
             builder = builder
                 .tls_config(tls)
@@ -70,11 +75,7 @@ impl ConsoleListener {
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(AuthLayer::new(auth))
             .add_routes(routes)
-            .serve_with_incoming_shutdown(
-                // As on the gRPC port: small replies must not wait for Nagle's algorithm.
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                shutdown,
-            )
+            .serve_with_incoming_shutdown(connections.incoming(self.listener, encrypted), shutdown)
             .await
             .context("web console server failed")
     }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod connections;
 mod console;
 mod delivery;
 mod faults;
