@@ -273,6 +273,13 @@ pub struct ServeConfig {
     #[arg(long, env = "WEBHOOKS_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
 
+    /// CA certificates (PEM) for mutual TLS: when set, the gRPC port and the web console accept
+    /// only clients presenting a certificate signed by one of them (refused in the TLS
+    /// handshake). Needs --tls-cert and --tls-key. An extra gate in front of the bearer token,
+    /// which still decides the role.
+    #[arg(long, env = "WEBHOOKS_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
+
     /// Key sealing webhook secrets at rest: standard base64 of 32 random bytes
     /// (`openssl rand -base64 32`). Unset: secrets are stored in plaintext, which is refused
     /// outside loopback.

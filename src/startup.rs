@@ -33,6 +33,8 @@ pub struct Application {
     store: Store,
     hub: Arc<UpdateHub>,
     auth: Arc<Authenticator>,
+    /// The TLS settings of both ports, read at build so that a bad file fails the start.
+    tls: Option<tonic::transport::ServerTlsConfig>,
     config: ServeConfig,
 }
 
@@ -54,6 +56,7 @@ impl Application {
         for addr in std::iter::once(config.grpc_addr).chain(config.console_addr) {
             refuse_exposed_unprotected(addr, auth_enabled, vault.encrypts())?;
         }
+        let tls = tls_config(&config)?;
         if !auth_enabled {
             tracing::warn!(
                 "no token configured: the API is open to anyone who can reach {}",
@@ -96,6 +99,7 @@ impl Application {
             store,
             hub,
             auth,
+            tls,
             config,
         })
     }
@@ -242,7 +246,10 @@ impl Application {
         // One budget of connections for both listeners: what runs out is the process's file
         // descriptors, whichever port takes them.
         let connections = ConnectionGuard::new(self.config.connection_settings());
-        let tls = tls_config(&self.config)?.map(|tls| connections.tls(tls));
+        let tls = self.tls.map(|tls| connections.tls(tls));
+        if self.config.tls_client_ca.is_some() {
+            tracing::info!("mutual TLS: both ports require a client certificate");
+        }
 
         tracing::info!(addr = %self.local_addr, workers = !self.config.disable_workers, "webhooks service listening");
         let console = self.console.map(|console| {
@@ -333,19 +340,52 @@ fn refuse_exposed_unprotected(
     Ok(())
 }
 
-/// The TLS settings of the gRPC port (and the console's), when a certificate is configured.
+/// The TLS settings of the gRPC port (and the console's), when a certificate is configured;
+/// with `WEBHOOKS_TLS_CLIENT_CA`, clients must present a certificate that CA signed.
 fn tls_config(config: &ServeConfig) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
     let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        // Client certificates are checked in the TLS handshake: without TLS there is none, and
+        // serving plain text would silently drop the gate the operator asked for.
+        if config.tls_client_ca.is_some() {
+            anyhow::bail!(
+                "WEBHOOKS_TLS_CLIENT_CA is set but WEBHOOKS_TLS_CERT and WEBHOOKS_TLS_KEY are                  not: client certificates are checked in the TLS handshake, so the ports must                  speak TLS"
+            );
+        }
         return Ok(None);
     };
     let cert = std::fs::read(cert)
         .with_context(|| format!("reading WEBHOOKS_TLS_CERT {}", cert.display()))?;
     let key = std::fs::read(key)
         .with_context(|| format!("reading WEBHOOKS_TLS_KEY {}", key.display()))?;
-    Ok(Some(
-        tonic::transport::ServerTlsConfig::new()
-            .identity(tonic::transport::Identity::from_pem(cert, key)),
-    ))
+    let mut tls = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(cert, key));
+    if let Some(path) = &config.tls_client_ca {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading WEBHOOKS_TLS_CLIENT_CA {}", path.display()))?;
+        check_client_ca(&pem)
+            .with_context(|| format!("WEBHOOKS_TLS_CLIENT_CA {}", path.display()))?;
+        tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(pem));
+    }
+    Ok(Some(tls))
+}
+
+/// Checks that `pem` holds at least one certificate and that each can be a trust anchor. tonic
+/// skips the ones it cannot parse, and with none left fails only when the server starts
+/// serving, with a message about the server's own certificate: this names the client CA file.
+fn check_client_ca(pem: &[u8]) -> anyhow::Result<()> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for (index, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
+        let cert = cert.map_err(|e| anyhow::anyhow!("not a PEM file of certificates ({e})"))?;
+        roots
+            .add(cert)
+            .map_err(|e| anyhow::anyhow!("certificate {} is not a usable CA ({e})", index + 1))?;
+    }
+    if roots.is_empty() {
+        anyhow::bail!("holds no certificate (expected PEM `-----BEGIN CERTIFICATE-----` blocks)");
+    }
+    Ok(())
 }
 
 fn configured_tokens(config: &ServeConfig) -> ConfiguredTokens {

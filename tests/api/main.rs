@@ -10,8 +10,11 @@ mod faults;
 mod helpers;
 mod isolation;
 mod ops;
+#[path = "../shared/pki.rs"]
+mod pki;
 mod recording;
 mod requests;
 mod routing;
 mod ssrf;
+mod tls;
 mod watch;
