@@ -330,18 +330,20 @@ async fn recover_deliveries(
 
 /// Whether `watch` should reconnect after this error: connection trouble and server-side
 /// hiccups yes; a request the service refuses (bad filter, unknown or expired cursor, no
-/// permission) no, since asking again would get the same answer.
-fn worth_reconnecting(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Unavailable
-            | Code::Unknown
-            | Code::Internal
-            | Code::Cancelled
-            | Code::Aborted
-            | Code::DeadlineExceeded
-            | Code::ResourceExhausted
-    )
+/// permission) no, since asking again would get the same answer; nor a TLS refusal (an
+/// untrusted or refused certificate), which no retry fixes.
+fn worth_reconnecting(status: &tonic::Status) -> bool {
+    super::tls_failure_of(status).is_none()
+        && matches!(
+            status.code(),
+            Code::Unavailable
+                | Code::Unknown
+                | Code::Internal
+                | Code::Cancelled
+                | Code::Aborted
+                | Code::DeadlineExceeded
+                | Code::ResourceExhausted
+        )
 }
 
 async fn watch_deliveries(
@@ -389,7 +391,7 @@ async fn watch_deliveries(
                             request.after_cursor = update.cursor;
                         }
                         Ok(None) => break "the service closed the stream".to_owned(),
-                        Err(status) if worth_reconnecting(status.code()) => {
+                        Err(status) if worth_reconnecting(&status) => {
                             break format!(
                                 "{} [{}]",
                                 status.message(),
@@ -400,7 +402,7 @@ async fn watch_deliveries(
                     }
                 }
             }
-            Err(status) if worth_reconnecting(status.code()) => {
+            Err(status) if worth_reconnecting(&status) => {
                 format!("{} [{}]", status.message(), super::code_name(status.code()))
             }
             Err(status) => return Err(flagged(status)),

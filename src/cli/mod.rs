@@ -2,18 +2,22 @@
 //! `webhooks hooks ...`, `webhooks deliveries ...` and `webhooks events publish` talk to a running
 //! service; `webhooks listen` is a local receiver that verifies signatures for integrators.
 //!
-//! Every client command takes `--server`, `--token` and `--output table|json`; errors go to
-//! stderr and the exit code reflects the gRPC status (see [`EXIT_CODES_HELP`]).
+//! Every client command takes `--server`, `--token` (or `--token-file`), the TLS flags
+//! (`--ca-cert`, `--client-cert`, `--client-key`) and `--output table|json`; errors go to stderr
+//! and the exit code reflects the gRPC status (see [`EXIT_CODES_HELP`]).
 
+pub mod credentials;
 pub mod deliveries;
 pub mod events;
 pub mod hooks;
 pub mod keys;
 pub mod listen;
 pub mod output;
+pub mod transport;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -23,24 +27,27 @@ use time::format_description::well_known::Rfc3339;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use crate::proto::v1 as pb;
 use crate::proto::v1::event_ingest_client::EventIngestClient;
 use crate::proto::v1::webhook_admin_client::WebhookAdminClient;
+use transport::{ServiceChannel, TlsTarget};
 
 /// The exit codes of the client commands, shown by their `--help`.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
-  1  any other failure: INTERNAL, UNKNOWN, UNIMPLEMENTED, DATA_LOSS, CANCELLED, or a local
-     error such as an unreadable file or a port already in use
-  2  usage error (bad or missing flags, unreadable --file content) or INVALID_ARGUMENT,
-     OUT_OF_RANGE, FAILED_PRECONDITION
+  1  any other failure: INTERNAL, UNKNOWN, UNIMPLEMENTED, DATA_LOSS, CANCELLED, a local
+     error such as a port already in use, or a service TLS certificate this client does not
+     trust (see --ca-cert)
+  2  usage error (bad or missing flags; an unreadable --file, --token-file or certificate
+     file) or INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION
   3  NOT_FOUND
-  4  PERMISSION_DENIED or UNAUTHENTICATED
+  4  PERMISSION_DENIED or UNAUTHENTICATED, or the service refused the client certificate
+     (or wanted one: see --client-cert)
   5  UNAVAILABLE, DEADLINE_EXCEEDED or RESOURCE_EXHAUSTED: the service cannot be reached
      or is overloaded; try again later
   6  ALREADY_EXISTS or ABORTED (a conflict, e.g. an idempotency key reused with other content)
@@ -63,9 +70,10 @@ pub enum Output {
 /// Flags shared by every command that talks to the service. They are global: they may come
 /// before or after the subcommand (`webhooks hooks --output json list` or
 /// `webhooks hooks list --output json`).
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ClientArgs {
-    /// URL of the webhooks service's gRPC API (http://host:port).
+    /// URL of the webhooks service's gRPC API: http://host:port, or https://host:port for a
+    /// service with TLS (its certificate is checked against the public web roots, or --ca-cert).
     #[arg(
         long,
         env = "WEBHOOKS_SERVER",
@@ -74,9 +82,41 @@ pub struct ClientArgs {
     )]
     pub server: String,
 
-    /// Token sent as `authorization: Bearer <token>` on every call.
+    /// Token sent as `authorization: Bearer <token>` on every call. Flags are visible to other
+    /// users of the machine and stay in shell history: prefer --token-file.
     #[arg(long, env = "WEBHOOKS_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+
+    /// File holding the token (surrounding whitespace, such as the trailing newline, is
+    /// ignored). Not together with --token.
+    #[arg(long, env = "WEBHOOKS_TOKEN_FILE", value_name = "FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) to trust for an https:// server instead of the public web roots:
+    /// for a service whose certificate a private CA signed.
+    #[arg(long, env = "WEBHOOKS_CA_CERT", value_name = "FILE", global = true)]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Client certificate (PEM, with any intermediates) for a service that requires mutual TLS;
+    /// with --client-key.
+    #[arg(
+        long,
+        env = "WEBHOOKS_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "client_key",
+        global = true
+    )]
+    pub client_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --client-cert.
+    #[arg(
+        long,
+        env = "WEBHOOKS_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert",
+        global = true
+    )]
+    pub client_key: Option<PathBuf>,
 
     /// Output format: `table` for people, `json` for scripts.
     #[arg(long, env = "WEBHOOKS_OUTPUT", value_enum, default_value_t = Output::Table, global = true)]
@@ -100,20 +140,48 @@ pub enum CliError {
     Unavailable(String),
     /// The operator did not confirm a destructive action.
     NotConfirmed(String),
+    /// This client does not trust the service's TLS certificate.
+    Untrusted(String),
+    /// The service refused this client's TLS certificate, or wanted one.
+    CertificateRefused(String),
     /// A local failure (I/O, binding a port, ...).
     Other(String),
 }
 
 impl From<Status> for CliError {
     fn from(status: Status) -> Self {
-        CliError::Status { status, flag: None }
+        CliError::status_with_flags(status, |_| None)
     }
 }
 
+/// The TLS failure behind a status, if any.
+pub fn tls_failure_of(status: &Status) -> Option<credentials::TlsFailure> {
+    std::error::Error::source(status).and_then(credentials::tls_failure)
+}
+
 impl CliError {
+    /// The error for a TLS failure.
+    pub fn from_tls(failure: credentials::TlsFailure) -> Self {
+        match failure {
+            credentials::TlsFailure::ServerNotTrusted(message) => CliError::Untrusted(message),
+            credentials::TlsFailure::ClientRefused(message) => {
+                CliError::CertificateRefused(message)
+            }
+            credentials::TlsFailure::Other(message) => CliError::Unavailable(message),
+        }
+    }
+
     /// A gRPC error whose field (the text before the first `: ` of its message) is mapped to a
     /// flag by `flag_for`, so people see which flag to fix.
+    ///
+    /// A status that carries a TLS failure becomes that failure, saying which side refused:
+    /// with TLS 1.3 a service refuses a client certificate after the client thinks the
+    /// handshake is done, so the refusal arrives as the first call's error rather than the
+    /// connection's.
     pub fn status_with_flags(status: Status, flag_for: impl Fn(&str) -> Option<String>) -> Self {
+        if let Some(failure) = tls_failure_of(&status) {
+            return CliError::from_tls(failure);
+        }
         let flag = if status.code() == Code::InvalidArgument {
             status
                 .message()
@@ -132,7 +200,8 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Unavailable(_) => 5,
             CliError::NotConfirmed(_) => 7,
-            CliError::Other(_) => 1,
+            CliError::Other(_) | CliError::Untrusted(_) => 1,
+            CliError::CertificateRefused(_) => 4,
         }
     }
 
@@ -160,6 +229,8 @@ impl CliError {
             CliError::Usage(message)
             | CliError::Unavailable(message)
             | CliError::NotConfirmed(message)
+            | CliError::Untrusted(message)
+            | CliError::CertificateRefused(message)
             | CliError::Other(message) => message.clone(),
         }
     }
@@ -231,14 +302,14 @@ impl Interceptor for BearerToken {
 }
 
 /// The admin client the commands use.
-pub type AdminClient = WebhookAdminClient<InterceptedService<Channel, BearerToken>>;
+pub type AdminClient = WebhookAdminClient<InterceptedService<ServiceChannel, BearerToken>>;
 /// The ingest client the commands use.
-pub type IngestClient = EventIngestClient<InterceptedService<Channel, BearerToken>>;
+pub type IngestClient = EventIngestClient<InterceptedService<ServiceChannel, BearerToken>>;
 
 /// An open connection to the service.
 #[derive(Debug, Clone)]
 pub struct Connection {
-    channel: Channel,
+    channel: ServiceChannel,
     token: BearerToken,
 }
 
@@ -254,6 +325,21 @@ impl Connection {
     }
 }
 
+impl std::fmt::Debug for ClientArgs {
+    /// Everything but the token, which must not reach a log or a panic message.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientArgs")
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_file", &self.token_file)
+            .field("ca_cert", &self.ca_cert)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .field("output", &self.output)
+            .finish()
+    }
+}
+
 impl ClientArgs {
     /// The `--server` URL, with `http://` added when no scheme is given.
     pub fn server_url(&self) -> String {
@@ -265,34 +351,107 @@ impl ClientArgs {
         }
     }
 
-    /// Connects to `--server`, checking `--token` first.
-    pub async fn connect(&self) -> Result<Connection, CliError> {
-        let token = match self.token.as_deref().map(str::trim) {
-            None | Some("") => BearerToken(None),
-            Some(token) => BearerToken(Some(
-                MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
-                    CliError::Usage(
-                        "--token: must be printable ASCII (it is sent as a header)".to_owned(),
-                    )
-                })?,
-            )),
+    /// The token to send, from `--token` or `--token-file`; `None` when neither is given (or
+    /// `--token` is blank).
+    fn bearer_token(&self) -> Result<BearerToken, CliError> {
+        let (token, flag) = match (&self.token, &self.token_file) {
+            // Checked here rather than by clap, so the message also covers the environment
+            // variables, which clap's would not name.
+            (Some(_), Some(_)) => {
+                return Err(CliError::Usage(
+                    "--token and --token-file (or WEBHOOKS_TOKEN and WEBHOOKS_TOKEN_FILE) are \
+                     both set: give the token one way only"
+                        .to_owned(),
+                ));
+            }
+            (None, Some(path)) => (credentials::read_token_file(path)?, "--token-file"),
+            (Some(token), None) => (token.trim().to_owned(), "--token"),
+            (None, None) => return Ok(BearerToken(None)),
         };
-        let url = self.server_url();
-        if url.starts_with("https://") {
-            return Err(CliError::Usage(format!(
-                "--server {url}: https is not supported by this build; use http:// (for \
-                 example through a local port-forward)"
-            )));
+        if token.is_empty() {
+            return Ok(BearerToken(None));
         }
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|e| CliError::Usage(format!("--server {url}: not a valid URL ({e})")))?
-            .connect_timeout(CONNECT_TIMEOUT);
-        let channel = endpoint.connect().await.map_err(|e| {
-            CliError::Unavailable(format!(
-                "cannot reach the service at {url} (--server): {}",
-                error_chain(&e)
+        let mut value = MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
+            CliError::Usage(format!(
+                "{flag}: the token must be printable ASCII (it is sent as a header)"
             ))
         })?;
+        // Shown as "Sensitive" by Debug, and kept out of HPACK's compression table.
+        value.set_sensitive(true);
+        Ok(BearerToken(Some(value)))
+    }
+
+    /// The TLS flags' files.
+    fn tls_files(&self) -> credentials::TlsFiles<'_> {
+        credentials::TlsFiles {
+            ca_cert: self.ca_cert.as_deref(),
+            client_cert: self.client_cert.as_deref(),
+            client_key: self.client_key.as_deref(),
+        }
+    }
+
+    /// Connects to `--server`, checking the token and TLS flags (and reading their files) first.
+    pub async fn connect(&self) -> Result<Connection, CliError> {
+        let token = self.bearer_token()?;
+        let url = self.server_url();
+        let https = url
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        let files = self.tls_files();
+        let given = files.given();
+        if !https && !given.is_empty() {
+            // Ignoring them would send the token in clear text to a server the operator meant
+            // to verify.
+            return Err(CliError::Usage(format!(
+                "{} given, but --server {url} is plain http:// (no TLS), so no certificate \
+                 would be checked or presented and the token would travel unencrypted: use \
+                 https:// for a service with TLS, or drop the TLS flags",
+                given.join(", ")
+            )));
+        }
+        let invalid =
+            |why: String| CliError::Usage(format!("--server {url}: not a valid URL ({why})"));
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| invalid(e.to_string()))?;
+        let (endpoint, tls) = if https {
+            // tonic sees http:// (it must not add TLS of its own) and sends the https origin.
+            let host = uri
+                .host()
+                .ok_or_else(|| invalid("no host".to_owned()))?
+                .to_owned();
+            let port = uri.port_u16().unwrap_or(443);
+            let bare_host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let server_name = rustls::pki_types::ServerName::try_from(bare_host)
+                .map_err(|e| invalid(format!("`{host}` is not a host name TLS can check: {e}")))?;
+            let endpoint = Endpoint::from_shared(format!("http://{host}:{port}"))
+                .map_err(|e| invalid(e.to_string()))?
+                .origin(uri.clone());
+            let target = TlsTarget {
+                config: files.client_config()?,
+                server_name,
+                address: format!("{host}:{port}"),
+            };
+            (endpoint, Some(target))
+        } else {
+            let endpoint =
+                Endpoint::from_shared(url.clone()).map_err(|e| invalid(e.to_string()))?;
+            (endpoint, None)
+        };
+        let endpoint = endpoint.connect_timeout(CONNECT_TIMEOUT);
+        let channel =
+            ServiceChannel::connect(endpoint, tls).await.map_err(
+                |e| match credentials::tls_failure(&e) {
+                    Some(failure) => CliError::from_tls(failure.at(&url)),
+                    None => CliError::Unavailable(format!(
+                        "cannot reach the service at {url} (--server): {}",
+                        error_chain(&e)
+                    )),
+                },
+            )?;
         Ok(Connection { channel, token })
     }
 }
@@ -454,6 +613,10 @@ mod tests {
         let args = |server: &str| ClientArgs {
             server: server.to_owned(),
             token: None,
+            token_file: None,
+            ca_cert: None,
+            client_cert: None,
+            client_key: None,
             output: Output::Table,
         };
         assert_eq!(args("127.0.0.1:1").server_url(), "http://127.0.0.1:1");

@@ -5,5 +5,8 @@ mod deliveries;
 mod events;
 mod hooks;
 mod listen;
+#[path = "../shared/pki.rs"]
+mod pki;
 mod support;
+mod tls;
 mod watch;

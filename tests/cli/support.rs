@@ -42,6 +42,10 @@ const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
 const CLI_ENV: &[&str] = &[
     "WEBHOOKS_SERVER",
     "WEBHOOKS_TOKEN",
+    "WEBHOOKS_TOKEN_FILE",
+    "WEBHOOKS_CA_CERT",
+    "WEBHOOKS_CLIENT_CERT",
+    "WEBHOOKS_CLIENT_KEY",
     "WEBHOOKS_OUTPUT",
     "WEBHOOKS_LISTEN_SECRET",
 ];
@@ -80,7 +84,7 @@ const TEST_FLAGS: &[&str] = &[
 /// The service running in-process, and gRPC clients to it for setting up and checking.
 pub struct TestApp {
     pub addr: SocketAddr,
-    /// `http://127.0.0.1:port`, for `--server`.
+    /// `http://127.0.0.1:port` (`https://` with [`spawn_tls_app`]), for `--server`.
     pub server: String,
     pub admin: WebhookAdminClient<Channel>,
     pub ingest: EventIngestClient<Channel>,
@@ -97,6 +101,16 @@ impl Drop for TestApp {
 
 /// Starts the service on a fresh database with the test flags and `extra` ones.
 pub async fn spawn_app(extra: &[&str]) -> TestApp {
+    spawn(extra, None).await
+}
+
+/// Starts the service with `extra` flags that give it TLS (`--tls-cert`, `--tls-key`, maybe
+/// `--tls-client-ca`); the test's own clients connect with `tls`.
+pub async fn spawn_tls_app(extra: &[&str], tls: tonic::transport::ClientTlsConfig) -> TestApp {
+    spawn(extra, Some(tls)).await
+}
+
+async fn spawn(extra: &[&str], tls: Option<tonic::transport::ClientTlsConfig>) -> TestApp {
     let _ = rustls::crypto::ring::default_provider().install_default();
     webhooks::telemetry::init("warn", webhooks::config::LogFormat::Text);
     let database_url = format!("{}/webhooks_test_{}", server_url(), Uuid::new_v4().simple());
@@ -122,14 +136,16 @@ pub async fn spawn_app(extra: &[&str]) -> TestApp {
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("valid endpoint")
-        .connect()
-        .await
-        .expect("connects");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = format!("{scheme}://{addr}");
+    let mut endpoint = Channel::from_shared(server.clone()).expect("valid endpoint");
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).expect("a TLS client");
+    }
+    let channel = endpoint.connect().await.expect("connects");
     TestApp {
         addr,
-        server: format!("http://{addr}"),
+        server,
         admin: WebhookAdminClient::new(channel.clone()),
         ingest: EventIngestClient::new(channel),
         stop: Some(stop),
@@ -140,6 +156,19 @@ impl TestApp {
     /// Runs the CLI against this service (`--server` added).
     pub async fn cli(&self, args: &[&str]) -> Run {
         run(&self.with_server(args), None).await
+    }
+
+    /// Runs the CLI against this service with `env` set in its environment.
+    pub async fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let args = self.with_server(args);
+        let mut command = cli_command(BIN);
+        command
+            .args(&args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        finish(command, args, None).await
     }
 
     /// Runs the CLI against this service with `input` on stdin (a pipe, not a terminal).
