@@ -277,7 +277,7 @@ impl Application {
                 .context("invalid TLS certificate or key")?;
         }
         let served = builder
-            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(crate::api::grpc_web::layer())
             .layer(AuthLayer::new(self.auth.clone()))
             .add_routes(routes)
             .serve_with_incoming_shutdown(
