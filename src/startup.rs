@@ -13,7 +13,8 @@ use crate::api::auth::{AuthLayer, Authenticator, ConfiguredTokens};
 use crate::api::{AdminService, IngestService};
 use crate::config::ServeConfig;
 use crate::console::ConsoleListener;
-use crate::delivery::{HttpSender, Worker, WorkerSettings, listener};
+use crate::delivery::guard::{Lookup, SystemLookup};
+use crate::delivery::{DestinationGuard, HttpSender, Worker, WorkerSettings, listener};
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::event_ingest_server::EventIngestServer;
 use crate::proto::v1::webhook_admin_server::WebhookAdminServer;
@@ -32,12 +33,25 @@ pub struct Application {
     store: Store,
     hub: Arc<UpdateHub>,
     auth: Arc<Authenticator>,
+    /// The SSRF guard, built once so the admin API and the workers resolve names alike.
+    destinations: DestinationGuard,
     config: ServeConfig,
 }
 
 impl Application {
     /// Creates and migrates the database, then binds the gRPC address.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        Self::build_resolving_with(config, Arc::new(SystemLookup)).await
+    }
+
+    /// Like [`Application::build`], resolving destination names with `lookup` instead of the
+    /// system resolver, both when webhooks are configured and when deliveries connect: tests
+    /// use it to make a name resolve to any address without a DNS server.
+    pub async fn build_resolving_with(
+        config: ServeConfig,
+        lookup: Arc<dyn Lookup>,
+    ) -> anyhow::Result<Self> {
+        let destinations = config.destination_guard_resolving_with(lookup);
         let tokens = configured_tokens(&config);
         let auth_enabled = config.require_auth || !tokens.is_empty();
         let vault = Vault::from_keys(
@@ -91,6 +105,7 @@ impl Application {
             store,
             hub,
             auth,
+            destinations,
             config,
         })
     }
@@ -150,7 +165,7 @@ impl Application {
                 HttpSender::new(
                     self.config.request_timeout,
                     self.config.connect_timeout,
-                    self.config.destination_guard(),
+                    self.destinations.clone(),
                 ),
                 WorkerSettings {
                     concurrency: self.config.worker_concurrency,
@@ -205,7 +220,7 @@ impl Application {
         let admin = WebhookAdminServer::new(AdminService::new(
             self.store.clone(),
             self.hub.clone(),
-            self.config.destination_guard(),
+            self.destinations.clone(),
         ))
         .max_decoding_message_size(MAX_GRPC_MESSAGE);
         let ingest = EventIngestServer::new(IngestService::new(
