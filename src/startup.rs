@@ -15,11 +15,16 @@ use crate::config::ServeConfig;
 use crate::console::ConsoleListener;
 use crate::delivery::guard::{Lookup, SystemLookup};
 use crate::delivery::{DestinationGuard, HttpSender, Worker, WorkerSettings, listener};
+use crate::domain::PageTokenKeys;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::event_ingest_server::EventIngestServer;
 use crate::proto::v1::webhook_admin_server::WebhookAdminServer;
 use crate::store::{DELIVERIES_CHANNEL, Store, UPDATES_CHANNEL, Vault, ensure_database_exists};
 use crate::stream::UpdateHub;
+
+/// What the page-token key is derived from the encryption key with, so it is never the
+/// encryption key itself (and a future derived key gets another label).
+const PAGE_TOKEN_KEY_LABEL: &[u8] = b"backoffice-webhooks/page-token-key/v1";
 
 /// Largest gRPC message accepted (a full PublishEvents batch fits comfortably).
 const MAX_GRPC_MESSAGE: usize = 8 * 1024 * 1024;
@@ -35,6 +40,8 @@ pub struct Application {
     auth: Arc<Authenticator>,
     /// The SSRF guard, built once so the admin API and the workers resolve names alike.
     destinations: DestinationGuard,
+    /// Authenticates page tokens; the same on every instance of the deployment.
+    page_tokens: Arc<PageTokenKeys>,
     config: ServeConfig,
 }
 
@@ -74,6 +81,9 @@ impl Application {
                 "WEBHOOKS_ENCRYPTION_KEY is not set: webhook secrets are stored in plaintext"
             );
         }
+        // Derived before the vault moves into the store; without an encryption key, the key is
+        // kept in the database instead (read once migrations have made its table).
+        let page_token_keys = vault.derived_keys(PAGE_TOKEN_KEY_LABEL);
         let store = Store::connect(&config.database.database_url, config.database.db_pool_size)?
             .with_vault(vault);
         ensure_database_exists(store.pg_config())
@@ -83,6 +93,16 @@ impl Application {
             .migrate()
             .await
             .context("applying database migrations failed")?;
+        let page_tokens = Arc::new(match page_token_keys {
+            Some((current, previous)) => PageTokenKeys::new(current, previous),
+            None => PageTokenKeys::new(
+                store
+                    .page_token_key()
+                    .await
+                    .context("reading the page-token key from the database failed")?,
+                [],
+            ),
+        });
         let listener = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("could not listen on {}", config.grpc_addr))?;
@@ -106,6 +126,7 @@ impl Application {
             hub,
             auth,
             destinations,
+            page_tokens,
             config,
         })
     }
@@ -221,6 +242,7 @@ impl Application {
             self.store.clone(),
             self.hub.clone(),
             self.destinations.clone(),
+            self.page_tokens.clone(),
         ))
         .max_decoding_message_size(MAX_GRPC_MESSAGE);
         let ingest = EventIngestServer::new(IngestService::new(

@@ -14,7 +14,7 @@ pub use address::{
 };
 pub use event::{Decision, PublishedEvent, TEST_EVENT_TYPE};
 pub use ids::parse_id;
-pub use page_token::{PageFilters, PageToken, page_size};
+pub use page_token::{PageFilters, PageToken, PageTokenKeys, page_size};
 pub use secret::{Secret, SecretError};
 pub use webhook::{
     ALLOW_PRIVATE_SETTING, Description, DestinationUrl, EventSelection, Function, UpdateField,

@@ -9,6 +9,7 @@ mod faults;
 mod helpers;
 mod isolation;
 mod ops;
+mod page_tokens;
 mod recording;
 mod routing;
 mod ssrf;
