@@ -98,7 +98,7 @@ const V6_SPECIAL: &str = "IANA IPv6 Special-Purpose Address Registry";
 /// The IANA IPv6 Address Space Registry (top-level allocations).
 const V6_SPACE: &str = "IANA IPv6 Address Space Registry";
 
-/// One row, kept on one line where it fits so the table reads as a table.
+/// One row of [`SPECIAL_RANGES`]: range, name, registry, RFC, handling.
 macro_rules! row {
     ($net:expr, $name:literal, $registry:expr, $rfc:literal, $handling:expr) => {
         SpecialRange {
