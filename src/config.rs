@@ -384,10 +384,23 @@ impl ServeConfig {
 
     /// The SSRF guard these settings describe: private destinations, allowed networks, https.
     pub fn destination_guard(&self) -> crate::delivery::DestinationGuard {
-        crate::delivery::DestinationGuard::new(
+        self.destination_guard_resolving_with(std::sync::Arc::new(
+            crate::delivery::guard::SystemLookup,
+        ))
+    }
+
+    /// Like [`ServeConfig::destination_guard`], resolving names with `lookup` (tests play DNS
+    /// tricks with a fixed table).
+    pub fn destination_guard_resolving_with(
+        &self,
+        lookup: std::sync::Arc<dyn crate::delivery::guard::Lookup>,
+    ) -> crate::delivery::DestinationGuard {
+        crate::delivery::DestinationGuard::with_lookup(
             self.allow_private_destinations,
             self.allowed_destination_cidrs.0.clone(),
             self.require_https,
+            lookup,
+            crate::delivery::guard::RESOLVE_TIMEOUT,
         )
     }
 }

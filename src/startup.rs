@@ -14,12 +14,18 @@ use crate::api::{AdminService, IngestService};
 use crate::config::ServeConfig;
 use crate::connections::ConnectionGuard;
 use crate::console::ConsoleListener;
-use crate::delivery::{HttpSender, Worker, WorkerSettings, listener};
+use crate::delivery::guard::{Lookup, SystemLookup};
+use crate::delivery::{DestinationGuard, HttpSender, Worker, WorkerSettings, listener};
+use crate::domain::PageTokenKeys;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::event_ingest_server::EventIngestServer;
 use crate::proto::v1::webhook_admin_server::WebhookAdminServer;
 use crate::store::{DELIVERIES_CHANNEL, Store, UPDATES_CHANNEL, Vault, ensure_database_exists};
 use crate::stream::UpdateHub;
+
+/// What the page-token key is derived from the encryption key with, so it is never the
+/// encryption key itself (and a future derived key gets another label).
+const PAGE_TOKEN_KEY_LABEL: &[u8] = b"backoffice-webhooks/page-token-key/v1";
 
 /// Largest gRPC message accepted (a full PublishEvents batch fits comfortably).
 const MAX_GRPC_MESSAGE: usize = 8 * 1024 * 1024;
@@ -33,12 +39,27 @@ pub struct Application {
     store: Store,
     hub: Arc<UpdateHub>,
     auth: Arc<Authenticator>,
+    /// The SSRF guard, built once so the admin API and the workers resolve names alike.
+    destinations: DestinationGuard,
+    /// Authenticates page tokens; the same on every instance of the deployment.
+    page_tokens: Arc<PageTokenKeys>,
     config: ServeConfig,
 }
 
 impl Application {
     /// Creates and migrates the database, then binds the gRPC address.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        Self::build_resolving_with(config, Arc::new(SystemLookup)).await
+    }
+
+    /// Like [`Application::build`], resolving destination names with `lookup` instead of the
+    /// system resolver, both when webhooks are configured and when deliveries connect: tests
+    /// use it to make a name resolve to any address without a DNS server.
+    pub async fn build_resolving_with(
+        config: ServeConfig,
+        lookup: Arc<dyn Lookup>,
+    ) -> anyhow::Result<Self> {
+        let destinations = config.destination_guard_resolving_with(lookup);
         let tokens = configured_tokens(&config);
         config
             .connection_settings()
@@ -65,6 +86,9 @@ impl Application {
                 "WEBHOOKS_ENCRYPTION_KEY is not set: webhook secrets are stored in plaintext"
             );
         }
+        // Derived before the vault moves into the store; without an encryption key, the key is
+        // kept in the database instead (read once migrations have made its table).
+        let page_token_keys = vault.derived_keys(PAGE_TOKEN_KEY_LABEL);
         let store = Store::connect(&config.database.database_url, config.database.db_pool_size)?
             .with_vault(vault);
         ensure_database_exists(store.pg_config())
@@ -74,6 +98,16 @@ impl Application {
             .migrate()
             .await
             .context("applying database migrations failed")?;
+        let page_tokens = Arc::new(match page_token_keys {
+            Some((current, previous)) => PageTokenKeys::new(current, previous),
+            None => PageTokenKeys::new(
+                store
+                    .page_token_key()
+                    .await
+                    .context("reading the page-token key from the database failed")?,
+                [],
+            ),
+        });
         let listener = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("could not listen on {}", config.grpc_addr))?;
@@ -96,6 +130,8 @@ impl Application {
             store,
             hub,
             auth,
+            destinations,
+            page_tokens,
             config,
         })
     }
@@ -155,7 +191,7 @@ impl Application {
                 HttpSender::new(
                     self.config.request_timeout,
                     self.config.connect_timeout,
-                    self.config.destination_guard(),
+                    self.destinations.clone(),
                 ),
                 WorkerSettings {
                     concurrency: self.config.worker_concurrency,
@@ -210,7 +246,8 @@ impl Application {
         let admin = WebhookAdminServer::new(AdminService::new(
             self.store.clone(),
             self.hub.clone(),
-            self.config.destination_guard(),
+            self.destinations.clone(),
+            self.page_tokens.clone(),
         ))
         .max_decoding_message_size(MAX_GRPC_MESSAGE);
         let ingest = EventIngestServer::new(IngestService::new(

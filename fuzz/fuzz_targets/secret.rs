@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(input.starts_with("whsec_") && !(24..=64).contains(&n));
         }
         Err(SecretError::NotBase64) => assert!(input.starts_with("whsec_")),
+        Err(SecretError::ContainsNul) => assert!(input.contains('\0')),
         Err(SecretError::WrongLength) => {
             assert!(!input.starts_with("whsec_"));
             assert!(!(16..=256).contains(&input.chars().count()));

@@ -21,6 +21,11 @@ pub enum SecretError {
     /// Plain secret too short or too long.
     #[error("must be empty (to generate one), whsec_<base64>, or 16 to 256 characters")]
     WrongLength,
+    /// A NUL character anywhere in what was supplied. Refused like NUL in every other text field:
+    /// C-string tooling (a receiver's config, a shell, `getenv`) would cut the secret at the NUL
+    /// and sign with a different key than the one stored.
+    #[error("must not contain NUL (U+0000) characters")]
+    ContainsNul,
 }
 
 const PREFIX: &str = "whsec_";
@@ -35,10 +40,14 @@ impl Secret {
     }
 
     /// Parses what an admin typed: empty generates one; `whsec_<base64>` is decoded (24 to 64
-    /// bytes); any other string of 16 to 256 characters is used as UTF-8 bytes.
+    /// bytes); any other string of 16 to 256 characters is used as UTF-8 bytes. A NUL character
+    /// is refused in either form (a decoded `whsec_` key may hold zero bytes: it is binary).
     pub fn parse_or_generate(input: &str) -> Result<Self, SecretError> {
         if input.is_empty() {
             return Ok(Self::generate());
+        }
+        if input.contains('\0') {
+            return Err(SecretError::ContainsNul);
         }
         if let Some(encoded) = input.strip_prefix(PREFIX) {
             let key = STANDARD
@@ -140,6 +149,25 @@ mod tests {
         let secret = Secret::parse_or_generate("sixteen-chars-ok").unwrap();
         assert_eq!(secret.as_bytes(), b"sixteen-chars-ok");
         assert!(secret.to_whsec().starts_with("whsec_"));
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_in_either_form() {
+        for input in [
+            "sixteen-chars-ok\0",
+            "\0sixteen-chars-ok",
+            "sixteen\0chars-ok",
+            "whsec_\0",
+        ] {
+            assert_eq!(
+                Secret::parse_or_generate(input),
+                Err(SecretError::ContainsNul),
+                "{input:?}"
+            );
+        }
+        // Zero bytes inside a decoded binary key are fine: only the typed text is checked.
+        let zeros = format!("whsec_{}", STANDARD.encode([0u8; 32]));
+        assert!(Secret::parse_or_generate(&zeros).is_ok());
     }
 
     #[test]

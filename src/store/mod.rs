@@ -7,6 +7,7 @@ mod deliveries;
 mod events;
 mod keys;
 mod migrate;
+mod page_token_key;
 mod retention;
 mod statistics;
 mod updates;

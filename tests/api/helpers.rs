@@ -801,3 +801,40 @@ pub fn expected_signature(secret: &str, id: &str, timestamp: &str, body: &[u8]) 
         base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
     )
 }
+
+/// Spawns the service on a given database like [`spawn_app_on`], resolving destination names
+/// with `lookup` instead of the system resolver (at create, edit and connect time).
+pub async fn spawn_app_on_resolving(
+    database_url: &str,
+    database_name: &str,
+    extra: &[&str],
+    lookup: Arc<dyn webhooks::delivery::guard::Lookup>,
+) -> TestApp {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    webhooks::telemetry::init("warn", webhooks::config::LogFormat::Text);
+    let config = serve_config(database_url, extra);
+    let app = Application::build_resolving_with(config, lookup)
+        .await
+        .expect("the service starts");
+    let addr = app.local_addr();
+    let console_addr = app.console_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("valid endpoint")
+        .connect()
+        .await
+        .expect("connects");
+    TestApp {
+        addr,
+        console_addr,
+        database_url: database_url.to_owned(),
+        database_name: database_name.to_owned(),
+        admin: WebhookAdminClient::new(channel.clone()),
+        ingest: EventIngestClient::new(channel),
+        stop: Some(stop),
+        server: Some(server),
+    }
+}

@@ -10,6 +10,7 @@ mod faults;
 mod helpers;
 mod isolation;
 mod ops;
+mod page_tokens;
 mod recording;
 mod requests;
 mod routing;

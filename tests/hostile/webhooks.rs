@@ -351,6 +351,7 @@ proptest! {
     fn secrets_are_generated_decoded_or_taken_as_text(value in secret_text()) {
         match Secret::parse_or_generate(&value) {
             Ok(secret) => {
+                prop_assert!(!value.contains('\0'));
                 let key = secret.as_bytes();
                 if value.is_empty() {
                     prop_assert_eq!(key.len(), 32);
@@ -374,6 +375,7 @@ proptest! {
                 prop_assert!(value.starts_with("whsec_") && !(24..=64).contains(&n));
             }
             Err(SecretError::NotBase64) => prop_assert!(value.starts_with("whsec_")),
+            Err(SecretError::ContainsNul) => prop_assert!(value.contains('\0')),
         }
     }
 
