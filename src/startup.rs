@@ -36,6 +36,8 @@ pub struct Application {
     listener: TcpListener,
     /// The web console's listener, when `WEBHOOKS_CONSOLE_ADDR` is set.
     console: Option<ConsoleListener>,
+    /// The metrics and health probes' listener, when `WEBHOOKS_METRICS_ADDR` is set.
+    metrics: Option<TcpListener>,
     store: Store,
     hub: Arc<UpdateHub>,
     auth: Arc<Authenticator>,
@@ -116,6 +118,14 @@ impl Application {
             Some(addr) => Some(ConsoleListener::bind(addr).await?),
             None => None,
         };
+        let metrics = match config.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("could not listen on {addr} for metrics"))?,
+            ),
+            None => None,
+        };
         let hub = UpdateHub::new(store.clone(), config.update_log_retention);
         let auth = Arc::new(Authenticator::new(
             auth_enabled,
@@ -127,6 +137,7 @@ impl Application {
             local_addr,
             listener,
             console,
+            metrics,
             store,
             hub,
             auth,
@@ -145,6 +156,12 @@ impl Application {
     /// `WEBHOOKS_CONSOLE_ADDR` is unset.
     pub fn console_addr(&self) -> Option<SocketAddr> {
         self.console.as_ref().map(ConsoleListener::local_addr)
+    }
+
+    /// The address of the metrics and health probes (useful with port 0); `None` when
+    /// `WEBHOOKS_METRICS_ADDR` is unset.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The live delivery log of this instance (its gauge of open watchers, for example).
@@ -173,11 +190,20 @@ impl Application {
             stop_rx.clone(),
         ));
         background.spawn(keep_statistics_fresh(self.store.clone(), stop_rx.clone()));
-        if let Some(addr) = self.config.metrics_addr {
-            crate::metrics::install(addr).context("could not start the metrics endpoint")?;
+        let (readiness_tx, readiness) = watch::channel(crate::metrics::Readiness::Starting);
+        if let Some(metrics) = self.metrics {
+            let handle =
+                crate::metrics::recorder().context("could not start the metrics endpoint")?;
+            background.spawn(crate::metrics::serve(
+                metrics,
+                handle.clone(),
+                readiness,
+                stop_rx.clone(),
+            ));
             background.spawn(crate::metrics::sample(
                 self.store.clone(),
                 self.hub.clone(),
+                handle,
                 stop_rx.clone(),
             ));
         }
@@ -224,6 +250,7 @@ impl Application {
         }
         background.spawn(report_health(
             health_reporter,
+            readiness_tx,
             self.store.clone(),
             heartbeat,
             stall_limit(self.config.poll_interval),
@@ -457,10 +484,12 @@ fn stall_limit(poll_interval: std::time::Duration) -> std::time::Duration {
     (poll_interval * 10).max(std::time::Duration::from_secs(30))
 }
 
-/// Keeps the standard health service truthful: SERVING only while the database answers and the
-/// delivery loop goes round; NOT_SERVING otherwise, and SERVING again once it recovers.
+/// Keeps the standard health service and `/readyz` truthful: SERVING (ready) only while the
+/// database answers and the delivery loop goes round; NOT_SERVING otherwise, and SERVING again
+/// once it recovers.
 async fn report_health(
     reporter: tonic_health::server::HealthReporter,
+    readiness: watch::Sender<crate::metrics::Readiness>,
     store: Store,
     heartbeat: Option<Arc<crate::delivery::Heartbeat>>,
     stall_limit: std::time::Duration,
@@ -470,8 +499,19 @@ async fn report_health(
     let mut last: Option<bool> = None;
     loop {
         let database_ok = store.ping().await.is_ok();
-        let loop_ok = heartbeat.as_ref().is_none_or(|h| h.age() < stall_limit);
+        let loop_age = heartbeat.as_ref().map(|h| h.age());
+        let loop_ok = loop_age.is_none_or(|age| age < stall_limit);
         let healthy = database_ok && loop_ok;
+        readiness.send_replace(if !database_ok {
+            crate::metrics::Readiness::NotReady("the database does not answer".into())
+        } else if !loop_ok {
+            crate::metrics::Readiness::NotReady(format!(
+                "the delivery loop has not gone round for {}s",
+                loop_age.unwrap_or_default().as_secs()
+            ))
+        } else {
+            crate::metrics::Readiness::Ready
+        });
         if last != Some(healthy) {
             let status = if healthy {
                 ServingStatus::Serving
@@ -500,6 +540,9 @@ async fn report_health(
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
             _ = shutdown.changed() => {
+                readiness.send_replace(crate::metrics::Readiness::NotReady(
+                    "shutting down".into(),
+                ));
                 reporter.set_service_status("", ServingStatus::NotServing).await;
                 return;
             }

@@ -42,6 +42,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// The web console's address, when `--console-addr` was given.
     pub console_addr: Option<SocketAddr>,
+    /// The metrics and health probes' address, when `--metrics-addr` was given.
+    pub metrics_addr: Option<SocketAddr>,
     pub database_url: String,
     pub database_name: String,
     pub admin: WebhookAdminClient<Channel>,
@@ -110,6 +112,7 @@ pub async fn spawn_app_on(database_url: &str, database_name: &str, extra: &[&str
         .expect("the service starts");
     let addr = app.local_addr();
     let console_addr = app.console_addr();
+    let metrics_addr = app.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
@@ -123,6 +126,7 @@ pub async fn spawn_app_on(database_url: &str, database_name: &str, extra: &[&str
     TestApp {
         addr,
         console_addr,
+        metrics_addr,
         database_url: database_url.to_owned(),
         database_name: database_name.to_owned(),
         admin: WebhookAdminClient::new(channel.clone()),
@@ -818,6 +822,7 @@ pub async fn spawn_app_on_resolving(
         .expect("the service starts");
     let addr = app.local_addr();
     let console_addr = app.console_addr();
+    let metrics_addr = app.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
@@ -830,6 +835,7 @@ pub async fn spawn_app_on_resolving(
     TestApp {
         addr,
         console_addr,
+        metrics_addr,
         database_url: database_url.to_owned(),
         database_name: database_name.to_owned(),
         admin: WebhookAdminClient::new(channel.clone()),
