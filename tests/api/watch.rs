@@ -685,3 +685,167 @@ async fn replaying_watchers_that_never_read_hold_a_few_pages_not_the_log() {
         connection.abort();
     }
 }
+
+/// How long after its key's revocation a stream may still run (the key cache's 5 s plus the
+/// 5 s between two checks of a running call), with room for a loaded machine.
+const REVOKED_WITHIN: Duration = Duration::from_secs(10 + 5);
+
+/// A WatchDeliveries call over gRPC-Web on HTTP/1.1, as a browser makes it on the console's
+/// port. Resolves when the stream ends, with its messages' count and its trailers.
+async fn grpc_web_watch(
+    addr: std::net::SocketAddr,
+    request: &pb::WatchDeliveriesRequest,
+    token: &str,
+) -> (usize, std::collections::HashMap<String, String>) {
+    use bytes::Buf;
+    use http_body_util::{BodyExt, Full};
+    use prost::Message;
+    let encoded = request.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(encoded.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&encoded);
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(format!(
+            "http://{addr}/backoffice.webhooks.v1.WebhookAdmin/WatchDeliveries"
+        ))
+        .header(http::header::CONTENT_TYPE, "application/grpc-web+proto")
+        .header(http::header::ACCEPT, "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Full::new(bytes::Bytes::from(frame)))
+        .unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let response = client.request(request).await.expect("the console answers");
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let mut body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the body")
+        .to_bytes();
+    let mut messages = 0;
+    let mut trailers = std::collections::HashMap::new();
+    while body.remaining() >= 5 {
+        let flag = body.get_u8();
+        let length = body.get_u32() as usize;
+        let payload = body.split_to(length.min(body.len()));
+        if flag & 0x80 == 0 {
+            messages += 1;
+        } else {
+            for line in String::from_utf8_lossy(&payload).split("\r\n") {
+                if let Some((name, value)) = line.split_once(':') {
+                    trailers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+                }
+            }
+        }
+    }
+    (messages, trailers)
+}
+
+#[tokio::test]
+async fn a_revoked_keys_streams_end_unauthenticated_on_the_grpc_port_and_the_console() {
+    let (url, name) = fresh_database_url();
+    let app = crate::helpers::spawn_app_on(
+        &url,
+        &name,
+        &["--require-auth", "true", "--console-addr", "127.0.0.1:0"],
+    )
+    .await;
+    let console = app.console_addr.expect("the console listens");
+    let store = webhooks::store::Store::connect(&url, 2).unwrap();
+    let (key, token) = store
+        .create_api_key("watcher", webhooks::store::Role::Viewer)
+        .await
+        .unwrap();
+    let mut grpc = app
+        .admin
+        .clone()
+        .watch_deliveries(crate::helpers::with_token(
+            pb::WatchDeliveriesRequest::default(),
+            Some(&token),
+        ))
+        .await
+        .expect("the key may watch")
+        .into_inner();
+    let web = tokio::spawn({
+        let token = token.clone();
+        async move { grpc_web_watch(console, &pb::WatchDeliveriesRequest::default(), &token).await }
+    });
+    // A valid key's streams outlive a re-check (one is due every 5 s).
+    let quiet = tokio::time::timeout(Duration::from_secs(7), grpc.next()).await;
+    assert!(quiet.is_err(), "the stream ended early: {quiet:?}");
+    assert!(!web.is_finished(), "the gRPC-Web stream ended early");
+
+    assert!(store.revoke_api_key(key.id).await.unwrap());
+    let revoked = std::time::Instant::now();
+    let ended = tokio::time::timeout(REVOKED_WITHIN, grpc.next())
+        .await
+        .expect("the gRPC stream ends after the revocation");
+    match ended {
+        Some(Err(status)) => {
+            assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+            assert!(status.message().contains("revoked"), "{status:?}");
+        }
+        other => panic!("expected UNAUTHENTICATED, got {other:?}"),
+    }
+    println!(
+        "the gRPC stream ended {:?} after the revocation",
+        revoked.elapsed()
+    );
+    let (messages, trailers) = tokio::time::timeout(REVOKED_WITHIN, web)
+        .await
+        .expect("the gRPC-Web stream ends after the revocation")
+        .unwrap();
+    assert_eq!(messages, 0);
+    assert_eq!(
+        trailers.get("grpc-status").map(String::as_str),
+        Some("16"),
+        "{trailers:?}"
+    );
+    assert!(revoked.elapsed() < REVOKED_WITHIN);
+}
+
+#[tokio::test]
+async fn a_token_removed_by_a_restart_ends_its_streams_then_is_refused() {
+    const OLD: &str = "old-admin-token-0123456789";
+    const NEW: &str = "new-admin-token-0123456789";
+    let (url, name) = fresh_database_url();
+    let app = crate::helpers::spawn_app_on(&url, &name, &["--admin-token", OLD]).await;
+    let mut stream = app
+        .admin
+        .clone()
+        .watch_deliveries(crate::helpers::with_token(
+            pb::WatchDeliveriesRequest::default(),
+            Some(OLD),
+        ))
+        .await
+        .expect("the token may watch")
+        .into_inner();
+    app.stop().await;
+    match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+        Ok(Some(Err(status))) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        other => panic!("expected UNAVAILABLE at shutdown, got {other:?}"),
+    }
+
+    // The instance comes back without the old token.
+    let app = crate::helpers::spawn_app_on(&url, &name, &["--admin-token", NEW]).await;
+    let refused = app
+        .admin
+        .clone()
+        .watch_deliveries(crate::helpers::with_token(
+            pb::WatchDeliveriesRequest::default(),
+            Some(OLD),
+        ))
+        .await;
+    crate::helpers::assert_status(refused, Code::Unauthenticated, "invalid or revoked token");
+    app.admin
+        .clone()
+        .watch_deliveries(crate::helpers::with_token(
+            pb::WatchDeliveriesRequest::default(),
+            Some(NEW),
+        ))
+        .await
+        .expect("the new token may watch");
+}
