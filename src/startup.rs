@@ -225,7 +225,10 @@ impl Application {
         // over the service's wildcard): it sends each update encoded once (src/api/watch.rs).
         let routes = tonic::service::Routes::from(routes.into_axum_router().route_service(
             crate::api::watch::WATCH_DELIVERIES_PATH,
-            crate::api::watch::WatchDeliveriesRoute::new(self.hub.clone()),
+            crate::api::watch::WatchDeliveriesRoute::new(
+                self.hub.clone(),
+                self.config.max_watch_streams_per_credential,
+            ),
         ));
         let tls = tls_config(&self.config)?;
 

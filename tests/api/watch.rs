@@ -598,7 +598,17 @@ async fn replaying_watchers_that_never_read_hold_a_few_pages_not_the_log() {
     const CONNECTIONS: usize = 10;
     const LIMIT_KIB: u64 = 8 * 1024;
     let (url, _) = fresh_database_url();
-    let instance = start_instance(&url, &["--disable-workers", "true"]).await;
+    // All 100 streams come from one address with authentication off: no cap on them here.
+    let instance = start_instance(
+        &url,
+        &[
+            "--disable-workers",
+            "true",
+            "--max-watch-streams-per-credential",
+            "0",
+        ],
+    )
+    .await;
     let addr = instance.addr;
     fill_the_log(&instance, &url, 10_000).await;
     let replay = pb::WatchDeliveriesRequest {
@@ -848,4 +858,85 @@ async fn a_token_removed_by_a_restart_ends_its_streams_then_is_refused() {
         ))
         .await
         .expect("the new token may watch");
+}
+
+/// Opens a WatchDeliveries stream with `token`, or returns why not.
+async fn try_watch(
+    admin: &WebhookAdminClient<Channel>,
+    token: Option<&str>,
+) -> Result<Streaming<pb::DeliveryUpdate>, tonic::Status> {
+    admin
+        .clone()
+        .watch_deliveries(crate::helpers::with_token(
+            pb::WatchDeliveriesRequest::default(),
+            token,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn each_credential_may_open_only_so_many_streams() {
+    const ADMIN: &str = "capped-admin-token-0123456789";
+    const VIEWER: &str = "capped-viewer-token-0123456789";
+    let app = crate::helpers::spawn_app_with(&[
+        "--admin-token",
+        ADMIN,
+        "--viewer-token",
+        VIEWER,
+        "--max-watch-streams-per-credential",
+        "3",
+    ])
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(
+            try_watch(&app.admin, Some(ADMIN))
+                .await
+                .expect("within the cap"),
+        );
+    }
+    let refused = try_watch(&app.admin, Some(ADMIN)).await;
+    crate::helpers::assert_status(
+        refused,
+        Code::ResourceExhausted,
+        "at most 3 WatchDeliveries streams may be open per credential",
+    );
+    let refused = try_watch(&app.admin, Some(ADMIN)).await;
+    crate::helpers::assert_status(
+        refused,
+        Code::ResourceExhausted,
+        "WEBHOOKS_MAX_WATCH_STREAMS_PER_CREDENTIAL",
+    );
+    // Another credential has slots of its own.
+    let _viewer = try_watch(&app.admin, Some(VIEWER))
+        .await
+        .expect("another credential is not capped by the first");
+
+    // Cancelling a stream gives its slot back (once the server saw the RST_STREAM).
+    drop(open.pop());
+    let reopened = crate::helpers::wait_until(
+        "a cancelled stream's slot to be free again",
+        Duration::from_secs(10),
+        || async { try_watch(&app.admin, Some(ADMIN)).await.ok() },
+    )
+    .await;
+    open.push(reopened);
+    let refused = try_watch(&app.admin, Some(ADMIN)).await;
+    assert_eq!(
+        refused.err().map(|s| s.code()),
+        Some(Code::ResourceExhausted)
+    );
+}
+
+#[tokio::test]
+async fn with_authentication_off_streams_are_capped_per_client_address() {
+    let app = crate::helpers::spawn_app_with(&["--max-watch-streams-per-credential", "2"]).await;
+    let _first = try_watch(&app.admin, None).await.expect("within the cap");
+    // A token means nothing with authentication off: it does not open a bucket of its own.
+    let _second = try_watch(&app.admin, Some("anything"))
+        .await
+        .expect("within the cap");
+    let refused = try_watch(&app.admin, Some("something-else")).await;
+    crate::helpers::assert_status(refused, Code::ResourceExhausted, "per client address");
 }
