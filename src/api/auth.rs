@@ -403,13 +403,15 @@ impl http_body::Body for Rechecked {
                         code = ?status.code(),
                         "ending a call whose credential no longer passes"
                     );
-                    let status = Status::new(
-                        status.code(),
-                        format!(
-                            "the call's credential no longer passes: {}",
-                            status.message()
-                        ),
-                    );
+                    let why = match status.code() {
+                        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+                            "the call's credential no longer passes"
+                        }
+                        // The database could not answer: the client reconnects and is checked
+                        // afresh.
+                        _ => "the call's credential could not be checked again",
+                    };
+                    let status = Status::new(status.code(), format!("{why}: {}", status.message()));
                     let mut trailers = http::HeaderMap::new();
                     if let Err(e) = status.add_header(&mut trailers) {
                         // The message is ours and always encodes; keep the code regardless.
