@@ -345,6 +345,16 @@ pub struct ServeConfig {
     #[arg(long, env = "WEBHOOKS_HTTP2_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub http2_keepalive_timeout: Duration,
 
+    /// WatchDeliveries streams one credential (token or API key) may have open at once on this
+    /// instance (0: no limit); one more is refused with RESOURCE_EXHAUSTED. With authentication
+    /// off, streams are counted per client IP address instead.
+    #[arg(
+        long,
+        env = "WEBHOOKS_MAX_WATCH_STREAMS_PER_CREDENTIAL",
+        default_value_t = 32
+    )]
+    pub max_watch_streams_per_credential: usize,
+
     /// Run the gRPC API without delivery workers (for API-only instances).
     #[arg(long, env = "WEBHOOKS_DISABLE_WORKERS", default_value_t = false, action = clap::ArgAction::Set)]
     pub disable_workers: bool,

@@ -299,7 +299,10 @@ impl Application {
                 .into_axum_router()
                 .route_service(
                     crate::api::watch::WATCH_DELIVERIES_PATH,
-                    crate::api::watch::WatchDeliveriesRoute::new(self.hub.clone()),
+                    crate::api::watch::WatchDeliveriesRoute::new(
+                        self.hub.clone(),
+                        self.config.max_watch_streams_per_credential,
+                    ),
                 )
                 .layer(crate::api::request_errors::RequestErrorsLayer),
         );
