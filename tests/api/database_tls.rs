@@ -264,7 +264,11 @@ async fn start_error(database_url: &str, extra: &[&str]) -> String {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Application::build(serve_config(database_url, extra)).await {
         Ok(_) => panic!("the service started with {database_url}"),
-        Err(error) => format!("{error:#}"),
+        Err(error) => {
+            let error = format!("{error:#}");
+            eprintln!("start-up error, as expected: {error}");
+            error
+        }
     }
 }
 
