@@ -448,12 +448,16 @@ async fn verify_full_by_a_name_the_certificate_lacks_is_a_clear_startup_error() 
 #[tokio::test]
 async fn disable_is_refused_by_a_server_that_accepts_only_tls() {
     let cluster = Cluster::start(Transport::TlsOnly);
-    let url = cluster.url("localhost", &Cluster::fresh_database(), "sslmode=disable");
+    let database = Cluster::fresh_database();
+    let url = cluster.url("localhost", &database, "sslmode=disable");
     let error = start_error(&url, &[]).await;
     assert!(
         error.contains("no pg_hba.conf entry") && error.contains("no encryption"),
         "{error}"
     );
+    // The refusal is the server's, for want of TLS: the same server takes `require`.
+    let url = cluster.url("localhost", &database, "sslmode=require");
+    spawn_app_on(&url, &database, &[]).await.stop().await;
 }
 
 #[tokio::test]
