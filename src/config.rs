@@ -3,6 +3,7 @@
 //! production (`webhooks serve --help` lists them).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -123,6 +124,12 @@ pub struct DatabaseConfig {
         default_value = "postgres://postgres@127.0.0.1:5432/webhooks"
     )]
     pub database_url: String,
+
+    /// A PEM file of the CA(s) that sign PostgreSQL's certificate, trusted when `DATABASE_URL`
+    /// names no `sslrootcert` (with the default `sslmode=prefer` or `require`, it makes the chain
+    /// checked; `verify-full` checks the host name too).
+    #[arg(long, env = "WEBHOOKS_DATABASE_CA")]
+    pub database_ca: Option<PathBuf>,
 
     /// Maximum connections in the pool.
     #[arg(long, env = "WEBHOOKS_DB_POOL_SIZE", default_value_t = 16)]

@@ -91,9 +91,13 @@ impl Application {
         // Derived before the vault moves into the store; without an encryption key, the key is
         // kept in the database instead (read once migrations have made its table).
         let page_token_keys = vault.derived_keys(PAGE_TOKEN_KEY_LABEL);
-        let store = Store::connect(&config.database.database_url, config.database.db_pool_size)?
-            .with_vault(vault);
-        ensure_database_exists(store.pg_config())
+        let store = Store::connect_with_ca(
+            &config.database.database_url,
+            config.database.database_ca.as_deref(),
+            config.database.db_pool_size,
+        )?
+        .with_vault(vault);
+        ensure_database_exists(store.connector())
             .await
             .context("could not reach PostgreSQL to create the database (is DATABASE_URL right and the server up?)")?;
         store
@@ -232,7 +236,7 @@ impl Application {
             background.spawn(worker.run(stop_rx.clone()));
         }
         background.spawn(listener::run(
-            self.store.pg_config().clone(),
+            self.store.connector().clone(),
             subscriptions,
             stop_rx.clone(),
         ));

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod connections;
 mod console;
+mod database_tls;
 mod delivery;
 mod faults;
 mod helpers;

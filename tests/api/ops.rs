@@ -355,3 +355,23 @@ async fn shutdown_ends_open_watch_streams_with_unavailable() {
         other => panic!("expected UNAVAILABLE, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn instances_starting_at_once_on_a_new_database_all_start() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for round in 0..3 {
+        let (database_url, _) = crate::helpers::fresh_database_url();
+        let builds = (0..4).map(|_| {
+            webhooks::startup::Application::build(crate::helpers::serve_config(&database_url, &[]))
+        });
+        for (instance, built) in futures_util::future::join_all(builds)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            if let Err(error) = built {
+                panic!("round {round}, instance {instance} failed to start: {error:#}");
+            }
+        }
+    }
+}
