@@ -17,13 +17,27 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What `webhooks --help` says first (the doc comment below is for developers).
+const BINARY_ABOUT: &str = "The webhook service of the CRM back office: signed, durable webhook delivery over a gRPC API, and the tools to run and operate it.";
+
+/// What `webhooks --help` says in full.
+const BINARY_LONG_ABOUT: &str = "The webhook service of the CRM back office: signed, durable webhook delivery over a gRPC API, and the tools to run and operate it.
+
+Run the service with `webhooks serve` (settings: `webhooks serve --help`). Manage webhooks, deliveries and events on a running service with `webhooks hooks`, `webhooks deliveries` and `webhooks events` (`--server` and a token select the service), and receive and verify webhooks locally with `webhooks listen`.";
+
 /// The `webhooks` binary's whole command line: the service's own commands ([`Command`]) and
 /// the operator tools of [`crate::cli`], which talk to a running service.
 ///
 /// [`Cli`] stays the parser of the service commands alone (tests and embedders match on its two
 /// variants); this one flattens them in, so `webhooks serve` parses exactly as before.
 #[derive(Debug, Parser)]
-#[command(name = "webhooks", version, about, after_help = crate::cli::EXIT_CODES_HELP)]
+#[command(
+    name = "webhooks",
+    version,
+    about = BINARY_ABOUT,
+    long_about = BINARY_LONG_ABOUT,
+    after_help = crate::cli::EXIT_CODES_HELP
+)]
 pub struct BinaryCli {
     /// What to do.
     #[command(subcommand)]

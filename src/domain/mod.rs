@@ -15,7 +15,7 @@ pub use address::{
 pub use event::{Decision, PublishedEvent, TEST_EVENT_TYPE};
 pub use ids::parse_id;
 pub use page_token::{PageFilters, PageToken, PageTokenKeys, page_size};
-pub use secret::{Secret, SecretError};
+pub use secret::{Secret, SecretError, WHSEC_KEY_BYTES};
 pub use webhook::{
     ALLOW_PRIVATE_SETTING, Description, DestinationUrl, EventSelection, Function, UpdateField,
     WebhookName, ip_is_private, parse_update_mask,
