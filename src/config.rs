@@ -3,6 +3,7 @@
 //! production (`webhooks serve --help` lists them).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -16,13 +17,27 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What `webhooks --help` says first (the doc comment below is for developers).
+const BINARY_ABOUT: &str = "The webhook service of the CRM back office: signed, durable webhook delivery over a gRPC API, and the tools to run and operate it.";
+
+/// What `webhooks --help` says in full.
+const BINARY_LONG_ABOUT: &str = "The webhook service of the CRM back office: signed, durable webhook delivery over a gRPC API, and the tools to run and operate it.
+
+Run the service with `webhooks serve` (settings: `webhooks serve --help`). Manage webhooks, deliveries and events on a running service with `webhooks hooks`, `webhooks deliveries` and `webhooks events` (`--server` and a token select the service), and receive and verify webhooks locally with `webhooks listen`.";
+
 /// The `webhooks` binary's whole command line: the service's own commands ([`Command`]) and
 /// the operator tools of [`crate::cli`], which talk to a running service.
 ///
 /// [`Cli`] stays the parser of the service commands alone (tests and embedders match on its two
 /// variants); this one flattens them in, so `webhooks serve` parses exactly as before.
 #[derive(Debug, Parser)]
-#[command(name = "webhooks", version, about, after_help = crate::cli::EXIT_CODES_HELP)]
+#[command(
+    name = "webhooks",
+    version,
+    about = BINARY_ABOUT,
+    long_about = BINARY_LONG_ABOUT,
+    after_help = crate::cli::EXIT_CODES_HELP
+)]
 pub struct BinaryCli {
     /// What to do.
     #[command(subcommand)]
@@ -123,6 +138,12 @@ pub struct DatabaseConfig {
         default_value = "postgres://postgres@127.0.0.1:5432/webhooks"
     )]
     pub database_url: String,
+
+    /// A PEM file of the CA(s) that sign PostgreSQL's certificate, trusted when `DATABASE_URL`
+    /// names no `sslrootcert` (with the default `sslmode=prefer` or `require`, it makes the chain
+    /// checked; `verify-full` checks the host name too).
+    #[arg(long, env = "WEBHOOKS_DATABASE_CA")]
+    pub database_ca: Option<PathBuf>,
 
     /// Maximum connections in the pool.
     #[arg(long, env = "WEBHOOKS_DB_POOL_SIZE", default_value_t = 16)]
@@ -352,6 +373,16 @@ pub struct ServeConfig {
     #[arg(long, env = "WEBHOOKS_HTTP2_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub http2_keepalive_timeout: Duration,
 
+    /// WatchDeliveries streams one credential (token or API key) may have open at once on this
+    /// instance (0: no limit); one more is refused with RESOURCE_EXHAUSTED. With authentication
+    /// off, streams are counted per client IP address instead.
+    #[arg(
+        long,
+        env = "WEBHOOKS_MAX_WATCH_STREAMS_PER_CREDENTIAL",
+        default_value_t = 32
+    )]
+    pub max_watch_streams_per_credential: usize,
+
     /// Run the gRPC API without delivery workers (for API-only instances).
     #[arg(long, env = "WEBHOOKS_DISABLE_WORKERS", default_value_t = false, action = clap::ArgAction::Set)]
     pub disable_workers: bool,
@@ -391,10 +422,23 @@ impl ServeConfig {
 
     /// The SSRF guard these settings describe: private destinations, allowed networks, https.
     pub fn destination_guard(&self) -> crate::delivery::DestinationGuard {
-        crate::delivery::DestinationGuard::new(
+        self.destination_guard_resolving_with(std::sync::Arc::new(
+            crate::delivery::guard::SystemLookup,
+        ))
+    }
+
+    /// Like [`ServeConfig::destination_guard`], resolving names with `lookup` (tests play DNS
+    /// tricks with a fixed table).
+    pub fn destination_guard_resolving_with(
+        &self,
+        lookup: std::sync::Arc<dyn crate::delivery::guard::Lookup>,
+    ) -> crate::delivery::DestinationGuard {
+        crate::delivery::DestinationGuard::with_lookup(
             self.allow_private_destinations,
             self.allowed_destination_cidrs.0.clone(),
             self.require_https,
+            lookup,
+            crate::delivery::guard::RESOLVE_TIMEOUT,
         )
     }
 }

@@ -34,8 +34,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
 async fn migrate(database: DatabaseConfig) -> anyhow::Result<()> {
     telemetry::init("info", LogFormat::Text);
-    let store = Store::connect(&database.database_url, 1)?;
-    webhooks::store::ensure_database_exists(store.pg_config()).await?;
+    let store = Store::connect_with_ca(&database.database_url, database.database_ca.as_deref(), 1)?;
+    webhooks::store::ensure_database_exists(store.connector()).await?;
     store.migrate().await?;
     tracing::info!("migrations applied");
     Ok(())

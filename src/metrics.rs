@@ -1,15 +1,22 @@
-//! Prometheus metrics, served on their own port (`WEBHOOKS_METRICS_ADDR`, off by default).
+//! Prometheus metrics and HTTP health probes, served on their own port
+//! (`WEBHOOKS_METRICS_ADDR`, off by default): `GET /metrics`, `GET /healthz` (the process
+//! answers) and `GET /readyz` (the database answers and the delivery loop goes round).
 //!
 //! Counters and histograms are recorded where things happen (the worker, the ingest API);
 //! gauges about the queue and the pool are sampled from Postgres by [`sample`] every few
 //! seconds, so they show the truth across all instances sharing the database.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
 use metrics::{counter, gauge, histogram};
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::store::Store;
@@ -39,11 +46,27 @@ pub const CONNECTIONS_REFUSED: &str = "webhooks_connections_refused_total";
 /// How often gauges are sampled.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Starts the Prometheus endpoint on `addr`. Only one exporter can exist per process; a second
-/// call (tests running several services in one process) reports the error.
-pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
+/// Whether this instance can take work, as `/readyz` and gRPC health report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// The first health check has not run yet.
+    Starting,
+    /// The database answers and the delivery loop goes round.
+    Ready,
+    /// Not ready, and why (one line, for the probe's log).
+    NotReady(String),
+}
+
+/// The process's one metrics recorder (a process has one global recorder): installed by the
+/// first service that serves metrics, shared by every later one (tests run several).
+static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's Prometheus recorder, installed on first use.
+pub fn recorder() -> anyhow::Result<PrometheusHandle> {
+    if let Some(handle) = RECORDER.get() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full(ATTEMPT_DURATION.to_owned()),
             &[
@@ -54,9 +77,103 @@ pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
             metrics_exporter_prometheus::Matcher::Full(RESULT_BATCH_SIZE.to_owned()),
             &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
         )?
-        .install()?;
-    tracing::info!(%addr, "metrics endpoint listening");
-    Ok(())
+        .install_recorder()?;
+    // Two services starting at once in one process: the loser's install failed above.
+    Ok(RECORDER.get_or_init(|| handle).clone())
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `shutdown` flips.
+pub async fn serve(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    readiness: watch::Receiver<Readiness>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "metrics and health endpoint listening");
+    }
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "metrics endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let handle = handle.clone();
+        let readiness = readiness.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let answer = answer(&request, &handle, &readiness.borrow());
+                async move { Ok::<_, Infallible>(answer) }
+            });
+            // A probe or a scrape is one short request: a slow or silent client gets 10 s.
+            let serving = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(Duration::from_secs(30), serving).await;
+        });
+        // Reap finished connections so the set does not grow with every scrape.
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+/// The answer to one request on the metrics port.
+fn answer<B>(
+    request: &http::Request<B>,
+    handle: &PrometheusHandle,
+    readiness: &Readiness,
+) -> http::Response<Full<Bytes>> {
+    let text = |status: http::StatusCode, body: String| {
+        let mut response = http::Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
+    };
+    if request.method() != http::Method::GET && request.method() != http::Method::HEAD {
+        return text(
+            http::StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD\n".into(),
+        );
+    }
+    match request.uri().path() {
+        "/metrics" => {
+            let mut response = text(http::StatusCode::OK, handle.render());
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        "/healthz" => text(http::StatusCode::OK, "ok: the process is running\n".into()),
+        "/readyz" => match readiness {
+            Readiness::Ready => text(
+                http::StatusCode::OK,
+                "ready: the database answers and the delivery loop runs\n".into(),
+            ),
+            Readiness::Starting => text(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: starting, the first health check has not run yet\n".into(),
+            ),
+            Readiness::NotReady(reason) => text(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {reason}\n"),
+            ),
+        },
+        _ => text(
+            http::StatusCode::NOT_FOUND,
+            "not found: try /metrics, /healthz or /readyz\n".into(),
+        ),
+    }
 }
 
 /// Records one attempt.
@@ -80,9 +197,16 @@ pub fn record_refused_connection() {
     counter!(CONNECTIONS_REFUSED).increment(1);
 }
 
-/// Samples the gauges until `shutdown` flips.
-pub async fn sample(store: Store, hub: Arc<UpdateHub>, mut shutdown: watch::Receiver<bool>) {
+/// Samples the gauges until `shutdown` flips, and keeps the recorder's histograms trimmed
+/// (the exporter's own HTTP listener did that; [`serve`] replaces it).
+pub async fn sample(
+    store: Store,
+    hub: Arc<UpdateHub>,
+    handle: PrometheusHandle,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
+        handle.run_upkeep();
         match store.queue_stats().await {
             Ok((depth, oldest_due)) => {
                 gauge!(QUEUE_DEPTH).set(depth as f64);

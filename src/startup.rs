@@ -14,12 +14,18 @@ use crate::api::{AdminService, IngestService};
 use crate::config::ServeConfig;
 use crate::connections::ConnectionGuard;
 use crate::console::ConsoleListener;
-use crate::delivery::{HttpSender, Worker, WorkerSettings, listener};
+use crate::delivery::guard::{Lookup, SystemLookup};
+use crate::delivery::{DestinationGuard, HttpSender, Worker, WorkerSettings, listener};
+use crate::domain::PageTokenKeys;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::event_ingest_server::EventIngestServer;
 use crate::proto::v1::webhook_admin_server::WebhookAdminServer;
 use crate::store::{DELIVERIES_CHANNEL, Store, UPDATES_CHANNEL, Vault, ensure_database_exists};
 use crate::stream::UpdateHub;
+
+/// What the page-token key is derived from the encryption key with, so it is never the
+/// encryption key itself (and a future derived key gets another label).
+const PAGE_TOKEN_KEY_LABEL: &[u8] = b"backoffice-webhooks/page-token-key/v1";
 
 /// Largest gRPC message accepted (a full PublishEvents batch fits comfortably).
 const MAX_GRPC_MESSAGE: usize = 8 * 1024 * 1024;
@@ -30,17 +36,34 @@ pub struct Application {
     listener: TcpListener,
     /// The web console's listener, when `WEBHOOKS_CONSOLE_ADDR` is set.
     console: Option<ConsoleListener>,
+    /// The metrics and health probes' listener, when `WEBHOOKS_METRICS_ADDR` is set.
+    metrics: Option<TcpListener>,
     store: Store,
     hub: Arc<UpdateHub>,
     auth: Arc<Authenticator>,
     /// The TLS settings of both ports, read at build so that a bad file fails the start.
     tls: Option<tonic::transport::ServerTlsConfig>,
+    /// The SSRF guard, built once so the admin API and the workers resolve names alike.
+    destinations: DestinationGuard,
+    /// Authenticates page tokens; the same on every instance of the deployment.
+    page_tokens: Arc<PageTokenKeys>,
     config: ServeConfig,
 }
 
 impl Application {
     /// Creates and migrates the database, then binds the gRPC address.
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        Self::build_resolving_with(config, Arc::new(SystemLookup)).await
+    }
+
+    /// Like [`Application::build`], resolving destination names with `lookup` instead of the
+    /// system resolver, both when webhooks are configured and when deliveries connect: tests
+    /// use it to make a name resolve to any address without a DNS server.
+    pub async fn build_resolving_with(
+        config: ServeConfig,
+        lookup: Arc<dyn Lookup>,
+    ) -> anyhow::Result<Self> {
+        let destinations = config.destination_guard_resolving_with(lookup);
         let tokens = configured_tokens(&config);
         config
             .connection_settings()
@@ -68,21 +91,46 @@ impl Application {
                 "WEBHOOKS_ENCRYPTION_KEY is not set: webhook secrets are stored in plaintext"
             );
         }
-        let store = Store::connect(&config.database.database_url, config.database.db_pool_size)?
-            .with_vault(vault);
-        ensure_database_exists(store.pg_config())
+        // Derived before the vault moves into the store; without an encryption key, the key is
+        // kept in the database instead (read once migrations have made its table).
+        let page_token_keys = vault.derived_keys(PAGE_TOKEN_KEY_LABEL);
+        let store = Store::connect_with_ca(
+            &config.database.database_url,
+            config.database.database_ca.as_deref(),
+            config.database.db_pool_size,
+        )?
+        .with_vault(vault);
+        ensure_database_exists(store.connector())
             .await
             .context("could not reach PostgreSQL to create the database (is DATABASE_URL right and the server up?)")?;
         store
             .migrate()
             .await
             .context("applying database migrations failed")?;
+        let page_tokens = Arc::new(match page_token_keys {
+            Some((current, previous)) => PageTokenKeys::new(current, previous),
+            None => PageTokenKeys::new(
+                store
+                    .page_token_key()
+                    .await
+                    .context("reading the page-token key from the database failed")?,
+                [],
+            ),
+        });
         let listener = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("could not listen on {}", config.grpc_addr))?;
         let local_addr = listener.local_addr()?;
         let console = match config.console_addr {
             Some(addr) => Some(ConsoleListener::bind(addr).await?),
+            None => None,
+        };
+        let metrics = match config.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("could not listen on {addr} for metrics"))?,
+            ),
             None => None,
         };
         let hub = UpdateHub::new(store.clone(), config.update_log_retention);
@@ -96,10 +144,13 @@ impl Application {
             local_addr,
             listener,
             console,
+            metrics,
             store,
             hub,
             auth,
             tls,
+            destinations,
+            page_tokens,
             config,
         })
     }
@@ -113,6 +164,12 @@ impl Application {
     /// `WEBHOOKS_CONSOLE_ADDR` is unset.
     pub fn console_addr(&self) -> Option<SocketAddr> {
         self.console.as_ref().map(ConsoleListener::local_addr)
+    }
+
+    /// The address of the metrics and health probes (useful with port 0); `None` when
+    /// `WEBHOOKS_METRICS_ADDR` is unset.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The live delivery log of this instance (its gauge of open watchers, for example).
@@ -141,11 +198,20 @@ impl Application {
             stop_rx.clone(),
         ));
         background.spawn(keep_statistics_fresh(self.store.clone(), stop_rx.clone()));
-        if let Some(addr) = self.config.metrics_addr {
-            crate::metrics::install(addr).context("could not start the metrics endpoint")?;
+        let (readiness_tx, readiness) = watch::channel(crate::metrics::Readiness::Starting);
+        if let Some(metrics) = self.metrics {
+            let handle =
+                crate::metrics::recorder().context("could not start the metrics endpoint")?;
+            background.spawn(crate::metrics::serve(
+                metrics,
+                handle.clone(),
+                readiness,
+                stop_rx.clone(),
+            ));
             background.spawn(crate::metrics::sample(
                 self.store.clone(),
                 self.hub.clone(),
+                handle,
                 stop_rx.clone(),
             ));
         }
@@ -159,7 +225,7 @@ impl Application {
                 HttpSender::new(
                     self.config.request_timeout,
                     self.config.connect_timeout,
-                    self.config.destination_guard(),
+                    self.destinations.clone(),
                 ),
                 WorkerSettings {
                     concurrency: self.config.worker_concurrency,
@@ -174,7 +240,7 @@ impl Application {
             background.spawn(worker.run(stop_rx.clone()));
         }
         background.spawn(listener::run(
-            self.store.pg_config().clone(),
+            self.store.connector().clone(),
             subscriptions,
             stop_rx.clone(),
         ));
@@ -192,6 +258,7 @@ impl Application {
         }
         background.spawn(report_health(
             health_reporter,
+            readiness_tx,
             self.store.clone(),
             heartbeat,
             stall_limit(self.config.poll_interval),
@@ -214,7 +281,8 @@ impl Application {
         let admin = WebhookAdminServer::new(AdminService::new(
             self.store.clone(),
             self.hub.clone(),
-            self.config.destination_guard(),
+            self.destinations.clone(),
+            self.page_tokens.clone(),
         ))
         .max_decoding_message_size(MAX_GRPC_MESSAGE);
         let ingest = EventIngestServer::new(IngestService::new(
@@ -239,7 +307,10 @@ impl Application {
                 .into_axum_router()
                 .route_service(
                     crate::api::watch::WATCH_DELIVERIES_PATH,
-                    crate::api::watch::WatchDeliveriesRoute::new(self.hub.clone()),
+                    crate::api::watch::WatchDeliveriesRoute::new(
+                        self.hub.clone(),
+                        self.config.max_watch_streams_per_credential,
+                    ),
                 )
                 .layer(crate::api::request_errors::RequestErrorsLayer),
         );
@@ -284,7 +355,7 @@ impl Application {
                 .context("invalid TLS certificate or key")?;
         }
         let served = builder
-            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(crate::api::grpc_web::layer())
             .layer(AuthLayer::new(self.auth.clone()))
             .add_routes(routes)
             .serve_with_incoming_shutdown(
@@ -460,10 +531,12 @@ fn stall_limit(poll_interval: std::time::Duration) -> std::time::Duration {
     (poll_interval * 10).max(std::time::Duration::from_secs(30))
 }
 
-/// Keeps the standard health service truthful: SERVING only while the database answers and the
-/// delivery loop goes round; NOT_SERVING otherwise, and SERVING again once it recovers.
+/// Keeps the standard health service and `/readyz` truthful: SERVING (ready) only while the
+/// database answers and the delivery loop goes round; NOT_SERVING otherwise, and SERVING again
+/// once it recovers.
 async fn report_health(
     reporter: tonic_health::server::HealthReporter,
+    readiness: watch::Sender<crate::metrics::Readiness>,
     store: Store,
     heartbeat: Option<Arc<crate::delivery::Heartbeat>>,
     stall_limit: std::time::Duration,
@@ -473,8 +546,19 @@ async fn report_health(
     let mut last: Option<bool> = None;
     loop {
         let database_ok = store.ping().await.is_ok();
-        let loop_ok = heartbeat.as_ref().is_none_or(|h| h.age() < stall_limit);
+        let loop_age = heartbeat.as_ref().map(|h| h.age());
+        let loop_ok = loop_age.is_none_or(|age| age < stall_limit);
         let healthy = database_ok && loop_ok;
+        readiness.send_replace(if !database_ok {
+            crate::metrics::Readiness::NotReady("the database does not answer".into())
+        } else if !loop_ok {
+            crate::metrics::Readiness::NotReady(format!(
+                "the delivery loop has not gone round for {}s",
+                loop_age.unwrap_or_default().as_secs()
+            ))
+        } else {
+            crate::metrics::Readiness::Ready
+        });
         if last != Some(healthy) {
             let status = if healthy {
                 ServingStatus::Serving
@@ -503,6 +587,9 @@ async fn report_health(
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
             _ = shutdown.changed() => {
+                readiness.send_replace(crate::metrics::Readiness::NotReady(
+                    "shutting down".into(),
+                ));
                 reporter.set_service_status("", ServingStatus::NotServing).await;
                 return;
             }

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use webhooks::domain::{PageFilters, PageToken};
+use webhooks::domain::{PageFilters, PageToken, PageTokenKeys};
 
 fn filters(webhook: &str) -> PageFilters {
     PageFilters::new("ListDeliveries")
@@ -14,13 +14,17 @@ fn filters(webhook: &str) -> PageFilters {
         .set("statuses", ["failed"])
 }
 
+fn keys() -> PageTokenKeys {
+    PageTokenKeys::new([42u8; 32], [])
+}
+
 fn check(text: &str, a: &PageFilters, b: &PageFilters) {
-    match PageToken::parse(text, a) {
+    match PageToken::parse(text, a, &keys()) {
         Ok(None) => assert!(text.is_empty()),
         Ok(Some(token)) => {
             assert!(token.after_seq >= 0);
-            assert_eq!(token.encode(a), text, "a token has exactly one spelling");
-            let other = PageToken::parse(text, b).expect_err("other filters are refused");
+            assert_eq!(token.encode(a, &keys()), text, "a token has exactly one spelling");
+            let other = PageToken::parse(text, b, &keys()).expect_err("other filters are refused");
             assert_eq!(other.field, "page_token");
             assert!(other.rule.contains("different filters"));
         }
@@ -43,8 +47,8 @@ fuzz_target!(|data: &[u8]| {
     seq[..take].copy_from_slice(&rest[..take]);
     let after_seq = i64::from_be_bytes(seq).checked_abs().unwrap_or(0);
     let token = PageToken { after_seq };
-    let text = token.encode(&a);
-    assert_eq!(PageToken::parse(&text, &a), Ok(Some(token)));
+    let text = token.encode(&a, &keys());
+    assert_eq!(PageToken::parse(&text, &a, &keys()), Ok(Some(token)));
     check(&text, &a, &b);
     let mut bytes = text.into_bytes();
     for pair in rest[take..].chunks(2) {

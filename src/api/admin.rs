@@ -10,9 +10,9 @@ use tonic::{Request, Response, Status};
 use super::{convert, invalid_argument, not_found, store_failure};
 use crate::delivery::DestinationGuard;
 use crate::domain::{
-    Description, DestinationUrl, EventSelection, Function, PageFilters, PageToken, PublishedEvent,
-    Secret, UpdateField, ValidationError, WebhookName, page_size, parse_id, parse_update_mask,
-    timestamps,
+    Description, DestinationUrl, EventSelection, Function, PageFilters, PageToken, PageTokenKeys,
+    PublishedEvent, Secret, UpdateField, ValidationError, WebhookName, page_size, parse_id,
+    parse_update_mask, timestamps,
 };
 use crate::proto::v1 as pb;
 use crate::proto::v1::webhook_admin_server::WebhookAdmin;
@@ -34,16 +34,26 @@ pub struct AdminService {
     store: Store,
     hub: Arc<UpdateHub>,
     destinations: DestinationGuard,
+    /// Signs and checks the page tokens of ListWebhooks and ListDeliveries; shared by every
+    /// instance, so a token pages on any of them.
+    page_tokens: Arc<PageTokenKeys>,
 }
 
 impl AdminService {
     /// An admin API over `store`; `destinations` decides which destination URLs webhooks may
-    /// have (the SSRF guard: private addresses, allowed networks, https).
-    pub fn new(store: Store, hub: Arc<UpdateHub>, destinations: DestinationGuard) -> Self {
+    /// have (the SSRF guard: private addresses, allowed networks, https), `page_tokens`
+    /// authenticates page tokens.
+    pub fn new(
+        store: Store,
+        hub: Arc<UpdateHub>,
+        destinations: DestinationGuard,
+        page_tokens: Arc<PageTokenKeys>,
+    ) -> Self {
         Self {
             store,
             hub,
             destinations,
+            page_tokens,
         }
     }
 
@@ -125,7 +135,8 @@ impl WebhookAdmin for AdminService {
         let filters = PageFilters::new("ListWebhooks")
             .optional("function", filter.function.map(Function::as_str))
             .optional("enabled", filter.enabled);
-        let after = PageToken::parse(&request.page_token, &filters).map_err(bad)?;
+        let after =
+            PageToken::parse(&request.page_token, &filters, &self.page_tokens).map_err(bad)?;
         let (records, next) = self
             .store
             .list_webhooks(&filter, after, limit)
@@ -133,7 +144,9 @@ impl WebhookAdmin for AdminService {
             .map_err(store_failure)?;
         Ok(Response::new(pb::ListWebhooksResponse {
             webhooks: records.iter().map(convert::webhook).collect(),
-            next_page_token: next.map(|t| t.encode(&filters)).unwrap_or_default(),
+            next_page_token: next
+                .map(|t| t.encode(&filters, &self.page_tokens))
+                .unwrap_or_default(),
         }))
     }
 
@@ -283,7 +296,8 @@ impl WebhookAdmin for AdminService {
                 "created_before",
                 filter.created_before.map(|t| t.unix_timestamp_nanos()),
             );
-        let before = PageToken::parse(&request.page_token, &filters).map_err(bad)?;
+        let before =
+            PageToken::parse(&request.page_token, &filters, &self.page_tokens).map_err(bad)?;
         let (records, next) = self
             .store
             .list_deliveries(&filter, before, limit)
@@ -291,7 +305,9 @@ impl WebhookAdmin for AdminService {
             .map_err(store_failure)?;
         Ok(Response::new(pb::ListDeliveriesResponse {
             deliveries: records.iter().map(|r| convert::delivery(r, &[])).collect(),
-            next_page_token: next.map(|t| t.encode(&filters)).unwrap_or_default(),
+            next_page_token: next
+                .map(|t| t.encode(&filters, &self.page_tokens))
+                .unwrap_or_default(),
         }))
     }
 

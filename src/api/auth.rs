@@ -8,15 +8,24 @@
 //!
 //! Roles: admin may do everything; ingest only EventIngest; viewer the read-only WebhookAdmin
 //! RPCs and WatchDeliveries. Reflection is open to any valid token. Health needs none.
+//!
+//! A credential is checked for as long as its call lasts, not only when it starts: a response
+//! body still open after [`RECHECK_INTERVAL`] has its token checked again (and again every
+//! interval), and ends with UNAUTHENTICATED once the token no longer passes. So a revoked API
+//! key's `WatchDeliveries` streams end within [`REVOCATION_BOUND`] instead of running until the
+//! client hangs up. Configured tokens only change with a restart, which ends every stream.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http_body::Frame;
 use tonic::Status;
 
 use crate::store::{Role, Store, token_hash};
@@ -26,6 +35,15 @@ use crate::store::{Role, Store, token_hash};
 const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
 /// Cache entries kept at most; the cache is cleared when full (bad-token floods cannot grow it).
 const KEY_CACHE_MAX: usize = 10_000;
+/// How often the token of a call still running (a stream) is checked again. Checks go through
+/// the key cache, so many streams of one key cost one lookup per [`KEY_CACHE_TTL`].
+const RECHECK_INTERVAL: Duration = KEY_CACHE_TTL;
+/// How long after a key's revocation its streams may still run: a cached answer is trusted for
+/// [`KEY_CACHE_TTL`], and a stream checks every [`RECHECK_INTERVAL`]. docs/operations.md and
+/// docs/grpc-api.md state this bound.
+pub const REVOCATION_BOUND: Duration = Duration::from_secs(10);
+const _: () =
+    assert!(KEY_CACHE_TTL.as_secs() + RECHECK_INTERVAL.as_secs() <= REVOCATION_BOUND.as_secs());
 
 /// What a request needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +99,16 @@ fn allows(role: Role, need: Need) -> bool {
 type TokenHash = [u8; 32];
 /// A looked-up API key's role (None: unknown or revoked) and when it was looked up.
 type CachedRole = (Option<Role>, Instant);
+
+/// Who made a request, as [`AuthLayer`] found it: what per-caller limits count against. The
+/// layer puts it in the request's extensions of every call it lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Caller {
+    /// A token (configured or an API key), by its SHA-256.
+    Token(TokenHash),
+    /// No token: authentication is off, or the call needs none (health).
+    Anonymous,
+}
 
 /// Decides whether a request may go on.
 pub struct Authenticator {
@@ -138,14 +166,30 @@ impl Authenticator {
         }
     }
 
-    /// Checks one request: its path and `authorization` header.
-    pub async fn check(&self, path: &str, authorization: Option<&str>) -> Result<(), Status> {
+    /// Checks one request: its path and `authorization` header. Returns who is calling.
+    pub async fn check(&self, path: &str, authorization: Option<&str>) -> Result<Caller, Status> {
+        let caller = self.verify(path, authorization).await?;
+        if let Caller::Token(hash) = &caller
+            && need(path) == Need::Ingest
+            && let Some(limiter) = &self.ingest_limiter
+            && limiter.check_key(hash).is_err()
+        {
+            return Err(Status::resource_exhausted(
+                "ingest rate limit for this token exceeded (WEBHOOKS_INGEST_RATE_LIMIT); retry shortly",
+            ));
+        }
+        Ok(caller)
+    }
+
+    /// Whether the token may call `path`, rate limits aside: what a running call is checked
+    /// against again (a re-check must not spend the caller's ingest quota).
+    async fn verify(&self, path: &str, authorization: Option<&str>) -> Result<Caller, Status> {
         let need = need(path);
         if need == Need::Nothing {
-            return Ok(());
+            return Ok(Caller::Anonymous);
         }
         if !self.enabled {
-            return Ok(());
+            return Ok(Caller::Anonymous);
         }
         let token = authorization
             .and_then(|value| {
@@ -168,15 +212,7 @@ impl Authenticator {
                 path.trim_start_matches('/')
             )));
         }
-        if need == Need::Ingest
-            && let Some(limiter) = &self.ingest_limiter
-            && limiter.check_key(&hash).is_err()
-        {
-            return Err(Status::resource_exhausted(
-                "ingest rate limit for this token exceeded (WEBHOOKS_INGEST_RATE_LIMIT); retry shortly",
-            ));
-        }
-        Ok(())
+        Ok(Caller::Token(hash))
     }
 
     async fn role_of(&self, hash: &[u8; 32]) -> Result<Option<Role>, Status> {
@@ -252,7 +288,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         // The ready service goes with this call; a fresh clone waits for the next one.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -263,14 +299,172 @@ where
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            match auth
-                .check(request.uri().path(), authorization.as_deref())
-                .await
-            {
-                Ok(()) => inner.call(request).await,
-                Err(status) => Ok(status.into_http()),
-            }
+            let path = request.uri().path().to_owned();
+            let caller = match auth.check(&path, authorization.as_deref()).await {
+                Ok(caller) => caller,
+                Err(status) => return Ok(status.into_http()),
+            };
+            request.extensions_mut().insert(caller);
+            let response = inner.call(request).await?;
+            Ok(match caller {
+                // Nothing to check again.
+                Caller::Anonymous => response,
+                Caller::Token(_) => response.map(|body| {
+                    tonic::body::Body::new(Rechecked::new(body, auth, path, authorization))
+                }),
+            })
         })
+    }
+}
+
+/// A response body whose caller's token is checked again every [`RECHECK_INTERVAL`] while it
+/// lasts; once the token no longer passes, the body ends with the check's status in its
+/// trailers (UNAUTHENTICATED for a revoked key). A unary answer is over before the first
+/// re-check is due, and costs a comparison of instants per frame.
+struct Rechecked {
+    inner: tonic::body::Body,
+    auth: Arc<Authenticator>,
+    path: String,
+    authorization: Option<String>,
+    /// When the next check is due.
+    due: tokio::time::Instant,
+    /// Wakes the body when a check is due while the inner body has nothing to send; made on
+    /// the first wait only, so that unary answers never arm a timer.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The check in progress.
+    checking: Option<BoxFuture<'static, Result<Caller, Status>>>,
+    /// Whether to hold the inner body back until the check in progress answers: when the body
+    /// was not polled for a whole interval past the due time (flow control held it), nothing
+    /// more is sent on the strength of an old check.
+    hold: bool,
+    /// The body sent its last frame (its own, or the trailers of a failed check).
+    ended: bool,
+}
+
+impl Rechecked {
+    fn new(
+        inner: tonic::body::Body,
+        auth: Arc<Authenticator>,
+        path: String,
+        authorization: Option<String>,
+    ) -> Self {
+        Self {
+            inner,
+            auth,
+            path,
+            authorization,
+            due: tokio::time::Instant::now() + RECHECK_INTERVAL,
+            timer: None,
+            checking: None,
+            hold: false,
+            ended: false,
+        }
+    }
+
+    fn start_check(&mut self, now: tokio::time::Instant) {
+        let auth = self.auth.clone();
+        let path = self.path.clone();
+        let authorization = self.authorization.clone();
+        self.hold = now >= self.due + RECHECK_INTERVAL;
+        self.checking = Some(Box::pin(async move {
+            auth.verify(&path, authorization.as_deref()).await
+        }));
+    }
+}
+
+impl http_body::Body for Rechecked {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let now = tokio::time::Instant::now();
+        if this.checking.is_none() && now >= this.due {
+            this.start_check(now);
+        }
+        if let Some(check) = &mut this.checking {
+            match check.as_mut().poll(cx) {
+                Poll::Ready(Ok(_)) => {
+                    this.checking = None;
+                    this.hold = false;
+                    this.due = tokio::time::Instant::now() + RECHECK_INTERVAL;
+                }
+                Poll::Ready(Err(status)) => {
+                    this.checking = None;
+                    this.ended = true;
+                    tracing::info!(
+                        path = this.path,
+                        code = ?status.code(),
+                        "ending a call whose credential no longer passes"
+                    );
+                    let why = match status.code() {
+                        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+                            "the call's credential no longer passes"
+                        }
+                        // The database could not answer: the client reconnects and is checked
+                        // afresh.
+                        _ => "the call's credential could not be checked again",
+                    };
+                    let status = Status::new(status.code(), format!("{why}: {}", status.message()));
+                    let mut trailers = http::HeaderMap::new();
+                    if let Err(e) = status.add_header(&mut trailers) {
+                        // The message is ours and always encodes; keep the code regardless.
+                        tracing::warn!(error = %e, "encoding the trailers of an ended call");
+                        trailers
+                            .insert("grpc-status", http::HeaderValue::from(status.code() as i32));
+                    }
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                }
+                Poll::Pending if this.hold => return Poll::Pending,
+                Poll::Pending => {}
+            }
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                if frame
+                    .as_ref()
+                    .is_none_or(|f| !matches!(f, Ok(f) if f.is_data()))
+                {
+                    // Trailers, an error or the end: nothing follows, so nothing to check.
+                    this.ended = true;
+                }
+                Poll::Ready(frame)
+            }
+            Poll::Pending => {
+                if this.checking.is_none() {
+                    let due = this.due;
+                    let timer = this
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+                    if timer.deadline() != due {
+                        timer.as_mut().reset(due);
+                    }
+                    if timer.as_mut().poll(cx).is_ready() {
+                        // Due already: poll again at once to start the check.
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        if self.ended {
+            http_body::SizeHint::with_exact(0)
+        } else {
+            self.inner.size_hint()
+        }
     }
 }
 

@@ -5,6 +5,7 @@ mod admin;
 pub mod auth;
 pub mod codec;
 mod convert;
+pub mod grpc_web;
 mod ingest;
 pub mod request_errors;
 pub mod watch;

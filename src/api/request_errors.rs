@@ -43,6 +43,11 @@ pub(crate) fn restated(status: &Status) -> Option<Status> {
                     "the request message does not decompress: {}",
                     cause.trim_end_matches(", while sending request")
                 )))
+            } else if let Some(cause) = message.strip_prefix("tonic-web: ") {
+                // tonic-web's request side: base64 that does not decode, a frame it cannot read.
+                Some(Status::invalid_argument(format!(
+                    "the gRPC-Web request does not decode: {cause}"
+                )))
             } else if message == "Unexpected EOF decoding stream." {
                 Some(Status::invalid_argument(
                     "the request ended inside a gRPC message (the frame is shorter than its length prefix)",

@@ -7,10 +7,16 @@
 //! ([`crate::stream::SharedUpdate`]), and this route, registered on the RPC's own path in front
 //! of the generated server, sends those bytes with a pass-through codec. Same path, same
 //! messages on the wire, same auth layer around it; only the copies are gone.
+//!
+//! The route also caps the streams each caller has open ([`StreamSlots`]): a stream costs the
+//! instance little (see `src/stream/watcher.rs`), but nothing else stopped one token from
+//! opening thousands.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes};
@@ -20,6 +26,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, StdError};
 
 use super::admin::{bad, parse_statuses};
+use super::auth::Caller;
 use crate::domain::{Function, ValidationError, parse_id};
 use crate::proto::v1 as pb;
 use crate::store::UpdateFilter;
@@ -66,12 +73,101 @@ pub(crate) async fn open(
 #[derive(Clone)]
 pub struct WatchDeliveriesRoute {
     hub: Arc<UpdateHub>,
+    slots: Arc<StreamSlots>,
 }
 
 impl WatchDeliveriesRoute {
-    /// Serves watchers from `hub`.
-    pub fn new(hub: Arc<UpdateHub>) -> Self {
-        Self { hub }
+    /// Serves watchers from `hub`, at most `max_per_caller` streams at once per caller (0: no
+    /// limit; see [`StreamSlots`]). Clones share the count, so the gRPC port and the console,
+    /// which serve the same routes, share it too.
+    pub fn new(hub: Arc<UpdateHub>, max_per_caller: usize) -> Self {
+        Self {
+            hub,
+            slots: Arc::new(StreamSlots::new(max_per_caller)),
+        }
+    }
+}
+
+/// Whom a stream counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SlotKey {
+    /// A token, by its SHA-256 (from [`Caller`]).
+    Token([u8; 32]),
+    /// With authentication off: the client's IP address.
+    Peer(IpAddr),
+    /// With authentication off and no address known (not over TCP): one bucket for all.
+    Unknown,
+}
+
+/// The open WatchDeliveries streams of each caller on this instance, capped: a credential's
+/// token or API key, or, with authentication off, a client IP address.
+#[derive(Debug)]
+pub struct StreamSlots {
+    max: usize,
+    open: Mutex<HashMap<SlotKey, usize>>,
+}
+
+impl StreamSlots {
+    /// At most `max` streams per caller (0: no limit).
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A slot for one more stream of the caller of `request`, or RESOURCE_EXHAUSTED naming the
+    /// limit. The slot is given back when it is dropped, with the stream that holds it.
+    fn acquire<T>(self: &Arc<Self>, request: &tonic::Request<T>) -> Result<Option<Slot>, Status> {
+        if self.max == 0 {
+            return Ok(None);
+        }
+        let key = match request.extensions().get::<Caller>() {
+            Some(Caller::Token(hash)) => SlotKey::Token(*hash),
+            // Authentication is off (or the route runs without the auth layer).
+            Some(Caller::Anonymous) | None => match request.remote_addr() {
+                Some(addr) => SlotKey::Peer(addr.ip()),
+                None => SlotKey::Unknown,
+            },
+        };
+        // A poisoned lock only means a panic elsewhere mid-update; the counts are still whole.
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(key).or_insert(0);
+        if *count >= self.max {
+            let per = match key {
+                SlotKey::Token(_) => "credential",
+                SlotKey::Peer(_) | SlotKey::Unknown => "client address (authentication is off)",
+            };
+            return Err(Status::resource_exhausted(format!(
+                "at most {} WatchDeliveries streams may be open per {per} on this instance \
+                 (WEBHOOKS_MAX_WATCH_STREAMS_PER_CREDENTIAL); close one, or retry later",
+                self.max
+            )));
+        }
+        *count += 1;
+        Ok(Some(Slot {
+            slots: self.clone(),
+            key,
+        }))
+    }
+}
+
+/// One open stream's place in [`StreamSlots`].
+struct Slot {
+    slots: Arc<StreamSlots>,
+    key: SlotKey,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                // Callers come and go: keep only those with streams open.
+                open.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -92,12 +188,17 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let hub = self.hub.clone();
+        let slots = self.slots.clone();
         Box::pin(async move {
             let method =
                 tower::service_fn(move |call: tonic::Request<pb::WatchDeliveriesRequest>| {
                     let hub = hub.clone();
+                    let slot = slots.acquire(&call);
                     async move {
-                        Ok::<_, Status>(tonic::Response::new(open(hub, call.into_inner()).await?))
+                        let slot = slot?;
+                        let stream = open(hub, call.into_inner()).await?;
+                        // The slot goes with the stream: freed when it ends or is cancelled.
+                        Ok::<_, Status>(tonic::Response::new(stream.holding(slot)))
                     }
                 });
             let mut grpc = tonic::server::Grpc::new(EncodedUpdateCodec)

@@ -76,7 +76,7 @@ pub struct CreateArgs {
     /// Free-text description for admins.
     #[arg(long)]
     pub description: Option<String>,
-    /// The signing secret: whsec_<base64 of 24 to 64 bytes> or any string of 16 to 256
+    /// The signing secret: whsec_<base64 of 16 to 1024 bytes> or any string of 16 to 256
     /// characters. Unset: one is generated.
     #[arg(long)]
     pub secret: Option<String>,

@@ -8,9 +8,13 @@ use crate::store::{Role, Store, Vault};
 
 /// Runs a `keys` action.
 pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
-    let store = Store::connect(&command.database.database_url, 1)?;
+    let store = Store::connect_with_ca(
+        &command.database.database_url,
+        command.database.database_ca.as_deref(),
+        1,
+    )?;
     // The first key is often made before the service ever ran: create and migrate as serve does.
-    crate::store::ensure_database_exists(store.pg_config()).await?;
+    crate::store::ensure_database_exists(store.connector()).await?;
     store.migrate().await?;
     match command.action {
         KeysAction::Create { name, role } => {
@@ -64,7 +68,12 @@ pub async fn reencrypt(config: ReencryptConfig) -> anyhow::Result<()> {
         &config.encryption_key_previous,
     )
     .map_err(anyhow::Error::msg)?;
-    let store = Store::connect(&config.database.database_url, 1)?.with_vault(vault);
+    let store = Store::connect_with_ca(
+        &config.database.database_url,
+        config.database.database_ca.as_deref(),
+        1,
+    )?
+    .with_vault(vault);
     let rewritten = store.reencrypt_secrets().await?;
     println!("re-sealed {rewritten} webhook secret(s) with the current key");
     Ok(())

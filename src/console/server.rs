@@ -72,7 +72,7 @@ impl ConsoleListener {
         builder
             // Outermost: the files never reach the gRPC-Web translation or the token check.
             .layer(ConsoleLayer)
-            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(crate::api::grpc_web::layer())
             .layer(AuthLayer::new(auth))
             .add_routes(routes)
             .serve_with_incoming_shutdown(connections.incoming(self.listener, encrypted), shutdown)

@@ -10,10 +10,12 @@
 //!    that passed the check, so a name that resolved to a public address at creation and to
 //!    `127.0.0.1` later (DNS rebinding) still cannot reach the internal network.
 //!
-//! The blocked ranges are those of [`crate::domain::blocked_range`]. An operator lets webhooks
-//! reach them with `WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS=true` (everything) or
-//! `WEBHOOKS_ALLOWED_DESTINATION_CIDRS` (listed networks only). `WEBHOOKS_REQUIRE_HTTPS=true`
-//! additionally refuses `http://` destinations.
+//! The blocked ranges are the rows of [`crate::domain::SPECIAL_RANGES`], IPv6 forms of IPv4
+//! addresses (mapped, compatible, NAT64, 6to4, Teredo) judged by the IPv4 address inside; see
+//! [`crate::domain::blocked_range`]. An operator lets webhooks reach them with
+//! `WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS=true` (everything) or `WEBHOOKS_ALLOWED_DESTINATION_CIDRS`
+//! (listed networks only). `WEBHOOKS_REQUIRE_HTTPS=true` additionally refuses `http://`
+//! destinations, and port 0 is refused at create and edit whatever the settings.
 
 use std::fmt;
 use std::future::Future;
@@ -33,7 +35,9 @@ use tokio::net::TcpStream;
 use tower_service::Service;
 use url::{Host, Url};
 
-use crate::domain::{ALLOW_PRIVATE_SETTING, DestinationUrl, ValidationError, blocked_range};
+use crate::domain::{
+    ALLOW_PRIVATE_SETTING, Blocked, DestinationUrl, ValidationError, blocked_range,
+};
 
 /// The setting that lists networks destinations may use although they are internal.
 pub const ALLOWED_CIDRS_SETTING: &str = "WEBHOOKS_ALLOWED_DESTINATION_CIDRS";
@@ -161,7 +165,7 @@ impl DestinationGuard {
     }
 
     /// Why a connection to `ip` is refused, or `None` when it is allowed.
-    fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
+    fn refusal(&self, ip: IpAddr) -> Option<Blocked> {
         if self.inner.allow_private {
             return None;
         }
@@ -213,10 +217,18 @@ impl DestinationGuard {
         let url = destination.as_url();
         self.check_scheme(url.scheme())
             .map_err(|rule| ValidationError::new(field, rule))?;
+        // Not an address question, so the opt-in does not lift it: nothing listens on port 0
+        // (connecting there fails on every system), and a webhook aimed at it would only fail.
+        if url.port() == Some(0) {
+            return Err(ValidationError::new(
+                field,
+                "must not use port 0: give the receiver's port, or none for the scheme's default",
+            ));
+        }
         if self.inner.allow_private {
             return Ok(());
         }
-        let refused = |ip: IpAddr, range: &str, via: Option<&str>| {
+        let refused = |ip: IpAddr, range: Blocked, via: Option<&str>| {
             let via = via
                 .map(|name| format!("{name} resolves to "))
                 .unwrap_or_default();

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
 use tokio::sync::{Notify, watch};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+
+use crate::store::PgConnector;
 
 /// Channels to LISTEN on, each with what to wake.
 pub type Subscriptions = Vec<(&'static str, Arc<Notify>)>;
@@ -15,7 +17,7 @@ pub type Subscriptions = Vec<(&'static str, Arc<Notify>)>;
 /// Keeps a dedicated connection LISTENing (re-established after any drop) and wakes the matching
 /// notifier on every notification, until `shutdown` flips.
 pub async fn run(
-    config: tokio_postgres::Config,
+    connector: PgConnector,
     subscriptions: Subscriptions,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -24,7 +26,7 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
-        match listen_once(&config, &subscriptions, &mut shutdown).await {
+        match listen_once(&connector, &subscriptions, &mut shutdown).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "notification listener lost its connection; reconnecting");
@@ -47,11 +49,11 @@ fn wake_all(subscriptions: &Subscriptions) {
 }
 
 async fn listen_once(
-    config: &tokio_postgres::Config,
+    connector: &PgConnector,
     subscriptions: &Subscriptions,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = connector.connect().await?;
     let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
     let statement: String = subscriptions
         .iter()

@@ -282,14 +282,12 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let at = time::PrimitiveDateTime::parse(value, &format)
-        .ok()?
-        .assume_utc();
-    let wait = at - time::OffsetDateTime::now_utc();
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+    // All three forms RFC 9110 makes recipients accept: IMF-fixdate, RFC 850 and asctime.
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -304,6 +302,36 @@ mod tests {
 
     use super::*;
     use crate::delivery::guard::Table;
+
+    #[test]
+    fn retry_after_accepts_all_three_http_date_forms() {
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        let fixdate = httpdate::fmt_http_date(later);
+        let parsed = httpdate::parse_http_date(&fixdate).expect("IMF-fixdate");
+        let rfc850 = time::OffsetDateTime::from(parsed)
+            .format(time::macros::format_description!(
+                "[weekday], [day]-[month repr:short]-[year repr:last_two] [hour]:[minute]:[second] GMT"
+            ))
+            .expect("formats");
+        let asctime = time::OffsetDateTime::from(parsed)
+            .format(time::macros::format_description!(
+                "[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute]:[second] [year]"
+            ))
+            .expect("formats");
+        for form in [&fixdate, &rfc850, &asctime] {
+            let wait = parse_retry_after(form).unwrap_or_else(|| panic!("{form:?} parses"));
+            assert!(
+                (Duration::from_secs(100)..=Duration::from_secs(121)).contains(&wait),
+                "{form:?}: {wait:?}"
+            );
+        }
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO),
+            "a date in the past means no wait"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
     use crate::domain::ALLOW_PRIVATE_SETTING;
 
     /// A receiver on 127.0.0.1 that answers 204 to anything and counts the connections it got.

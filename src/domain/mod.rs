@@ -9,11 +9,13 @@ mod secret;
 pub mod timestamps;
 mod webhook;
 
-pub use address::blocked_range;
+pub use address::{
+    Blocked, Embedding, Handling, SPECIAL_RANGES, SpecialRange, blocked_range, special_range,
+};
 pub use event::{Decision, PublishedEvent, TEST_EVENT_TYPE};
 pub use ids::parse_id;
-pub use page_token::{PageFilters, PageToken, page_size};
-pub use secret::{Secret, SecretError};
+pub use page_token::{PageFilters, PageToken, PageTokenKeys, page_size};
+pub use secret::{Secret, SecretError, WHSEC_KEY_BYTES};
 pub use webhook::{
     ALLOW_PRIVATE_SETTING, Description, DestinationUrl, EventSelection, Function, UpdateField,
     WebhookName, ip_is_private, parse_update_mask,

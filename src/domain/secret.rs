@@ -16,14 +16,25 @@ pub enum SecretError {
     #[error("a secret starting with whsec_ must continue with standard base64")]
     NotBase64,
     /// `whsec_` secret of the wrong size.
-    #[error("a whsec_ secret must decode to 24 to 64 bytes, this one has {0}")]
+    #[error("a whsec_ secret must decode to 16 to 1024 bytes, this one has {0}")]
     WrongDecodedLength(usize),
     /// Plain secret too short or too long.
     #[error("must be empty (to generate one), whsec_<base64>, or 16 to 256 characters")]
     WrongLength,
+    /// A NUL character anywhere in what was supplied. Refused like NUL in every other text field:
+    /// C-string tooling (a receiver's config, a shell, `getenv`) would cut the secret at the NUL
+    /// and sign with a different key than the one stored.
+    #[error("must not contain NUL (U+0000) characters")]
+    ContainsNul,
 }
 
 const PREFIX: &str = "whsec_";
+
+/// The key sizes a `whsec_` secret may decode to: every size a plain secret can have (16 ASCII
+/// characters up to 256 characters of four UTF-8 bytes), so that the `whsec_` form the service
+/// hands back for any secret it accepted is accepted again (rotating to it, pasting it into
+/// another webhook). Generated secrets have 32 bytes.
+pub const WHSEC_KEY_BYTES: std::ops::RangeInclusive<usize> = 16..=1024;
 const GENERATED_BYTES: usize = 32;
 
 impl Secret {
@@ -34,17 +45,21 @@ impl Secret {
         Self(key)
     }
 
-    /// Parses what an admin typed: empty generates one; `whsec_<base64>` is decoded (24 to 64
-    /// bytes); any other string of 16 to 256 characters is used as UTF-8 bytes.
+    /// Parses what an admin typed: empty generates one; `whsec_<base64>` is decoded (16 to 1024
+    /// bytes, [`WHSEC_KEY_BYTES`]); any other string of 16 to 256 characters is used as UTF-8 bytes. A NUL character
+    /// is refused in either form (a decoded `whsec_` key may hold zero bytes: it is binary).
     pub fn parse_or_generate(input: &str) -> Result<Self, SecretError> {
         if input.is_empty() {
             return Ok(Self::generate());
+        }
+        if input.contains('\0') {
+            return Err(SecretError::ContainsNul);
         }
         if let Some(encoded) = input.strip_prefix(PREFIX) {
             let key = STANDARD
                 .decode(encoded)
                 .map_err(|_| SecretError::NotBase64)?;
-            if !(24..=64).contains(&key.len()) {
+            if !WHSEC_KEY_BYTES.contains(&key.len()) {
                 return Err(SecretError::WrongDecodedLength(key.len()));
             }
             return Ok(Self(key));
@@ -115,20 +130,38 @@ mod tests {
 
     #[test]
     fn whsec_with_wrong_size_or_bad_base64_is_refused() {
-        let short = format!("whsec_{}", STANDARD.encode([1u8; 23]));
+        let short = format!("whsec_{}", STANDARD.encode([1u8; 15]));
         assert_eq!(
             Secret::parse_or_generate(&short),
-            Err(SecretError::WrongDecodedLength(23))
+            Err(SecretError::WrongDecodedLength(15))
         );
-        let long = format!("whsec_{}", STANDARD.encode([1u8; 65]));
+        let long = format!("whsec_{}", STANDARD.encode([1u8; 1025]));
         assert_eq!(
             Secret::parse_or_generate(&long),
-            Err(SecretError::WrongDecodedLength(65))
+            Err(SecretError::WrongDecodedLength(1025))
         );
         assert_eq!(
             Secret::parse_or_generate("whsec_!!!"),
             Err(SecretError::NotBase64)
         );
+    }
+
+    #[test]
+    fn the_whsec_form_of_every_accepted_plain_secret_is_accepted_again() {
+        for plain in [
+            "sixteen-chars-ok".to_owned(),
+            "twenty-three-characters".to_owned(),
+            "é".repeat(256),
+            "😀".repeat(256),
+        ] {
+            let secret = Secret::parse_or_generate(&plain).expect("a valid plain secret");
+            assert_eq!(
+                Secret::parse_or_generate(&secret.to_whsec()),
+                Ok(secret),
+                "{} bytes",
+                plain.len()
+            );
+        }
     }
 
     #[test]
@@ -140,6 +173,25 @@ mod tests {
         let secret = Secret::parse_or_generate("sixteen-chars-ok").unwrap();
         assert_eq!(secret.as_bytes(), b"sixteen-chars-ok");
         assert!(secret.to_whsec().starts_with("whsec_"));
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_in_either_form() {
+        for input in [
+            "sixteen-chars-ok\0",
+            "\0sixteen-chars-ok",
+            "sixteen\0chars-ok",
+            "whsec_\0",
+        ] {
+            assert_eq!(
+                Secret::parse_or_generate(input),
+                Err(SecretError::ContainsNul),
+                "{input:?}"
+            );
+        }
+        // Zero bytes inside a decoded binary key are fine: only the typed text is checked.
+        let zeros = format!("whsec_{}", STANDARD.encode([0u8; 32]));
+        assert!(Secret::parse_or_generate(&zeros).is_ok());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Schema migrations (plain SQL in `migrations/`, embedded at build time) and database creation.
 
-use tokio_postgres::NoTls;
+use super::PgConnector;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -23,14 +23,15 @@ pub async fn run_migrations(client: &mut tokio_postgres::Client) -> Result<(), a
 }
 
 /// Creates the database named in `database_url` when it does not exist, connecting to the
-/// server's `postgres` database to do so.
-pub async fn ensure_database_exists(config: &tokio_postgres::Config) -> Result<(), anyhow::Error> {
-    let Some(name) = config.get_dbname().map(str::to_owned) else {
+/// server's `postgres` database (with the same TLS settings) to do so.
+pub async fn ensure_database_exists(connector: &PgConnector) -> Result<(), anyhow::Error> {
+    let Some(name) = connector.config().get_dbname().map(str::to_owned) else {
         return Ok(());
     };
-    let mut admin = config.clone();
-    admin.dbname("postgres");
-    let (client, connection) = admin.connect(NoTls).await?;
+    let admin = connector.with_config(|config| {
+        config.dbname("postgres");
+    });
+    let (client, connection) = admin.connect().await?;
     let driver = tokio::spawn(connection);
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
@@ -43,8 +44,11 @@ pub async fn ensure_database_exists(config: &tokio_postgres::Config) -> Result<(
             .await
         {
             Ok(()) => tracing::info!(database = %name, "created database"),
-            // Another instance created it first.
-            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {}
+            // Another instance created it first: 42P04 once its CREATE has committed, or a
+            // unique violation on pg_database's name index while both are in flight.
+            Err(e)
+                if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE)
+                    || e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {}
             Err(e) => return Err(e.into()),
         }
     }

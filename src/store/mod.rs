@@ -7,8 +7,10 @@ mod deliveries;
 mod events;
 mod keys;
 mod migrate;
+mod page_token_key;
 mod retention;
 mod statistics;
+mod tls;
 mod updates;
 mod vault;
 mod webhooks;
@@ -20,15 +22,15 @@ pub use deliveries::{
 pub use events::PublishOutcome;
 pub use keys::{ApiKeyRecord, Role, token_hash};
 pub use migrate::{ensure_database_exists, run_migrations};
+pub use tls::{DatabaseConfigError, PgConnector, PgTls, PgTlsStream, SslMode, TlsFailure};
 pub use updates::{SequencerRound, UPDATES_CHANNEL, UpdateFilter, UpdateRecord};
 pub use vault::Vault;
 pub use webhooks::{NewWebhook, WebhookChanges, WebhookFilter, WebhookRecord};
 
-use std::str::FromStr;
+use std::path::Path;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 /// Why a store call failed. The API maps these to gRPC codes and never shows SQL to callers.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,9 @@ pub enum StoreError {
     /// A row held a value this version does not understand.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database settings are wrong (found at start-up; waiting does not fix them).
+    #[error(transparent)]
+    Config(#[from] DatabaseConfigError),
 }
 
 /// The server's message and SQLSTATE when there is one (for logs only, never for callers).
@@ -77,7 +82,7 @@ impl StoreError {
                     || e.as_db_error()
                         .is_none_or(|db| is_transient_sqlstate(db.code().code()))
             }
-            StoreError::Corrupt(_) => false,
+            StoreError::Corrupt(_) | StoreError::Config(_) => false,
         }
     }
 }
@@ -111,7 +116,9 @@ pub(crate) fn is_transient_sqlstate(code: &str) -> bool {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    pg_config: tokio_postgres::Config,
+    /// How this store's connections were made, for connections outside the pool (LISTEN,
+    /// database creation) and the delivery-results pool.
+    connector: PgConnector,
     vault: std::sync::Arc<Vault>,
     /// When this instance last announced new deliveries with NOTIFY (unix ms).
     last_announce: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -121,15 +128,29 @@ pub struct Store {
 }
 
 impl Store {
-    /// Builds a pool of at most `max_connections` to `database_url`. No connection is made yet.
+    /// Builds a pool of at most `max_connections` to `database_url` (its `sslmode` and
+    /// `sslrootcert` as libpq reads them). No connection is made yet.
     pub fn connect(database_url: &str, max_connections: usize) -> Result<Self, StoreError> {
-        let pg_config = tokio_postgres::Config::from_str(database_url).map_err(|e| {
-            StoreError::Unavailable(format!("DATABASE_URL is not a valid Postgres URL: {e}"))
-        })?;
-        let pool = build_pool(pg_config.clone(), max_connections)?;
+        Self::connect_with_ca(database_url, None, max_connections)
+    }
+
+    /// As [`Store::connect`], trusting the PEM file `ca_file` (`WEBHOOKS_DATABASE_CA`) when the
+    /// URL names no `sslrootcert`. A URL or CA file that cannot be used is
+    /// [`StoreError::Config`], not unavailability: no retry fixes it.
+    pub fn connect_with_ca(
+        database_url: &str,
+        ca_file: Option<&Path>,
+        max_connections: usize,
+    ) -> Result<Self, StoreError> {
+        Self::open(PgConnector::new(database_url, ca_file)?, max_connections)
+    }
+
+    /// Builds a pool of at most `max_connections` through `connector`. No connection is made yet.
+    pub fn open(connector: PgConnector, max_connections: usize) -> Result<Self, StoreError> {
+        let pool = build_pool(&connector, max_connections)?;
         Ok(Self {
             pool,
-            pg_config,
+            connector,
             vault: std::sync::Arc::new(Vault::plaintext()),
             last_announce: Default::default(),
             inbox_written: Default::default(),
@@ -143,15 +164,16 @@ impl Store {
     /// nothing acknowledged to a publisher is at stake, since publishes stay synchronous.
     /// Without this, every delivery result waits for its own disk flush (see BENCHMARKS.md).
     pub fn for_delivery_results(&self, max_connections: usize) -> Result<Self, StoreError> {
-        let mut config = self.pg_config.clone();
         // Bitmap scans off: the claim and result statements look up few rows by index, and a
         // bitmap scan, unlike a plain index scan, never marks the dead index entries it meets
         // as dead, so under the queue's churn each claim paid again for every dead entry since
         // the last vacuum (see BENCHMARKS.md).
-        config.options("-c synchronous_commit=off -c enable_bitmapscan=off");
+        let connector = self.connector.with_config(|config| {
+            config.options("-c synchronous_commit=off -c enable_bitmapscan=off");
+        });
         Ok(Self {
-            pool: build_pool(config, max_connections)?,
-            pg_config: self.pg_config.clone(),
+            pool: build_pool(&connector, max_connections)?,
+            connector: self.connector.clone(),
             vault: self.vault.clone(),
             last_announce: self.last_announce.clone(),
             inbox_written: self.inbox_written.clone(),
@@ -178,9 +200,10 @@ impl Store {
         &self.vault
     }
 
-    /// The parsed connection settings, for connections outside the pool (LISTEN).
-    pub fn pg_config(&self) -> &tokio_postgres::Config {
-        &self.pg_config
+    /// The settings and TLS connector of this store's connections, for connections outside the
+    /// pool (LISTEN, database creation).
+    pub fn connector(&self) -> &PgConnector {
+        &self.connector
     }
 
     /// Checks that the database answers.
@@ -208,10 +231,10 @@ impl Store {
     }
 }
 
-fn build_pool(config: tokio_postgres::Config, max_connections: usize) -> Result<Pool, StoreError> {
+fn build_pool(connector: &PgConnector, max_connections: usize) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
-        config,
-        NoTls,
+        connector.config().clone(),
+        connector.tls(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

@@ -11,6 +11,7 @@
 use base64::{Engine, engine::general_purpose::STANDARD};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -22,10 +23,13 @@ const SEALED: u8 = 1;
 /// Binds ciphertexts to their purpose.
 const AAD: &[u8] = b"backoffice-webhooks/secret/v1";
 
-/// One encryption key and its fingerprint.
+/// One encryption key, its fingerprint, and the key's HMAC to derive other keys from it.
 struct SealingKey {
     fingerprint: [u8; 4],
     cipher: XChaCha20Poly1305,
+    /// HMAC-SHA256 keyed with the encryption key: a derived key is its tag over a label, so it
+    /// reveals nothing of the encryption key and differs per purpose.
+    derivation: Hmac<Sha256>,
 }
 
 impl SealingKey {
@@ -40,10 +44,23 @@ impl SealingKey {
         fingerprint.copy_from_slice(&Sha256::digest(&bytes)[..4]);
         let cipher = XChaCha20Poly1305::new_from_slice(&bytes)
             .map_err(|_| "invalid key length".to_owned())?;
+        let derivation = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&bytes)
+            .map_err(|_| "invalid key length".to_owned())?;
         Ok(Self {
             fingerprint,
             cipher,
+            derivation,
         })
+    }
+
+    /// The key for `label`'s purpose: HMAC-SHA256(encryption key, label), the extract-free
+    /// form of HKDF-Expand for one block, fine since the encryption key is already uniform.
+    fn derive(&self, label: &[u8]) -> [u8; 32] {
+        let mut mac = self.derivation.clone();
+        mac.update(label);
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&mac.finalize().into_bytes());
+        key
     }
 }
 
@@ -90,6 +107,15 @@ impl Vault {
     /// Whether new secrets are encrypted.
     pub fn encrypts(&self) -> bool {
         self.current.is_some()
+    }
+
+    /// Keys for another purpose, named by `label`, derived from the current encryption key and
+    /// then each previous one (so what the current key signs, and what former keys signed, can
+    /// be told apart and both checked during a rotation); `None` without an encryption key.
+    pub fn derived_keys(&self, label: &[u8]) -> Option<([u8; 32], Vec<[u8; 32]>)> {
+        let current = self.current.as_ref()?.derive(label);
+        let previous = self.previous.iter().map(|k| k.derive(label)).collect();
+        Some((current, previous))
     }
 
     /// The envelope to store for `secret`.
@@ -235,6 +261,24 @@ mod tests {
         assert!(!rotated.is_current(&envelope));
         let without_old = Vault::from_keys(Some(&key(2)), &[]).unwrap();
         assert!(without_old.open(&envelope).is_err());
+    }
+
+    #[test]
+    fn derived_keys_differ_per_label_and_from_the_encryption_key() {
+        let vault = Vault::from_keys(Some(&key(4)), &[key(5)]).unwrap();
+        let (a, previous) = vault.derived_keys(b"a").unwrap();
+        let (b, _) = vault.derived_keys(b"b").unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, [4u8; 32]);
+        assert_eq!(previous.len(), 1);
+        assert_ne!(previous[0], a);
+        let again = Vault::from_keys(Some(&key(4)), &[]).unwrap();
+        assert_eq!(
+            again.derived_keys(b"a").unwrap().0,
+            a,
+            "the same key derives the same"
+        );
+        assert!(Vault::plaintext().derived_keys(b"a").is_none());
     }
 
     #[test]

@@ -1,24 +1,58 @@
 //! One WatchDeliveries stream: catch up from the table after the caller's cursor, then follow
 //! the hub's ring, falling back to the table whenever it missed something.
+//!
+//! The stream is pulled, not pushed: nothing is read until the response body asks for the next
+//! message, which hyper does only once HTTP/2 flow control let the previous chunk go. A client
+//! that replays from cursor "0" and reads slowly (or not at all) therefore holds one small page
+//! of the log at a time, whatever the log's size. An earlier design ran a task per stream that
+//! read 1,000 rows at a time into a 256-message channel: each stalled replaying stream pinned
+//! about a megabyte, and 100 of them a hundred megabytes. There is no task to outlive the
+//! stream either: dropping it (the client went away) frees everything it held at once.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use futures_util::Stream;
+use tokio::sync::{broadcast, watch as tokio_watch};
 use tonic::Status;
 
-use super::{READ_BATCH, SharedUpdate, UpdateHub, WatcherGuard};
-use crate::store::UpdateFilter;
+use super::{SharedUpdate, UpdateHub, WatcherGuard};
+use crate::store::{UpdateFilter, UpdateRecord};
 
-/// Messages buffered per watcher before it stops reading (and later catches up from the table).
-/// A buffered message is a reference to the hub's shared, encoded copy.
-const WATCHER_BUFFER: usize = 256;
+/// Log entries read from the table per query while catching up, and so the most a stream
+/// buffers itself. About 32 KiB of typical updates, which is also the size at which tonic hands
+/// a chunk of messages to the transport; an update carrying an attempt's full 64 KiB response
+/// body makes a page of at most 2 MiB, for as long as that page takes to send.
+const CATCH_UP_PAGE: i64 = 32;
 
-type Sink = mpsc::Sender<Result<Bytes, Status>>;
+/// A watcher's stream: `DeliveryUpdate` messages, already protobuf-encoded. It ends with
+/// UNAVAILABLE when the instance shuts down, or with the store's status when catching up from
+/// the table fails.
+pub struct EncodedUpdates {
+    inner: Pin<Box<dyn Stream<Item = Result<Bytes, Status>> + Send>>,
+    /// Whatever must live exactly as long as the stream (see [`EncodedUpdates::holding`]).
+    held: Vec<Box<dyn Send>>,
+}
 
-/// A watcher's stream: `DeliveryUpdate` messages, already protobuf-encoded.
-pub type EncodedUpdates = ReceiverStream<Result<Bytes, Status>>;
+impl EncodedUpdates {
+    /// The same stream, holding `guard` (a slot of a limit, say) until the stream is dropped:
+    /// when it ends, or when the client cancels it.
+    pub fn holding<G: Send + 'static>(mut self, guard: G) -> Self {
+        self.held.push(Box::new(guard));
+        self
+    }
+}
+
+impl Stream for EncodedUpdates {
+    type Item = Result<Bytes, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
 
 /// Opens a stream of the updates matching `filter`, starting after `after_cursor` (or at the
 /// log's end when `None`). OUT_OF_RANGE when the cursor is older than the retained log or newer
@@ -54,104 +88,187 @@ pub async fn watch(
             cursor
         }
     };
-    let (sink, stream) = mpsc::channel(WATCHER_BUFFER);
-    let guard = WatcherGuard::new(hub.clone());
-    tokio::spawn(async move {
-        let _guard = guard;
-        if let Err(reason) = follow(&hub, &filter, start, ring, &sink).await {
-            tracing::debug!(reason, "watcher ended");
-        }
+    let watcher = Watcher {
+        stopping: hub.stopping.subscribe(),
+        _guard: WatcherGuard::new(hub.clone()),
+        hub,
+        filter,
+        position: start,
+        // Catch up to what the hub has already read; the ring has what follows.
+        catch_up_until: (start < newest).then_some(newest),
+        page: VecDeque::new(),
+        ring,
+        ended: false,
+    };
+    let stream = futures_util::stream::unfold(watcher, |mut watcher| async move {
+        let item = watcher.next().await?;
+        Some((item, watcher))
     });
-    Ok(ReceiverStream::new(stream))
+    Ok(EncodedUpdates {
+        inner: Box::pin(stream),
+        held: Vec::new(),
+    })
 }
 
-/// Sends everything after `position`, forever; returns when the client goes away.
-async fn follow(
-    hub: &UpdateHub,
-    filter: &UpdateFilter,
-    mut position: i64,
-    mut ring: broadcast::Receiver<Arc<SharedUpdate>>,
-    sink: &Sink,
-) -> Result<(), &'static str> {
-    let mut stopping = hub.stopping.subscribe();
-    // Catch up to what the hub has already read.
-    let newest = *hub.newest.borrow();
-    position = catch_up(hub, filter, position, newest, sink).await?;
-    loop {
-        let received = tokio::select! {
-            received = ring.recv() => received,
-            _ = sink.closed() => return Err("client went away"),
-            _ = stopping.changed() => {
-                let _ = sink
-                    .send(Err(Status::unavailable(format!(
-                        "the server is shutting down; resume with after_cursor {position}"
-                    ))))
-                    .await;
-                return Err("server shutting down");
+/// The state of one stream between two messages.
+struct Watcher {
+    hub: Arc<UpdateHub>,
+    filter: UpdateFilter,
+    /// Every entry up to here was sent, or filtered out, or sits in `page`.
+    position: i64,
+    /// While catching up from the table: up to which cursor (inclusive).
+    catch_up_until: Option<i64>,
+    /// Entries read from the table, encoded, not sent yet (at most [`CATCH_UP_PAGE`]), with
+    /// their cursors.
+    page: VecDeque<(i64, Bytes)>,
+    /// The hub's live entries; lags (and the stream catches up from the table) when the client
+    /// is slower than the log grows.
+    ring: broadcast::Receiver<Arc<SharedUpdate>>,
+    /// Flips when the instance shuts down.
+    stopping: tokio_watch::Receiver<bool>,
+    /// Set once the final message (an error) was returned.
+    ended: bool,
+    /// Counts the stream in the hub's gauge for as long as it lives.
+    _guard: WatcherGuard,
+}
+
+impl Watcher {
+    /// The next message, `None` once the stream is over.
+    async fn next(&mut self) -> Option<Result<Bytes, Status>> {
+        loop {
+            if self.ended {
+                return None;
             }
-        };
-        match received {
-            Ok(update) => {
-                let cursor = update.cursor;
-                if cursor <= position {
+            if *self.stopping.borrow() {
+                self.ended = true;
+                return Some(Err(Status::unavailable(format!(
+                    "the server is shutting down; resume with after_cursor {}",
+                    self.resume_cursor()
+                ))));
+            }
+            if let Some((_, encoded)) = self.page.pop_front() {
+                return Some(Ok(encoded));
+            }
+            if let Some(until) = self.catch_up_until {
+                if self.position >= until {
+                    self.catch_up_until = None;
                     continue;
                 }
-                if cursor > position + 1 {
-                    // Cursors are dense: a jump means we missed entries. Read them.
-                    catch_up(hub, filter, position, cursor - 1, sink).await?;
+                // The page just taken is on its way to the transport: let the body hand it
+                // over (tonic yields its chunk when this stream is pending) before the next one
+                // is read. Without this pause the next page would be read at once and then held
+                // for as long as flow control keeps the body from being polled again.
+                tokio::task::yield_now().await;
+                if *self.stopping.borrow() {
+                    continue;
                 }
-                if update.passes(filter) {
-                    // The hub encoded it once; every watcher sends the same bytes.
-                    send(sink, update.encoded.clone()).await?;
+                let read = read_page(&self.hub, &self.filter, self.position, until).await;
+                match read {
+                    Ok(updates) => {
+                        self.position = match updates.last() {
+                            // A full page: there may be more up to `until`.
+                            Some(last) if updates.len() as i64 == CATCH_UP_PAGE => last.cursor,
+                            // Nothing more matches up to `until`.
+                            _ => until,
+                        };
+                        self.page = updates
+                            .iter()
+                            .map(|update| (update.cursor, super::encode(update)))
+                            .collect();
+                    }
+                    Err(status) => {
+                        self.ended = true;
+                        return Some(Err(status));
+                    }
                 }
-                position = cursor;
+                continue;
             }
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                let newest = *hub.newest.borrow();
-                position = catch_up(hub, filter, position, newest, sink).await?;
+            let received = tokio::select! {
+                received = self.ring.recv() => received,
+                changed = self.stopping.changed() => match changed {
+                    // Checked at the top of the loop.
+                    Ok(()) => continue,
+                    // The hub is gone (it never is while a watcher holds it).
+                    Err(_) => return None,
+                },
+            };
+            match received {
+                Ok(update) => {
+                    let cursor = update.cursor;
+                    if cursor <= self.position {
+                        continue;
+                    }
+                    if cursor > self.position + 1 {
+                        // Cursors are dense: a jump means we missed entries. Read them, and
+                        // this one with them.
+                        self.catch_up_until = Some(cursor);
+                        continue;
+                    }
+                    self.position = cursor;
+                    if update.passes(&self.filter) {
+                        // The hub encoded it once; every watcher sends the same bytes.
+                        return Some(Ok(update.encoded.clone()));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.catch_up_until = Some(*self.hub.newest.borrow());
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
             }
-            Err(broadcast::error::RecvError::Closed) => return Err("hub stopped"),
+        }
+    }
+
+    /// The cursor a client resumes after: entries up to it were sent (or filtered out).
+    fn resume_cursor(&self) -> i64 {
+        match self.page.front() {
+            Some((cursor, _)) => cursor - 1,
+            None => self.position,
         }
     }
 }
 
-/// Sends the entries in (`from`, `until`] from the table; returns the new position.
-async fn catch_up(
-    hub: &UpdateHub,
+/// One page of log entries in (`after`, `until`] that pass `filter`, read by a task of its own.
+/// The read then finishes, and gives its database connection back, even when the stream is not
+/// polled meanwhile; dropping the stream aborts it.
+async fn read_page(
+    hub: &Arc<UpdateHub>,
     filter: &UpdateFilter,
-    from: i64,
+    after: i64,
     until: i64,
-    sink: &Sink,
-) -> Result<i64, &'static str> {
-    let mut position = from;
-    while position < until {
-        let updates = match hub
-            .store
-            .read_updates(position, until, filter, READ_BATCH)
+) -> Result<Vec<UpdateRecord>, Status> {
+    let store = hub.store.clone();
+    let filter = filter.clone();
+    let task = AbortOnDrop(tokio::spawn(async move {
+        store
+            .read_updates(after, until, &filter, CATCH_UP_PAGE)
             .await
-        {
-            Ok(updates) => updates,
-            Err(e) => {
-                let _ = sink.send(Err(crate::api::store_failure(e))).await;
-                return Err("database failure while catching up");
-            }
-        };
-        let Some(last) = updates.last().map(|u| u.cursor) else {
-            // Nothing (more) matches up to `until`.
-            return Ok(until);
-        };
-        for update in &updates {
-            send(sink, super::encode(update)).await?;
+    }));
+    match task.await {
+        Ok(result) => result.map_err(crate::api::store_failure),
+        Err(e) if e.is_panic() => {
+            tracing::error!(error = %e, "reading the delivery log panicked");
+            Err(Status::internal("internal error; see the service logs"))
         }
-        position = if (updates.len() as i64) < READ_BATCH {
-            until
-        } else {
-            last
-        };
+        // Cancelled: only when the runtime shuts down.
+        Err(_) => Err(Status::unavailable(
+            "the server is shutting down; resume with your last cursor",
+        )),
     }
-    Ok(position.max(until))
 }
 
-async fn send(sink: &Sink, encoded: Bytes) -> Result<(), &'static str> {
-    sink.send(Ok(encoded)).await.map_err(|_| "client went away")
+/// A spawned task that is aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

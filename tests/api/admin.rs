@@ -134,6 +134,74 @@ async fn a_plain_secret_comes_back_in_whsec_form_and_short_ones_are_refused() {
 }
 
 #[tokio::test]
+async fn a_secret_containing_nul_is_refused_at_create_naming_the_secret() {
+    let app = spawn_app().await;
+    let hook = webhook(
+        "H",
+        "https://example.com/h",
+        pb::Function::Withdrawal,
+        &[1],
+        false,
+    );
+    for secret in ["my-plain-secret\0value", "\0my-plain-secret-value"] {
+        let result = app
+            .admin
+            .clone()
+            .create_webhook(create(hook.clone(), secret))
+            .await;
+        let status = result.expect_err("a NUL in the secret is refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(
+            status.message().starts_with("secret: "),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().contains("NUL"), "{}", status.message());
+        assert!(
+            !status.message().contains("value"),
+            "the secret is not echoed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_secret_containing_nul_is_refused_at_rotation_naming_the_secret() {
+    let app = spawn_app().await;
+    let hook = webhook(
+        "H",
+        "https://example.com/h",
+        pb::Function::Withdrawal,
+        &[1],
+        false,
+    );
+    let created = app.create_webhook_from(hook, "").await;
+    let id = created.webhook.expect("the webhook").id;
+    let before = app.get_webhook(&id).await.secret_hint;
+    let status = app
+        .admin
+        .clone()
+        .rotate_webhook_secret(pb::RotateWebhookSecretRequest {
+            id: id.clone(),
+            secret: "my-plain-secret\0value".into(),
+            grace_period: None,
+        })
+        .await
+        .expect_err("a NUL in the secret is refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().starts_with("secret: "),
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("NUL"), "{}", status.message());
+    assert_eq!(
+        app.get_webhook(&id).await.secret_hint,
+        before,
+        "not rotated"
+    );
+}
+
+#[tokio::test]
 async fn create_refuses_each_bad_input_naming_the_field() {
     let app = spawn_app().await;
     let mut admin = app.admin.clone();

@@ -42,6 +42,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// The web console's address, when `--console-addr` was given.
     pub console_addr: Option<SocketAddr>,
+    /// The metrics and health probes' address, when `--metrics-addr` was given.
+    pub metrics_addr: Option<SocketAddr>,
     pub database_url: String,
     pub database_name: String,
     pub admin: WebhookAdminClient<Channel>,
@@ -110,6 +112,7 @@ pub async fn spawn_app_on(database_url: &str, database_name: &str, extra: &[&str
         .expect("the service starts");
     let addr = app.local_addr();
     let console_addr = app.console_addr();
+    let metrics_addr = app.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
@@ -123,6 +126,7 @@ pub async fn spawn_app_on(database_url: &str, database_name: &str, extra: &[&str
     TestApp {
         addr,
         console_addr,
+        metrics_addr,
         database_url: database_url.to_owned(),
         database_name: database_name.to_owned(),
         admin: WebhookAdminClient::new(channel.clone()),
@@ -800,4 +804,43 @@ pub fn expected_signature(secret: &str, id: &str, timestamp: &str, body: &[u8]) 
         "v1,{}",
         base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
     )
+}
+
+/// Spawns the service on a given database like [`spawn_app_on`], resolving destination names
+/// with `lookup` instead of the system resolver (at create, edit and connect time).
+pub async fn spawn_app_on_resolving(
+    database_url: &str,
+    database_name: &str,
+    extra: &[&str],
+    lookup: Arc<dyn webhooks::delivery::guard::Lookup>,
+) -> TestApp {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    webhooks::telemetry::init("warn", webhooks::config::LogFormat::Text);
+    let config = serve_config(database_url, extra);
+    let app = Application::build_resolving_with(config, lookup)
+        .await
+        .expect("the service starts");
+    let addr = app.local_addr();
+    let console_addr = app.console_addr();
+    let metrics_addr = app.metrics_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("valid endpoint")
+        .connect()
+        .await
+        .expect("connects");
+    TestApp {
+        addr,
+        console_addr,
+        metrics_addr,
+        database_url: database_url.to_owned(),
+        database_name: database_name.to_owned(),
+        admin: WebhookAdminClient::new(channel.clone()),
+        ingest: EventIngestClient::new(channel),
+        stop: Some(stop),
+        server: Some(server),
+    }
 }

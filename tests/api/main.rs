@@ -5,11 +5,13 @@ mod admin;
 mod auth;
 mod connections;
 mod console;
+mod database_tls;
 mod delivery;
 mod faults;
 mod helpers;
 mod isolation;
 mod ops;
+mod page_tokens;
 #[path = "../shared/pki.rs"]
 mod pki;
 mod recording;

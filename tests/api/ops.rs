@@ -37,6 +37,109 @@ async fn wait_for_health(addr: std::net::SocketAddr, want: ServingStatus) {
     panic!("health never became {want:?}; last {seen}");
 }
 
+/// Refuses (`reachable` false, ending the service's connections) or allows new connections to
+/// the app's database, from a maintenance connection (made when `admin_db` is None), returned
+/// for the next call.
+async fn set_database_reachable(
+    app: &crate::helpers::TestApp,
+    reachable: bool,
+    admin_db: Option<tokio_postgres::Client>,
+) -> tokio_postgres::Client {
+    let admin_db = match admin_db {
+        Some(client) => client,
+        None => {
+            let (client, connection) = tokio_postgres::connect(
+                &format!("{}/postgres", server_url()),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .unwrap();
+            tokio::spawn(connection);
+            client
+        }
+    };
+    let name = &app.database_name;
+    admin_db
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {reachable}"
+        ))
+        .await
+        .unwrap();
+    if !reachable {
+        admin_db
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                &[name],
+            )
+            .await
+            .unwrap();
+    }
+    admin_db
+}
+
+/// GETs `path` from the metrics port: the status code and the body.
+async fn probe(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Polls `/readyz` until it answers `want`; the last body.
+async fn wait_for_readyz(addr: std::net::SocketAddr, want: u16) -> String {
+    let mut last = (0, String::new());
+    for _ in 0..100 {
+        last = probe(addr, "/readyz").await;
+        if last.0 == want {
+            return last.1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("/readyz never answered {want}; last {last:?}");
+}
+
+#[tokio::test]
+async fn http_probes_report_liveness_and_readiness_with_a_reason() {
+    let app = crate::helpers::spawn_app_with(&["--metrics-addr", "127.0.0.1:0"]).await;
+    let metrics = app.metrics_addr.expect("the metrics port listens");
+    let (status, body) = probe(metrics, "/healthz").await;
+    assert_eq!((status, body.trim()), (200, "ok: the process is running"));
+    let ready = wait_for_readyz(metrics, 200).await;
+    assert!(ready.starts_with("ready"), "{ready}");
+    let (status, body) = probe(metrics, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("webhooks_db_pool_size"), "{body}");
+
+    let admin_db = set_database_reachable(&app, false, None).await;
+    let reason = wait_for_readyz(metrics, 503).await;
+    assert_eq!(reason.trim(), "not ready: the database does not answer");
+    assert_eq!(
+        probe(metrics, "/healthz").await.0,
+        200,
+        "alive while not ready"
+    );
+
+    set_database_reachable(&app, true, Some(admin_db)).await;
+    wait_for_readyz(metrics, 200).await;
+    assert_eq!(probe(metrics, "/nope").await.0, 404);
+}
+
 #[tokio::test]
 async fn health_is_not_serving_while_the_database_is_unreachable_and_recovers() {
     let app = spawn_app().await;
@@ -46,33 +149,10 @@ async fn health_is_not_serving_while_the_database_is_unreachable_and_recovers() 
         ServingStatus::Serving as i32
     );
 
-    let (admin_db, connection) =
-        tokio_postgres::connect(&format!("{}/postgres", server_url()), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    let name = &app.database_name;
-    admin_db
-        .batch_execute(&format!(
-            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
-        ))
-        .await
-        .unwrap();
-    admin_db
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-            &[name],
-        )
-        .await
-        .unwrap();
+    let admin_db = set_database_reachable(&app, false, None).await;
     wait_for_health(app.addr, ServingStatus::NotServing).await;
 
-    admin_db
-        .batch_execute(&format!(
-            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
-        ))
-        .await
-        .unwrap();
+    set_database_reachable(&app, true, Some(admin_db)).await;
     wait_for_health(app.addr, ServingStatus::Serving).await;
 }
 
@@ -273,5 +353,25 @@ async fn shutdown_ends_open_watch_streams_with_unavailable() {
     match end {
         Some(Err(status)) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
         other => panic!("expected UNAVAILABLE, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn instances_starting_at_once_on_a_new_database_all_start() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for round in 0..3 {
+        let (database_url, _) = crate::helpers::fresh_database_url();
+        let builds = (0..4).map(|_| {
+            webhooks::startup::Application::build(crate::helpers::serve_config(&database_url, &[]))
+        });
+        for (instance, built) in futures_util::future::join_all(builds)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            if let Err(error) = built {
+                panic!("round {round}, instance {instance} failed to start: {error:#}");
+            }
+        }
     }
 }

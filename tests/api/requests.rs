@@ -262,3 +262,87 @@ async fn truncated_and_empty_requests_are_invalid_argument() {
     let (code, message) = post_raw_grpc(app.addr, path, vec![7, 0, 0, 0, 0]).await;
     assert_eq!(code, "3", "bad flag: {message}");
 }
+
+/// POSTs a gRPC-Web-text request over HTTP/1.1 with `Accept: */*`, as curl or a plain proxy
+/// sends it: the answer's content type, body and the status it carries.
+async fn post_grpc_web_text(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: &str,
+) -> (String, String, Option<String>) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let request = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc-web-text")
+        .header("accept", "*/*")
+        .header("x-grpc-web", "1")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let response = client.request(request).await.expect("an HTTP/1.1 answer");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let header_status = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        content_type,
+        String::from_utf8_lossy(&body).into_owned(),
+        header_status,
+    )
+}
+
+#[tokio::test]
+async fn a_grpc_web_text_request_gets_a_text_reply_on_both_ports() {
+    use base64::Engine;
+    let app = crate::helpers::spawn_app_with(&["--console-addr", "127.0.0.1:0"]).await;
+    let console = app.console_addr.expect("the console listens");
+    // An empty ListWebhooksRequest in one gRPC frame, base64 as gRPC-Web-text sends it.
+    let request = base64::engine::general_purpose::STANDARD.encode([0u8, 0, 0, 0, 0]);
+    for addr in [app.addr, console] {
+        let (content_type, body, _) = post_grpc_web_text(
+            addr,
+            "/backoffice.webhooks.v1.WebhookAdmin/ListWebhooks",
+            &request,
+        )
+        .await;
+        assert!(
+            content_type.starts_with("application/grpc-web-text"),
+            "{addr}: {content_type}"
+        );
+        // The whole reply is base64 (of a message frame and a trailers frame).
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .or_else(|_| {
+                // Each frame may be padded on its own: decode them one by one.
+                body.split_inclusive('=')
+                    .filter(|chunk| !chunk.is_empty())
+                    .try_fold(Vec::new(), |mut all, chunk| {
+                        let part = base64::engine::general_purpose::STANDARD.decode(chunk)?;
+                        all.extend(part);
+                        Ok::<_, base64::DecodeError>(all)
+                    })
+            })
+            .unwrap_or_else(|e| panic!("{addr}: the reply is not base64 ({e}): {body:?}"));
+        let text = String::from_utf8_lossy(&decoded);
+        assert!(text.contains("grpc-status:0"), "{addr}: {text:?}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_grpc_web_text_is_invalid_argument() {
+    let app = spawn_app().await;
+    let (_, _, status) = post_grpc_web_text(
+        app.addr,
+        "/backoffice.webhooks.v1.WebhookAdmin/ListWebhooks",
+        "!!!! not base64 %%%",
+    )
+    .await;
+    assert_eq!(status.as_deref(), Some("3"));
+}

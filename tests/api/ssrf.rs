@@ -3,14 +3,22 @@
 //! or whose name resolves somewhere else now — still cannot reach the internal network); the
 //! opt-in, the allow-list and the https requirement. Network: 127.0.0.1 only.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 
+use ipnet::IpNet;
 use tonic::Code;
+use webhooks::delivery::guard::Lookup;
+use webhooks::domain::{Handling, SPECIAL_RANGES, SpecialRange, special_range};
 use webhooks::proto::v1 as pb;
 
 use crate::helpers::{
-    Receiver, TestApp, fresh_database_url, spawn_app_on, spawn_app_with, webhook_spec,
-    withdrawal_event,
+    Receiver, TestApp, fresh_database_url, spawn_app, spawn_app_on, spawn_app_on_resolving,
+    spawn_app_with, webhook_spec, withdrawal_event,
 };
 
 const ALLOW_PRIVATE: &str = "WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS";
@@ -326,4 +334,229 @@ async fn require_https_refuses_http_at_create_edit_and_send() {
         attempts[0].error_message
     );
     assert!(receiver.received().is_empty());
+}
+
+/// An address the table says to refuse, and what the refusal must name: the row it falls in
+/// and, for an IPv6 form of an IPv4 address, the form's row too.
+#[derive(Debug)]
+struct Refused {
+    ip: IpAddr,
+    names: Vec<&'static str>,
+}
+
+impl Refused {
+    /// A destination URL on this address.
+    fn url(&self, port: u16, path: &str) -> String {
+        match self.ip {
+            IpAddr::V4(ip) => format!("http://{ip}:{port}{path}"),
+            IpAddr::V6(ip) => format!("http://[{ip}]:{port}{path}"),
+        }
+    }
+
+    /// Asserts that `message` names every row this address is refused by.
+    #[track_caller]
+    fn assert_named_in(&self, message: &str) {
+        for name in &self.names {
+            assert!(message.contains(name), "{}: `{name}` in {message}", self.ip);
+        }
+    }
+}
+
+/// An address of `row` that no more specific row refines (its middle, else an end).
+fn representative(row: &'static SpecialRange) -> IpAddr {
+    let middle = match row.net {
+        IpNet::V4(net) => {
+            let (lo, hi) = (u32::from(net.network()), u32::from(net.broadcast()));
+            IpAddr::V4((lo + (hi - lo) / 2).into())
+        }
+        IpNet::V6(net) => {
+            let (lo, hi) = (u128::from(net.network()), u128::from(net.broadcast()));
+            IpAddr::V6((lo + (hi - lo) / 2).into())
+        }
+    };
+    [middle, row.net.network(), row.net.broadcast()]
+        .into_iter()
+        .find(|ip| special_range(*ip) == Some(row))
+        .unwrap_or_else(|| panic!("no address of {row:?} is judged by it"))
+}
+
+/// Every case the table implies, read from the table so a new row is tested as soon as it is
+/// added: an address of each refused row, and that IPv4 address in each IPv6 form that
+/// carries one (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo).
+fn refused_by_the_table() -> Vec<Refused> {
+    let forms: Vec<_> = SPECIAL_RANGES
+        .iter()
+        .filter_map(|row| match (row.net, row.handling) {
+            (IpNet::V6(net), Handling::JudgeEmbedded(e) | Handling::RefuseNamingEmbedded(e)) => {
+                Some((row, net, e))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forms.len(), 5, "mapped, compatible, NAT64, 6to4, Teredo");
+    let mut cases = Vec::new();
+    for row in SPECIAL_RANGES
+        .iter()
+        .filter(|r| r.handling == Handling::Refuse)
+    {
+        let ip = representative(row);
+        cases.push(Refused {
+            ip,
+            names: vec![row.name],
+        });
+        let IpAddr::V4(v4) = ip else { continue };
+        for (form, net, embedding) in &forms {
+            cases.push(Refused {
+                ip: IpAddr::V6(embedding.embed(*net, v4)),
+                names: vec![form.name, row.name],
+            });
+        }
+    }
+    cases
+}
+
+#[tokio::test]
+async fn every_range_of_the_table_and_every_ipv4_form_is_refused_at_create() {
+    let app = spawn_app_with(GUARDED).await;
+    for case in refused_by_the_table() {
+        let url = case.url(8080, "/hook");
+        let result = try_create(&app, &url).await;
+        let message = result
+            .as_ref()
+            .err()
+            .map(|s| s.message().to_owned())
+            .unwrap_or_default();
+        assert_refused(result, ALLOW_PRIVATE, &url);
+        case.assert_named_in(&message);
+    }
+}
+
+#[tokio::test]
+async fn every_range_of_the_table_and_every_ipv4_form_is_refused_at_edit() {
+    let app = spawn_app_with(GUARDED).await;
+    let public = "https://93.184.216.34/hook";
+    let created = try_create(&app, public)
+        .await
+        .expect("a public address is accepted");
+    let id = created.webhook.expect("the webhook").id;
+    for case in refused_by_the_table() {
+        let url = case.url(8080, "/hook");
+        let result = try_set_destination(&app, &id, &url).await;
+        let message = result
+            .as_ref()
+            .err()
+            .map(|s| s.message().to_owned())
+            .unwrap_or_default();
+        assert_refused(result, ALLOW_PRIVATE, &url);
+        case.assert_named_in(&message);
+    }
+    assert_eq!(app.get_webhook(&id).await.destination_url, public);
+}
+
+/// A resolver answering each name with one fixed address; other names do not exist.
+struct FixedNames(HashMap<String, IpAddr>);
+
+impl Lookup for FixedNames {
+    fn lookup(&self, host: &str) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send>> {
+        let answer = self.0.get(host).map(|ip| vec![*ip]).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{host}: no such name"))
+        });
+        Box::pin(std::future::ready(answer))
+    }
+}
+
+#[tokio::test]
+async fn every_range_of_the_table_and_every_ipv4_form_is_refused_at_connect_through_a_name() {
+    // The webhooks are configured where private destinations are allowed (and the names are
+    // not resolved); the delivering instance resolves each name to one address of the table.
+    let receiver = Receiver::start().await;
+    let port = receiver.addr.port();
+    let cases = refused_by_the_table();
+    let names: HashMap<String, IpAddr> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, case)| (format!("case-{i}.ssrf.test"), case.ip))
+        .collect();
+    let (url, name) = fresh_database_url();
+    let configure = spawn_app_on(
+        &url,
+        &name,
+        &[
+            "--disable-workers",
+            "true",
+            "--allow-private-destinations",
+            "true",
+        ],
+    )
+    .await;
+    let mut flags = GUARDED.to_vec();
+    flags.extend(["--retry-schedule", ""]);
+    let deliver = spawn_app_on_resolving(&url, &name, &flags, Arc::new(FixedNames(names))).await;
+    let mut by_webhook = HashMap::new();
+    for (i, case) in cases.iter().enumerate() {
+        let destination = format!("http://case-{i}.ssrf.test:{port}/case-{i}");
+        let created = try_create(&configure, &destination)
+            .await
+            .expect("allowed here");
+        by_webhook.insert(created.webhook.expect("the webhook").id, case);
+    }
+    let published = deliver
+        .publish(withdrawal_event(
+            "ssrf-table",
+            "W-SSRF-TABLE",
+            pb::Decision::Approved,
+            Some(1),
+        ))
+        .await;
+    assert_eq!(published.delivery_ids.len(), cases.len());
+    for delivery_id in &published.delivery_ids {
+        let attempts = attempts(&deliver, delivery_id, 1).await;
+        let delivery = deliver.get_delivery(delivery_id).await;
+        let case = by_webhook[&delivery.webhook_id];
+        let attempt = &attempts[0];
+        assert_eq!(
+            attempt.error_kind,
+            pb::AttemptErrorKind::Refused as i32,
+            "{case:?}: {attempt:#?}"
+        );
+        assert!(
+            attempt.error_message.contains(ALLOW_PRIVATE),
+            "{}",
+            attempt.error_message
+        );
+        assert!(
+            attempt.error_message.contains(&case.ip.to_string()),
+            "{}",
+            attempt.error_message
+        );
+        case.assert_named_in(&attempt.error_message);
+    }
+    assert!(
+        receiver.received().is_empty(),
+        "nothing may reach the receiver: {:?}",
+        receiver.received()
+    );
+    configure.stop().await;
+    deliver.stop().await;
+}
+
+#[tokio::test]
+async fn port_zero_is_refused_at_create_and_edit_even_with_the_opt_in() {
+    let app = spawn_app().await;
+    for url in ["http://127.0.0.1:0/hook", "https://example.com:0/hook"] {
+        let result = try_create(&app, url).await;
+        let message = result
+            .as_ref()
+            .err()
+            .map(|s| s.message().to_owned())
+            .unwrap_or_default();
+        assert_refused(result, "port 0", url);
+        assert!(message.starts_with(FIELD), "{message}");
+    }
+    let public = "https://example.com/hook";
+    let created = try_create(&app, public).await.expect("accepted");
+    let id = created.webhook.expect("the webhook").id;
+    let url = "https://example.com:0/hook";
+    assert_refused(try_set_destination(&app, &id, url).await, "port 0", url);
+    assert_eq!(app.get_webhook(&id).await.destination_url, public);
 }

@@ -17,6 +17,7 @@ use crate::helpers::{Receiver, Reply, fresh_database_url, serve_config, withdraw
 
 /// A service instance whose update hub the test can inspect.
 struct Instance {
+    addr: std::net::SocketAddr,
     admin: WebhookAdminClient<Channel>,
     ingest: EventIngestClient<Channel>,
     hub: Arc<UpdateHub>,
@@ -41,6 +42,7 @@ async fn start_instance(database_url: &str, extra: &[&str]) -> Instance {
         .await
         .unwrap();
     Instance {
+        addr,
         admin: WebhookAdminClient::new(channel.clone()),
         ingest: EventIngestClient::new(channel),
         hub,
@@ -435,4 +437,517 @@ async fn bad_cursors_are_refused() {
     )
     .await;
     assert_eq!(next(&mut edge, Duration::from_secs(10)).await.cursor, "4");
+}
+
+/// Set in the child process that runs a memory test alone (see [`in_a_process_of_its_own`]).
+const ALONE: &str = "WEBHOOKS_TEST_ALONE";
+
+/// Whether this is the child that should do the measuring. The parent re-runs `test` (its path
+/// in this test binary) in a process of its own and checks that it passed: tests run side by
+/// side in one process, so its RSS would otherwise count the other tests' memory too.
+fn in_a_process_of_its_own(test: &str) -> bool {
+    if std::env::var_os(ALONE).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let output = std::process::Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(ALONE, "1")
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(output.status.success(), "{test} failed on its own");
+    assert!(
+        stdout.contains("1 passed"),
+        "{test} did not run on its own: {stdout}"
+    );
+    false
+}
+
+/// Gives the heap's free memory back to the system, so that the next allocations show in the
+/// RSS instead of reusing what earlier work (filling the log) freed.
+fn trim_the_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory of glibc's heap; it touches nothing in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// This process's resident set size, in KiB (`VmRSS` of /proc/self/status).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
+/// A WatchDeliveries call over a raw HTTP/2 connection whose client never reads the response
+/// body, so it never gives the server flow-control window beyond the first `window` bytes.
+/// Returns the response (kept to keep the stream open) and the request half.
+async fn stalled_watch(
+    client: &mut h2::client::SendRequest<bytes::Bytes>,
+    addr: std::net::SocketAddr,
+    request: &pb::WatchDeliveriesRequest,
+) -> (http::Response<h2::RecvStream>, h2::SendStream<bytes::Bytes>) {
+    use prost::Message;
+    let encoded = request.encode_to_vec();
+    let mut frame = Vec::with_capacity(5 + encoded.len());
+    frame.push(0u8);
+    frame.extend_from_slice(&u32::try_from(encoded.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&encoded);
+    let http_request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(format!(
+            "http://{addr}/backoffice.webhooks.v1.WebhookAdmin/WatchDeliveries"
+        ))
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .header(http::header::TE, "trailers")
+        .body(())
+        .unwrap();
+    let ready = client
+        .clone()
+        .ready()
+        .await
+        .expect("the connection takes a stream");
+    *client = ready;
+    let (response, mut send) = client
+        .send_request(http_request, false)
+        .expect("the stream opens");
+    send.send_data(bytes::Bytes::from(frame), true)
+        .expect("the request is sent");
+    let response = response.await.expect("response headers");
+    assert_eq!(response.status(), http::StatusCode::OK);
+    (response, send)
+}
+
+/// Opens `count` raw HTTP/2 connections to `addr` whose streams get a window of `window` bytes.
+async fn stalled_connections(
+    addr: std::net::SocketAddr,
+    count: usize,
+    window: u32,
+) -> (
+    Vec<h2::client::SendRequest<bytes::Bytes>>,
+    Vec<tokio::task::JoinHandle<()>>,
+) {
+    let mut clients = Vec::new();
+    let mut connections = Vec::new();
+    for _ in 0..count {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        let (client, connection) = h2::client::Builder::new()
+            .initial_window_size(window)
+            .handshake::<_, bytes::Bytes>(tcp)
+            .await
+            .expect("HTTP/2 handshake");
+        clients.push(client);
+        connections.push(tokio::spawn(async move {
+            let _ = connection.await;
+        }));
+    }
+    (clients, connections)
+}
+
+/// Fills the log with `count` CREATED updates (one per published event, workers off so nothing
+/// follows them) and waits until they are all sequenced.
+async fn fill_the_log(instance: &Instance, url: &str, count: usize) {
+    create_hook(instance, "http://127.0.0.1:9/never-sent").await;
+    let mut ingest = instance.ingest.clone();
+    for batch in 0..count.div_ceil(1000) {
+        let events = (batch * 1000..((batch + 1) * 1000).min(count))
+            .map(|i| {
+                withdrawal_event(
+                    &format!("fill-{i}"),
+                    &format!("W-FILL-{i}"),
+                    pb::Decision::Rejected,
+                    None,
+                )
+            })
+            .collect();
+        ingest
+            .publish_events(pb::PublishEventsRequest { events })
+            .await
+            .expect("a batch published");
+    }
+    let (db, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let want = i64::try_from(count).unwrap();
+    crate::helpers::wait_until(
+        "the log to hold every update",
+        Duration::from_secs(60),
+        || {
+            let db = &db;
+            async move {
+                let row = db
+                    .query_one("SELECT coalesce(max(cursor), 0) FROM delivery_updates", &[])
+                    .await
+                    .ok()?;
+                (row.get::<_, i64>(0) >= want).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn replaying_watchers_that_never_read_hold_a_few_pages_not_the_log() {
+    if !in_a_process_of_its_own(
+        "watch::replaying_watchers_that_never_read_hold_a_few_pages_not_the_log",
+    ) {
+        return;
+    }
+    const STREAMS: usize = 100;
+    const CONNECTIONS: usize = 10;
+    const LIMIT_KIB: u64 = 8 * 1024;
+    let (url, _) = fresh_database_url();
+    // All 100 streams come from one address with authentication off: no cap on them here.
+    let instance = start_instance(
+        &url,
+        &[
+            "--disable-workers",
+            "true",
+            "--max-watch-streams-per-credential",
+            "0",
+        ],
+    )
+    .await;
+    let addr = instance.addr;
+    fill_the_log(&instance, &url, 10_000).await;
+    let replay = pb::WatchDeliveriesRequest {
+        after_cursor: "0".into(),
+        ..Default::default()
+    };
+
+    // Warm up: the pool's connections, prepared statements and the first HTTP/2 connections
+    // are allocated once, whatever the number of streams.
+    let (mut warm_clients, warm_connections) = stalled_connections(addr, 2, 1024).await;
+    let mut warm = Vec::new();
+    for client in &mut warm_clients {
+        warm.push(stalled_watch(client, addr, &replay).await);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(warm);
+    drop(warm_clients);
+    for connection in warm_connections {
+        connection.abort();
+    }
+    crate::helpers::wait_until("warm-up streams to close", Duration::from_secs(10), || {
+        let open = instance.hub.open_watchers();
+        async move { (open == 0).then_some(()) }
+    })
+    .await;
+
+    let tasks_before = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    trim_the_heap();
+    let before = rss_kib();
+    let (mut clients, connections) = stalled_connections(addr, CONNECTIONS, 1024).await;
+    let mut streams = Vec::new();
+    for i in 0..STREAMS {
+        let client = &mut clients[i % CONNECTIONS];
+        streams.push(stalled_watch(client, addr, &replay).await);
+    }
+    assert_eq!(instance.hub.open_watchers(), STREAMS);
+    let opened = rss_kib();
+    // The streams do replay: the first window's worth of updates arrived (reading it releases
+    // no window, so the server still may not send more).
+    let first = tokio::time::timeout(Duration::from_secs(10), streams[0].0.body_mut().data())
+        .await
+        .expect("the replay starts")
+        .expect("a data frame")
+        .expect("readable");
+    assert_eq!(first[0], 0, "a gRPC message frame");
+    // Let every stream read as far as it will.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let settled = rss_kib();
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    println!(
+        "RSS before {before} KiB, after opening {STREAMS} streams {opened} KiB (+{}), \
+         3 s later {settled} KiB (+{}); tasks {tasks_before} -> {tasks}",
+        opened.saturating_sub(before),
+        settled.saturating_sub(before),
+    );
+    let grown = opened.max(settled).saturating_sub(before);
+    assert!(
+        grown < LIMIT_KIB,
+        "{STREAMS} stalled replaying streams grew the RSS by {grown} KiB (limit {LIMIT_KIB} KiB)"
+    );
+    // hyper's task per HTTP/2 stream and the connections' (both ends are in this process), but
+    // no task of the watchers' own.
+    assert!(
+        tasks < tasks_before + STREAMS + 4 * CONNECTIONS,
+        "the streams run tasks of their own: {tasks_before} -> {tasks} alive tasks"
+    );
+
+    // Cancelling the streams (RST_STREAM, the connections stay up) frees their watchers.
+    drop(streams);
+    crate::helpers::wait_until(
+        "cancelled streams to close",
+        Duration::from_secs(10),
+        || {
+            let open = instance.hub.open_watchers();
+            async move { (open == 0).then_some(()) }
+        },
+    )
+    .await;
+    drop(clients);
+    for connection in connections {
+        connection.abort();
+    }
+}
+
+/// How long after its key's revocation a stream may still run (the key cache's 5 s plus the
+/// 5 s between two checks of a running call), with room for a loaded machine.
+const REVOKED_WITHIN: Duration = Duration::from_secs(10 + 5);
+
+/// A WatchDeliveries call over gRPC-Web on HTTP/1.1, as a browser makes it on the console's
+/// port. Resolves when the stream ends, with its messages' count and its trailers.
+async fn grpc_web_watch(
+    addr: std::net::SocketAddr,
+    request: &pb::WatchDeliveriesRequest,
+    token: &str,
+) -> (usize, std::collections::HashMap<String, String>) {
+    use bytes::Buf;
+    use http_body_util::{BodyExt, Full};
+    use prost::Message;
+    let encoded = request.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(encoded.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&encoded);
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(format!(
+            "http://{addr}/backoffice.webhooks.v1.WebhookAdmin/WatchDeliveries"
+        ))
+        .header(http::header::CONTENT_TYPE, "application/grpc-web+proto")
+        .header(http::header::ACCEPT, "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Full::new(bytes::Bytes::from(frame)))
+        .unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let response = client.request(request).await.expect("the console answers");
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let mut body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the body")
+        .to_bytes();
+    let mut messages = 0;
+    let mut trailers = std::collections::HashMap::new();
+    while body.remaining() >= 5 {
+        let flag = body.get_u8();
+        let length = body.get_u32() as usize;
+        let payload = body.split_to(length.min(body.len()));
+        if flag & 0x80 == 0 {
+            messages += 1;
+        } else {
+            for line in String::from_utf8_lossy(&payload).split("\r\n") {
+                if let Some((name, value)) = line.split_once(':') {
+                    trailers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+                }
+            }
+        }
+    }
+    (messages, trailers)
+}
+
+#[tokio::test]
+async fn a_revoked_keys_streams_end_unauthenticated_on_the_grpc_port_and_the_console() {
+    let (url, name) = fresh_database_url();
+    let app = crate::helpers::spawn_app_on(
+        &url,
+        &name,
+        &["--require-auth", "true", "--console-addr", "127.0.0.1:0"],
+    )
+    .await;
+    let console = app.console_addr.expect("the console listens");
+    let store = webhooks::store::Store::connect(&url, 2).unwrap();
+    let (key, token) = store
+        .create_api_key("watcher", webhooks::store::Role::Viewer)
+        .await
+        .unwrap();
+    let mut grpc = app
+        .admin
+        .clone()
+        .watch_deliveries(crate::helpers::with_token(
+            pb::WatchDeliveriesRequest::default(),
+            Some(&token),
+        ))
+        .await
+        .expect("the key may watch")
+        .into_inner();
+    let web = tokio::spawn({
+        let token = token.clone();
+        async move { grpc_web_watch(console, &pb::WatchDeliveriesRequest::default(), &token).await }
+    });
+    // A valid key's streams outlive a re-check (one is due every 5 s).
+    let quiet = tokio::time::timeout(Duration::from_secs(7), grpc.next()).await;
+    assert!(quiet.is_err(), "the stream ended early: {quiet:?}");
+    assert!(!web.is_finished(), "the gRPC-Web stream ended early");
+
+    assert!(store.revoke_api_key(key.id).await.unwrap());
+    let revoked = std::time::Instant::now();
+    let ended = tokio::time::timeout(REVOKED_WITHIN, grpc.next())
+        .await
+        .expect("the gRPC stream ends after the revocation");
+    match ended {
+        Some(Err(status)) => {
+            assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+            assert!(status.message().contains("revoked"), "{status:?}");
+        }
+        other => panic!("expected UNAUTHENTICATED, got {other:?}"),
+    }
+    println!(
+        "the gRPC stream ended {:?} after the revocation",
+        revoked.elapsed()
+    );
+    let (messages, trailers) = tokio::time::timeout(REVOKED_WITHIN, web)
+        .await
+        .expect("the gRPC-Web stream ends after the revocation")
+        .unwrap();
+    assert_eq!(messages, 0);
+    assert_eq!(
+        trailers.get("grpc-status").map(String::as_str),
+        Some("16"),
+        "{trailers:?}"
+    );
+    assert!(revoked.elapsed() < REVOKED_WITHIN);
+}
+
+#[tokio::test]
+async fn a_token_removed_by_a_restart_ends_its_streams_then_is_refused() {
+    const OLD: &str = "old-admin-token-0123456789";
+    const NEW: &str = "new-admin-token-0123456789";
+    let (url, name) = fresh_database_url();
+    let app = crate::helpers::spawn_app_on(&url, &name, &["--admin-token", OLD]).await;
+    let mut stream = app
+        .admin
+        .clone()
+        .watch_deliveries(crate::helpers::with_token(
+            pb::WatchDeliveriesRequest::default(),
+            Some(OLD),
+        ))
+        .await
+        .expect("the token may watch")
+        .into_inner();
+    app.stop().await;
+    match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+        Ok(Some(Err(status))) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        other => panic!("expected UNAVAILABLE at shutdown, got {other:?}"),
+    }
+
+    // The instance comes back without the old token.
+    let app = crate::helpers::spawn_app_on(&url, &name, &["--admin-token", NEW]).await;
+    let refused = app
+        .admin
+        .clone()
+        .watch_deliveries(crate::helpers::with_token(
+            pb::WatchDeliveriesRequest::default(),
+            Some(OLD),
+        ))
+        .await;
+    crate::helpers::assert_status(refused, Code::Unauthenticated, "invalid or revoked token");
+    app.admin
+        .clone()
+        .watch_deliveries(crate::helpers::with_token(
+            pb::WatchDeliveriesRequest::default(),
+            Some(NEW),
+        ))
+        .await
+        .expect("the new token may watch");
+}
+
+/// Opens a WatchDeliveries stream with `token`, or returns why not.
+async fn try_watch(
+    admin: &WebhookAdminClient<Channel>,
+    token: Option<&str>,
+) -> Result<Streaming<pb::DeliveryUpdate>, tonic::Status> {
+    admin
+        .clone()
+        .watch_deliveries(crate::helpers::with_token(
+            pb::WatchDeliveriesRequest::default(),
+            token,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn each_credential_may_open_only_so_many_streams() {
+    const ADMIN: &str = "capped-admin-token-0123456789";
+    const VIEWER: &str = "capped-viewer-token-0123456789";
+    let app = crate::helpers::spawn_app_with(&[
+        "--admin-token",
+        ADMIN,
+        "--viewer-token",
+        VIEWER,
+        "--max-watch-streams-per-credential",
+        "3",
+    ])
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(
+            try_watch(&app.admin, Some(ADMIN))
+                .await
+                .expect("within the cap"),
+        );
+    }
+    let refused = try_watch(&app.admin, Some(ADMIN)).await;
+    crate::helpers::assert_status(
+        refused,
+        Code::ResourceExhausted,
+        "at most 3 WatchDeliveries streams may be open per credential",
+    );
+    let refused = try_watch(&app.admin, Some(ADMIN)).await;
+    crate::helpers::assert_status(
+        refused,
+        Code::ResourceExhausted,
+        "WEBHOOKS_MAX_WATCH_STREAMS_PER_CREDENTIAL",
+    );
+    // Another credential has slots of its own.
+    let _viewer = try_watch(&app.admin, Some(VIEWER))
+        .await
+        .expect("another credential is not capped by the first");
+
+    // Cancelling a stream gives its slot back (once the server saw the RST_STREAM).
+    drop(open.pop());
+    let reopened = crate::helpers::wait_until(
+        "a cancelled stream's slot to be free again",
+        Duration::from_secs(10),
+        || async { try_watch(&app.admin, Some(ADMIN)).await.ok() },
+    )
+    .await;
+    open.push(reopened);
+    let refused = try_watch(&app.admin, Some(ADMIN)).await;
+    assert_eq!(
+        refused.err().map(|s| s.code()),
+        Some(Code::ResourceExhausted)
+    );
+}
+
+#[tokio::test]
+async fn with_authentication_off_streams_are_capped_per_client_address() {
+    let app = crate::helpers::spawn_app_with(&["--max-watch-streams-per-credential", "2"]).await;
+    let _first = try_watch(&app.admin, None).await.expect("within the cap");
+    // A token means nothing with authentication off: it does not open a bucket of its own.
+    let _second = try_watch(&app.admin, Some("anything"))
+        .await
+        .expect("within the cap");
+    let refused = try_watch(&app.admin, Some("something-else")).await;
+    crate::helpers::assert_status(refused, Code::ResourceExhausted, "per client address");
 }

@@ -3,6 +3,7 @@
 
 mod deliveries;
 mod events;
+mod help;
 mod hooks;
 mod listen;
 #[path = "../shared/pki.rs"]

@@ -101,6 +101,10 @@ fn the_stated_defaults_are_the_services() {
             "would exceed {} KiB (`WEBHOOKS_MAX_PAYLOAD_BYTES`)",
             max_payload / 1024
         ),
+        format!(
+            "`WEBHOOKS_MAX_WATCH_STREAMS_PER_CREDENTIAL` streams ({} by default)",
+            support::serve_default("max_watch_streams_per_credential")
+        ),
     ] {
         assert!(
             text.contains(&phrase),

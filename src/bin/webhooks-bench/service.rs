@@ -112,6 +112,9 @@ impl Launcher {
             .args(["--grpc-addr", &grpc_addr.to_string()])
             .args(["--metrics-addr", &metrics_addr.to_string()])
             .args(["--allow-private-destinations", "true"])
+            // The watchers scenario opens its (100 by default) streams from one address with
+            // authentication off, where the cap counts per address.
+            .args(["--max-watch-streams-per-credential", "0"])
             .args(["--log-level", "warn"]);
         if options.disable_workers {
             command.args(["--disable-workers", "true"]);
