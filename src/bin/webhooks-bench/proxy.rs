@@ -112,6 +112,15 @@ async fn relay(
     upstream: SocketAddr,
     counts: Arc<Mutex<Counts>>,
 ) -> anyhow::Result<()> {
+    let mut client = client;
+    // The service asks for TLS first (sslmode=prefer, its default): refuse it here, as a server
+    // without TLS would, so the service goes on in plain text and the stream can be read.
+    let mut first = [0u8; 8];
+    client.read_exact(&mut first).await?;
+    if u32::from_be_bytes([first[4], first[5], first[6], first[7]]) == SSL_REQUEST {
+        client.write_all(b"N").await?;
+        client.read_exact(&mut first).await?;
+    }
     let server = TcpStream::connect(upstream).await?;
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
@@ -122,6 +131,8 @@ async fn relay(
         let _ = client_write.shutdown().await;
     });
     let mut parser = Frontend::default();
+    server_write.write_all(&first).await?;
+    parser.feed(&first, &counts);
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         let n = client_read.read(&mut buffer).await?;
@@ -182,8 +193,8 @@ impl Frontend {
                 }
                 let code = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
                 if code == SSL_REQUEST || code == GSSENC_REQUEST {
-                    // The service connects without TLS; were the server to accept encryption,
-                    // the stream could not be read any more.
+                    // `relay` refuses the service's SSLRequest itself; were the server to accept
+                    // encryption, the stream could not be read any more.
                     self.broken = code == GSSENC_REQUEST;
                 } else {
                     self.started = true;
