@@ -6,6 +6,7 @@ mod auth;
 mod connections;
 mod console;
 mod delivery;
+mod destination_credentials;
 mod faults;
 mod helpers;
 mod isolation;
