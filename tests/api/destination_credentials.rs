@@ -516,7 +516,12 @@ async fn a_partner_demanding_a_client_certificate_and_its_own_authorization_gets
         }
     }
     // And the service's own logs, at debug level, never showed one.
-    assert_hidden(&service.log(), &secrets, "the service log");
+    let log = service.log();
+    assert!(
+        log.contains("delivery attempt") && log.contains("DEBUG"),
+        "the log was captured at debug level"
+    );
+    assert_hidden(&log, &secrets, "the service log");
     let _ = std::fs::remove_file(&service.log);
 }
 
