@@ -629,7 +629,7 @@ mod tests {
             vec![
                 (
                     "Authorization".to_owned(),
-                    "••••1234 (26 characters)".to_owned()
+                    "••••1234 (27 characters)".to_owned()
                 ),
                 ("X".to_owned(), "•••• (5 characters)".to_owned()),
             ]
