@@ -523,6 +523,29 @@ mod tests {
         assert!(connections.load(Ordering::SeqCst) >= 1);
     }
 
+    #[tokio::test]
+    async fn webhooks_with_their_own_tls_connect_through_the_guard_too() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (port, connections) = counting_receiver().await;
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.example".to_owned()]).expect("ca");
+        let ca = crate::domain::PrivateCa::parse("ca", &ca.cert.pem()).expect("a CA");
+        let tls = DestinationTls {
+            version: OffsetDateTime::now_utc(),
+            client_certificate: None,
+            server_ca: Some(ca),
+        };
+        let result = sender(false, &[])
+            .post_with_tls(
+                Some((Uuid::now_v7(), &tls)),
+                &format!("https://rebind.example:{port}/hook"),
+                &[],
+                "{}",
+            )
+            .await;
+        assert_eq!(result.error_kind, Some("refused"), "{result:?}");
+        assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing may connect");
+    }
+
     #[test]
     fn retry_after_accepts_seconds_and_dates() {
         assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
