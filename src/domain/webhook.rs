@@ -342,7 +342,7 @@ pub fn parse_update_mask(paths: &[String]) -> Result<Vec<UpdateField>, Validatio
              its key change as a pair",
         ));
     }
-    let mut fields = paths
+    paths
         .iter()
         .map(|path| match path.as_str() {
             "name" => Ok(UpdateField::Name),
@@ -383,9 +383,7 @@ pub fn parse_update_mask(paths: &[String]) -> Result<Vec<UpdateField>, Validatio
                 format!("unknown field `{other}`"),
             )),
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    fields.dedup();
-    Ok(fields)
+        .collect()
 }
 
 #[cfg(test)]
