@@ -6,6 +6,7 @@ import { DeliverySchema } from "./gen/backoffice/webhooks/v1/delivery_pb";
 import { DeliveryStatus } from "./gen/backoffice/webhooks/v1/webhook_pb";
 import { Code, ConnectError, describeError, formFieldOf, problemMessage } from "./errors";
 import {
+  credentialPaths,
   formatDuration,
   formatTime,
   generateSecret,
@@ -156,5 +157,32 @@ describe("docs", () => {
     expect(html).toContain('<h2 id="verifying-the-signature">');
     expect(html).toContain('data-anchor="verifying-the-signature"');
     expect(html).toContain('<span class="doc-ref"');
+  });
+});
+
+describe("credentialPaths", () => {
+  const none = {
+    headersChanged: false,
+    clientCertPem: "",
+    clientKeyPem: "",
+    removeClientCert: false,
+    serverCaPem: "",
+    removeServerCa: false,
+  };
+  it("leaves untouched credentials out of the mask", () => {
+    expect(credentialPaths(none)).toEqual([]);
+  });
+  it("changes a certificate and its key together", () => {
+    expect(credentialPaths({ ...none, clientCertPem: "-----BEGIN CERTIFICATE-----" })).toEqual([
+      "client_certificate_pem",
+      "client_key_pem",
+    ]);
+    expect(credentialPaths({ ...none, removeClientCert: true })).toEqual(["client_certificate_pem", "client_key_pem"]);
+  });
+  it("names headers and the CA when they change", () => {
+    expect(credentialPaths({ ...none, headersChanged: true, removeServerCa: true })).toEqual([
+      "headers",
+      "server_ca_pem",
+    ]);
   });
 });

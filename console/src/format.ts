@@ -227,3 +227,28 @@ export function slugify(text: string): string {
     .replace(/[^\p{L}\p{N}\s_-]/gu, "")
     .replace(/\s/g, "-");
 }
+
+/** The credential settings of the webhook form, as far as the update mask is concerned. */
+export interface CredentialEdits {
+  /** Whether the header rows differ from the webhook's (names added, removed, renamed or a value typed). */
+  headersChanged: boolean;
+  clientCertPem: string;
+  clientKeyPem: string;
+  removeClientCert: boolean;
+  serverCaPem: string;
+  removeServerCa: boolean;
+}
+
+/**
+ * The UpdateWebhook mask paths for the credential part of the form: a certificate and its key always
+ * change together, and an untouched field is left out so its stored value stays.
+ */
+export function credentialPaths(edits: CredentialEdits): string[] {
+  const paths: string[] = [];
+  if (edits.headersChanged) paths.push("headers");
+  if (edits.removeClientCert || edits.clientCertPem.trim() !== "" || edits.clientKeyPem.trim() !== "") {
+    paths.push("client_certificate_pem", "client_key_pem");
+  }
+  if (edits.removeServerCa || edits.serverCaPem.trim() !== "") paths.push("server_ca_pem");
+  return paths;
+}

@@ -10,9 +10,9 @@ use tonic::{Request, Response, Status};
 use super::{convert, invalid_argument, not_found, store_failure};
 use crate::delivery::DestinationGuard;
 use crate::domain::{
-    Description, DestinationUrl, EventSelection, Function, PageFilters, PageToken, PageTokenKeys,
-    PublishedEvent, Secret, UpdateField, ValidationError, WebhookName, page_size, parse_id,
-    parse_update_mask, timestamps,
+    Change, ClientCertificate, CustomHeaders, Description, DestinationUrl, EventSelection,
+    Function, PageFilters, PageToken, PageTokenKeys, PrivateCa, PublishedEvent, Secret,
+    UpdateField, ValidationError, WebhookName, page_size, parse_id, parse_update_mask, timestamps,
 };
 use crate::proto::v1 as pb;
 use crate::proto::v1::webhook_admin_server::WebhookAdmin;
@@ -94,7 +94,17 @@ impl WebhookAdmin for AdminService {
                 .map_err(bad)?,
             secret: Self::parse_secret("secret", &request.secret)?,
             deliver_once_per_request: webhook.deliver_once_per_request,
+            headers: parse_headers(&webhook, None).map_err(bad)?,
+            client_certificate: parse_client_certificate(&webhook).map_err(bad)?,
+            server_ca: parse_server_ca(&webhook).map_err(bad)?,
         };
+        check_tls_needs_https(
+            &new.destination_url,
+            new.client_certificate.is_some(),
+            new.server_ca.is_some(),
+            false,
+        )
+        .map_err(bad)?;
         self.destinations
             .check_destination("webhook.destination_url", &new.destination_url)
             .await
@@ -173,7 +183,9 @@ impl WebhookAdmin for AdminService {
         }
         let outcome = self
             .store
-            .update_webhook(id, |current| merge_update(current, &webhook, &fields))
+            .update_webhook(id, |current, headers| {
+                merge_update(current, headers, &webhook, &fields)
+            })
             .await
             .map_err(store_failure)?;
         match outcome {
@@ -473,6 +485,7 @@ pub(super) fn parse_statuses(values: &[i32]) -> Result<Vec<DeliveryStatus>, Vali
 /// SSRF guard already (see `update_webhook`).
 fn merge_update(
     current: &crate::store::WebhookRecord,
+    current_headers: &CustomHeaders,
     update: &pb::Webhook,
     fields: &[UpdateField],
 ) -> Result<WebhookChanges, ValidationError> {
@@ -487,6 +500,9 @@ fn merge_update(
         events: current.events.clone(),
         description: Description::parse("webhook.description", &current.description)?,
         deliver_once_per_request: current.deliver_once_per_request,
+        headers: current_headers.clone(),
+        client_certificate: Change::Keep,
+        server_ca: Change::Keep,
     };
     let mut nodes = current.events.approval_nodes().to_vec();
     let mut rejection = current.events.rejection();
@@ -528,8 +544,27 @@ fn merge_update(
             UpdateField::DeliverOncePerRequest => {
                 changes.deliver_once_per_request = update.deliver_once_per_request
             }
+            UpdateField::Headers => {
+                changes.headers = parse_headers(update, Some(current_headers))?;
+            }
+            UpdateField::ClientCertificate => {
+                changes.client_certificate = Change::from_option(parse_client_certificate(update)?);
+            }
+            UpdateField::ServerCa => {
+                changes.server_ca = Change::from_option(parse_server_ca(update)?);
+            }
         }
     }
+    check_tls_needs_https(
+        &changes.destination_url,
+        has(
+            &changes.client_certificate,
+            current.client_certificate.is_some(),
+        ),
+        has(&changes.server_ca, current.server_ca.is_some()),
+        !fields.contains(&UpdateField::ClientCertificate)
+            && !fields.contains(&UpdateField::ServerCa),
+    )?;
     if events_touched {
         changes.events = EventSelection::parse(
             "webhook.events",
@@ -540,4 +575,89 @@ fn merge_update(
         )?;
     }
     Ok(changes)
+}
+
+/// The custom headers of a webhook message, under `webhook.headers`; `current` lets an update
+/// keep values it does not retype (see [`CustomHeaders::parse`]).
+fn parse_headers(
+    webhook: &pb::Webhook,
+    current: Option<&CustomHeaders>,
+) -> Result<CustomHeaders, ValidationError> {
+    let input: Vec<(String, String)> = webhook
+        .headers
+        .iter()
+        .map(|h| (h.name.clone(), h.value.clone()))
+        .collect();
+    CustomHeaders::parse("webhook.headers", &input, current)
+}
+
+/// The client certificate of a webhook message: both PEM fields empty means none.
+fn parse_client_certificate(
+    webhook: &pb::Webhook,
+) -> Result<Option<ClientCertificate>, ValidationError> {
+    const CERT: &str = "webhook.client_certificate_pem";
+    const KEY: &str = "webhook.client_key_pem";
+    match (
+        webhook.client_certificate_pem.trim().is_empty(),
+        webhook.client_key_pem.trim().is_empty(),
+    ) {
+        (true, true) => Ok(None),
+        (false, true) => Err(ValidationError::new(
+            KEY,
+            "is required with client_certificate_pem",
+        )),
+        (true, false) => Err(ValidationError::new(
+            CERT,
+            "is required with client_key_pem",
+        )),
+        (false, false) => ClientCertificate::parse(
+            CERT,
+            KEY,
+            &webhook.client_certificate_pem,
+            &webhook.client_key_pem,
+        )
+        .map(Some),
+    }
+}
+
+/// The private CA of a webhook message: empty means the public roots.
+fn parse_server_ca(webhook: &pb::Webhook) -> Result<Option<PrivateCa>, ValidationError> {
+    if webhook.server_ca_pem.trim().is_empty() {
+        return Ok(None);
+    }
+    PrivateCa::parse("webhook.server_ca_pem", &webhook.server_ca_pem).map(Some)
+}
+
+/// TLS settings on an `http://` destination would never be used, and a setting that is
+/// accepted but not enforced misleads: refuse it. `blame_url` names the destination (an edit
+/// made it http while TLS settings stay) rather than the TLS field.
+fn check_tls_needs_https(
+    destination: &DestinationUrl,
+    client_certificate: bool,
+    server_ca: bool,
+    blame_url: bool,
+) -> Result<(), ValidationError> {
+    if destination.as_url().scheme() == "https" || (!client_certificate && !server_ca) {
+        return Ok(());
+    }
+    let field = if blame_url {
+        "webhook.destination_url"
+    } else if client_certificate {
+        "webhook.client_certificate_pem"
+    } else {
+        "webhook.server_ca_pem"
+    };
+    Err(ValidationError::new(
+        field,
+        "a client certificate or private CA needs an https destination_url",
+    ))
+}
+
+/// Whether a setting exists after `change`, given whether it exists `now`.
+fn has<T>(change: &Change<T>, now: bool) -> bool {
+    match change {
+        Change::Keep => now,
+        Change::Set(_) => true,
+        Change::Remove => false,
+    }
 }

@@ -6,7 +6,7 @@ use crate::store::{
     AttemptRecord, DeliveryRecord, UpdateRecord, WebhookRecord, WebhookStatsRecord,
 };
 
-/// A webhook without its secret; only the hint shows.
+/// A webhook without its secret, header values or key; only hints show.
 pub(crate) fn webhook(record: &WebhookRecord) -> pb::Webhook {
     pb::Webhook {
         id: record.id.to_string(),
@@ -30,6 +30,29 @@ pub(crate) fn webhook(record: &WebhookRecord) -> pb::Webhook {
                 status.to_proto()
             }) as i32,
         last_delivery_at: record.last_delivery.map(|(_, at)| to_proto(at)),
+        headers: record
+            .header_hints
+            .iter()
+            .map(|(name, hint)| pb::CustomHeader {
+                name: name.clone(),
+                value: String::new(),
+                value_hint: hint.clone(),
+            })
+            .collect(),
+        // Input only: the certificate and CA are summarised below, the key never leaves.
+        client_certificate_pem: String::new(),
+        client_key_pem: String::new(),
+        server_ca_pem: String::new(),
+        client_certificate: record.client_certificate.as_ref().map(certificate_info),
+        server_ca: record.server_ca.as_ref().map(certificate_info),
+    }
+}
+
+fn certificate_info(info: &crate::domain::CertificateInfo) -> pb::CertificateInfo {
+    pb::CertificateInfo {
+        subject: info.subject.clone(),
+        issuer: info.issuer.clone(),
+        not_after: Some(to_proto(info.not_after)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `webhooks hooks ...`: create, list, read, edit, enable, disable, delete, rotate the secret of,
 //! and ping webhooks.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -84,6 +85,31 @@ pub struct CreateArgs {
     /// as skipped).
     #[arg(long)]
     pub once_per_request: bool,
+    /// Destination credentials: custom headers, client certificate, private CA.
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+}
+
+/// Flags for destinations that want more than a signature.
+#[derive(Debug, Args)]
+pub struct CredentialArgs {
+    /// A header sent with every attempt, as 'Name: value' (repeat for several), e.g.
+    /// --header 'Authorization: Bearer …'. Values are stored sealed and never shown again. In
+    /// `edit` the headers given replace the current ones; 'Name:' with no value keeps that
+    /// header's current value.
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+    /// A PEM file with the client certificate (leaf first) presented for mutual TLS; needs
+    /// --client-key and an https URL.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The PEM file of the client certificate's private key.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// A PEM file with the private CA the destination's certificate must chain to (instead of
+    /// the public roots).
+    #[arg(long, value_name = "FILE")]
+    pub server_ca: Option<PathBuf>,
 }
 
 /// Flags of `hooks list`.
@@ -135,6 +161,18 @@ pub struct EditArgs {
     /// Whether only the first matching event of each client request is delivered.
     #[arg(long, value_name = "true|false")]
     pub once_per_request: Option<bool>,
+    /// Destination credentials to change.
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+    /// Remove every custom header.
+    #[arg(long, conflicts_with = "headers")]
+    pub no_headers: bool,
+    /// Remove the client certificate.
+    #[arg(long, conflicts_with = "client_cert")]
+    pub no_client_cert: bool,
+    /// Remove the private CA (the public roots apply again).
+    #[arg(long, conflicts_with = "server_ca")]
+    pub no_server_ca: bool,
 }
 
 /// Flags of `hooks delete`.
@@ -223,7 +261,12 @@ fn webhook_flag(field: &str) -> Option<String> {
         "webhook.deliver_once_per_request" => "--once-per-request",
         "secret" => "--secret",
         "grace_period" => "--grace-period",
+        "webhook.headers" => "--header",
+        "webhook.client_certificate_pem" => "--client-cert",
+        "webhook.client_key_pem" => "--client-key",
+        "webhook.server_ca_pem" => "--server-ca",
         _ if field.starts_with("webhook.events.approval_nodes") => "--approve-node",
+        _ if field.starts_with("webhook.headers[") => "--header",
         _ => return None,
     };
     Some(flag.to_owned())
@@ -256,6 +299,10 @@ async fn create_hook(
             }),
             description: args.description.unwrap_or_default(),
             deliver_once_per_request: args.once_per_request,
+            headers: parse_header_flags(&args.credentials.headers)?,
+            client_certificate_pem: read_pem("--client-cert", &args.credentials.client_cert)?,
+            client_key_pem: read_pem("--client-key", &args.credentials.client_key)?,
+            server_ca_pem: read_pem("--server-ca", &args.credentials.server_ca)?,
             ..Default::default()
         }),
         secret: args.secret.unwrap_or_default(),
@@ -364,10 +411,25 @@ pub fn edit_request(args: EditArgs) -> Result<pb::UpdateWebhookRequest, CliError
         webhook.deliver_once_per_request = once;
         paths.push("deliver_once_per_request");
     }
+    let credentials = args.credentials;
+    if !credentials.headers.is_empty() || args.no_headers {
+        webhook.headers = parse_header_flags(&credentials.headers)?;
+        paths.push("headers");
+    }
+    if credentials.client_cert.is_some() || args.no_client_cert {
+        webhook.client_certificate_pem = read_pem("--client-cert", &credentials.client_cert)?;
+        webhook.client_key_pem = read_pem("--client-key", &credentials.client_key)?;
+        paths.extend(["client_certificate_pem", "client_key_pem"]);
+    }
+    if credentials.server_ca.is_some() || args.no_server_ca {
+        webhook.server_ca_pem = read_pem("--server-ca", &credentials.server_ca)?;
+        paths.push("server_ca_pem");
+    }
     if paths.is_empty() {
         return Err(CliError::Usage(
             "nothing to change: give at least one of --name, --url, --function, --approve-node, \
-             --no-approve-nodes, --reject, --description, --once-per-request"
+             --no-approve-nodes, --reject, --description, --once-per-request, --header, \
+             --no-headers, --client-cert, --no-client-cert, --server-ca, --no-server-ca"
                 .to_owned(),
         ));
     }
@@ -380,6 +442,39 @@ pub fn edit_request(args: EditArgs) -> Result<pb::UpdateWebhookRequest, CliError
             paths: paths.into_iter().map(str::to_owned).collect(),
         }),
     })
+}
+
+/// The `--header 'Name: value'` flags as headers; the service checks names and values.
+fn parse_header_flags(flags: &[String]) -> Result<Vec<pb::CustomHeader>, CliError> {
+    flags
+        .iter()
+        .map(|flag| {
+            let Some((name, value)) = flag.split_once(':') else {
+                return Err(CliError::Usage(
+                    "--header must be 'Name: value' (a colon after the name)".to_owned(),
+                ));
+            };
+            Ok(pb::CustomHeader {
+                name: name.trim().to_owned(),
+                // The space after the colon is the usual spelling, not part of the value.
+                value: value.trim().to_owned(),
+                value_hint: String::new(),
+            })
+        })
+        .collect()
+}
+
+/// The contents of a PEM file given with `flag`; empty when the flag is absent.
+fn read_pem(flag: &str, path: &Option<PathBuf>) -> Result<String, CliError> {
+    let Some(path) = path else {
+        return Ok(String::new());
+    };
+    read_file(flag, path)
+}
+
+fn read_file(flag: &str, path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("{flag}: cannot read {}: {e}", path.display())))
 }
 
 async fn edit_hook(admin: &mut AdminClient, out: Output, args: EditArgs) -> Result<(), CliError> {
@@ -522,6 +617,35 @@ mod tests {
         assert_eq!(
             request.update_mask.map(|m| m.paths).unwrap_or_default(),
             ["events.rejection", "description"]
+        );
+    }
+
+    #[test]
+    fn header_flags_become_the_headers_field() {
+        let request = edit(&[
+            "--header",
+            "Authorization: Bearer abc",
+            "--header",
+            "X-Keep:",
+        ])
+        .unwrap_or_else(|e| panic!("{}", e.message()));
+        assert_eq!(
+            request.update_mask.map(|m| m.paths).unwrap_or_default(),
+            ["headers"]
+        );
+        let headers = request.webhook.unwrap_or_default().headers;
+        assert_eq!(headers[0].name, "Authorization");
+        assert_eq!(headers[0].value, "Bearer abc");
+        assert_eq!(headers[1].value, "");
+        let cleared = edit(&["--no-headers", "--no-client-cert"])
+            .unwrap_or_else(|e| panic!("{}", e.message()));
+        assert_eq!(
+            cleared.update_mask.map(|m| m.paths).unwrap_or_default(),
+            ["headers", "client_certificate_pem", "client_key_pem"]
+        );
+        assert_eq!(
+            edit(&["--header", "no colon"]).err().map(|e| e.exit_code()),
+            Some(2)
         );
     }
 

@@ -61,7 +61,8 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Re-seals every secret with the current key.
+/// Re-seals every secret (signing secrets, custom header values, client keys) with the current
+/// key.
 pub async fn reencrypt(config: ReencryptConfig) -> anyhow::Result<()> {
     let vault = Vault::from_keys(
         Some(&config.encryption_key),
@@ -75,6 +76,9 @@ pub async fn reencrypt(config: ReencryptConfig) -> anyhow::Result<()> {
     )?
     .with_vault(vault);
     let rewritten = store.reencrypt_secrets().await?;
-    println!("re-sealed {rewritten} webhook secret(s) with the current key");
+    println!(
+        "re-sealed {rewritten} webhook secret(s) with the current key (with their custom header \
+         values and client keys)"
+    );
     Ok(())
 }

@@ -100,7 +100,32 @@ pub fn webhook_json(w: &pb::Webhook) -> Value {
         "updated_at": timestamp_json(w.updated_at.as_ref()),
         "disabled_reason": w.disabled_reason,
         "disabled_at": timestamp_json(w.disabled_at.as_ref()),
+        "headers": w
+            .headers
+            .iter()
+            .map(|h| json!({ "name": h.name, "value_hint": h.value_hint }))
+            .collect::<Vec<_>>(),
+        "client_certificate": w.client_certificate.as_ref().map_or(Value::Null, certificate_json),
+        "server_ca": w.server_ca.as_ref().map_or(Value::Null, certificate_json),
     })
+}
+
+/// `CertificateInfo` as JSON.
+fn certificate_json(c: &pb::CertificateInfo) -> Value {
+    json!({
+        "subject": c.subject,
+        "issuer": c.issuer,
+        "not_after": timestamp_json(c.not_after.as_ref()),
+    })
+}
+
+/// A certificate in one line: its subject and expiry.
+fn certificate_label(c: &pb::CertificateInfo) -> String {
+    format!(
+        "{} (expires {})",
+        c.subject,
+        time_label(c.not_after.as_ref())
+    )
 }
 
 /// `CreateWebhookResponse` as JSON.
@@ -386,6 +411,22 @@ pub fn webhook_details(w: &pb::Webhook) -> String {
         ),
         ("description", w.description.clone()),
         ("secret", w.secret_hint.clone()),
+    ]);
+    if !w.headers.is_empty() {
+        let headers: Vec<String> = w
+            .headers
+            .iter()
+            .map(|h| format!("{}: {}", h.name, h.value_hint))
+            .collect();
+        pairs.push(("headers", headers.join(", ")));
+    }
+    if let Some(certificate) = &w.client_certificate {
+        pairs.push(("client cert", certificate_label(certificate)));
+    }
+    if let Some(ca) = &w.server_ca {
+        pairs.push(("server CA", certificate_label(ca)));
+    }
+    pairs.extend([
         ("created", time_label(w.created_at.as_ref())),
         ("updated", time_label(w.updated_at.as_ref())),
     ]);

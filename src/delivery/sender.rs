@@ -2,7 +2,14 @@
 //! followed; the whole attempt, response body included, runs under one timeout; the response
 //! body is read up to a cap. Connections go through the SSRF guard ([`super::guard`]): a
 //! destination it refuses is never contacted, and the attempt is recorded as `refused`.
+//!
+//! Webhooks with their own TLS settings (a client certificate for mutual TLS, a private CA)
+//! get their own client, built once and cached per webhook until the webhook changes; every
+//! other webhook shares one client and its connection pool. Each client connects through the
+//! same guard.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,8 +19,11 @@ use hyper::{Method, Request, StatusCode};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::guard::{DestinationGuard, GuardedConnector, find_refusal};
+use crate::domain::DestinationTls;
 
 /// At most this much of a response body is kept in history.
 pub const RESPONSE_BODY_CAP: usize = 64 * 1024;
@@ -63,12 +73,23 @@ impl AttemptResult {
     }
 }
 
+/// A pooled HTTP(S) client.
+type PooledClient = Client<HttpsConnector<GuardedConnector>, Full<Bytes>>;
+
+/// The most per-webhook clients kept. Past it one is dropped (with its pooled connections) and
+/// built again when next needed, which costs a TLS handshake, not correctness.
+const MAX_CUSTOM_CLIENTS: usize = 256;
+
 /// Sends signed POSTs.
 #[derive(Clone)]
 pub struct HttpSender {
-    client: Client<HttpsConnector<GuardedConnector>, Full<Bytes>>,
+    client: PooledClient,
     guard: DestinationGuard,
     timeout: Duration,
+    connect_timeout: Duration,
+    /// The clients of webhooks with their own TLS settings, by webhook, with the version of
+    /// the settings each was built from.
+    custom: Arc<Mutex<HashMap<Uuid, (OffsetDateTime, PooledClient)>>>,
 }
 
 impl HttpSender {
@@ -76,16 +97,11 @@ impl HttpSender {
     /// and that connects only where `guard` allows (checked after resolving, on every new
     /// connection).
     pub fn new(timeout: Duration, connect_timeout: Duration, guard: DestinationGuard) -> Self {
-        let http = guard.connector(|http| {
-            http.enforce_http(false);
-            http.set_connect_timeout(Some(connect_timeout));
-            http.set_nodelay(true);
-        });
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(guarded_http(&guard, connect_timeout));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
@@ -94,12 +110,41 @@ impl HttpSender {
             client,
             guard,
             timeout,
+            connect_timeout,
+            custom: Arc::default(),
         }
     }
 
     /// POSTs `body` to `url` with `headers`; never fails, every problem is in the result.
     pub async fn post(&self, url: &str, headers: &[(String, String)], body: &str) -> AttemptResult {
+        self.post_with_tls(None, url, headers, body).await
+    }
+
+    /// Like [`HttpSender::post`], over the TLS settings of webhook `tls.0` when given.
+    pub async fn post_with_tls(
+        &self,
+        tls: Option<(Uuid, &DestinationTls)>,
+        url: &str,
+        headers: &[(String, String)],
+        body: &str,
+    ) -> AttemptResult {
         let started = Instant::now();
+        let client = match tls {
+            None => self.client.clone(),
+            Some((webhook_id, tls)) => match self.custom_client(webhook_id, tls) {
+                Ok(client) => client,
+                Err(problem) => {
+                    return AttemptResult {
+                        error_kind: Some("tls"),
+                        error_message: format!(
+                            "the webhook's TLS settings cannot be used: {problem}"
+                        ),
+                        duration: started.elapsed(),
+                        ..AttemptResult::default()
+                    };
+                }
+            },
+        };
         if let Err(refused) = self.guard.check_before_connect(url) {
             return AttemptResult {
                 error_kind: Some("refused"),
@@ -109,7 +154,9 @@ impl HttpSender {
             };
         }
         let mut result =
-            match tokio::time::timeout(self.timeout, self.exchange(url, headers, body)).await {
+            match tokio::time::timeout(self.timeout, Self::exchange(&client, url, headers, body))
+                .await
+            {
                 Ok(result) => result,
                 Err(_) => AttemptResult {
                     error_kind: Some("timeout"),
@@ -121,7 +168,49 @@ impl HttpSender {
         result
     }
 
-    async fn exchange(&self, url: &str, headers: &[(String, String)], body: &str) -> AttemptResult {
+    /// The client of a webhook with its own TLS settings: cached while the settings are those
+    /// it was built from, else built (and cached) now.
+    fn custom_client(
+        &self,
+        webhook_id: Uuid,
+        tls: &DestinationTls,
+    ) -> Result<PooledClient, String> {
+        // A poisoned lock only means another attempt panicked while holding it; the map is
+        // still a valid cache.
+        let mut cache = self
+            .custom
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((version, client)) = cache.get(&webhook_id)
+            && *version == tls.version
+        {
+            return Ok(client.clone());
+        }
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(client_config(tls)?)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(guarded_http(&self.guard, self.connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(8)
+            .build(https);
+        if cache.len() >= MAX_CUSTOM_CLIENTS
+            && !cache.contains_key(&webhook_id)
+            && let Some(evicted) = cache.keys().next().copied()
+        {
+            cache.remove(&evicted);
+        }
+        cache.insert(webhook_id, (tls.version, client.clone()));
+        Ok(client)
+    }
+
+    async fn exchange(
+        client: &PooledClient,
+        url: &str,
+        headers: &[(String, String)],
+        body: &str,
+    ) -> AttemptResult {
         let mut builder = Request::builder().method(Method::POST).uri(url);
         for (name, value) in headers {
             let (Ok(name), Ok(value)) = (
@@ -142,7 +231,7 @@ impl HttpSender {
                 };
             }
         };
-        let response = match self.client.request(request).await {
+        let response = match client.request(request).await {
             Ok(response) => response,
             Err(e) => return classify_error(&e),
         };
@@ -182,6 +271,42 @@ impl HttpSender {
             retry_after,
             duration: Duration::ZERO,
         }
+    }
+}
+
+/// The guarded TCP connector every client uses: the SSRF guard resolves and checks each
+/// connection, whatever the TLS on top.
+fn guarded_http(guard: &DestinationGuard, connect_timeout: Duration) -> GuardedConnector {
+    guard.connector(|http| {
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_nodelay(true);
+    })
+}
+
+/// The rustls configuration of a webhook's own TLS settings (ring, like the shared client):
+/// its private CA as the only roots (a pinned partner: a public certificate for its name must
+/// not do), else the web PKI roots; its client certificate, if any, for mutual TLS.
+fn client_config(tls: &DestinationTls) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let roots = match &tls.server_ca {
+        Some(ca) => ca.roots()?,
+        None => rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        },
+    };
+    let builder = builder.with_root_certificates(roots);
+    match &tls.client_certificate {
+        Some(certificate) => {
+            let (chain, key) = certificate.to_der()?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("the client certificate cannot be used: {e}"))
+        }
+        None => Ok(builder.with_no_client_auth()),
     }
 }
 
@@ -424,6 +549,29 @@ mod tests {
             .await;
         assert!(result.is_success(), "{result:?}");
         assert!(connections.load(Ordering::SeqCst) >= 1);
+    }
+
+    #[tokio::test]
+    async fn webhooks_with_their_own_tls_connect_through_the_guard_too() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (port, connections) = counting_receiver().await;
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.example".to_owned()]).expect("ca");
+        let ca = crate::domain::PrivateCa::parse("ca", &ca.cert.pem()).expect("a CA");
+        let tls = DestinationTls {
+            version: OffsetDateTime::now_utc(),
+            client_certificate: None,
+            server_ca: Some(ca),
+        };
+        let result = sender(false, &[])
+            .post_with_tls(
+                Some((Uuid::now_v7(), &tls)),
+                &format!("https://rebind.example:{port}/hook"),
+                &[],
+                "{}",
+            )
+            .await;
+        assert_eq!(result.error_kind, Some("refused"), "{result:?}");
+        assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing may connect");
     }
 
     #[test]

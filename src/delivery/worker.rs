@@ -22,6 +22,8 @@ use crate::store::{ClaimedDelivery, DeliveryPolicy, FinishedAttempt, NewAttempt,
 
 /// The user agent sent with every delivery.
 const USER_AGENT: &str = concat!("backoffice-webhooks/", env!("CARGO_PKG_VERSION"));
+/// What the attempt history records instead of a custom header's value.
+pub const REDACTED: &str = "[redacted]";
 /// The most deliveries claimed by one statement.
 const MAX_CLAIM: usize = 100;
 
@@ -210,10 +212,25 @@ impl Worker {
                 ),
             ),
         ];
+        // The history gets the service's headers as sent and the custom ones as names only:
+        // their values are the destination's credentials.
+        let mut recorded = headers.clone();
+        let mut headers = headers;
+        for header in delivery.headers.iter() {
+            headers.push((header.name().to_owned(), header.value().to_owned()));
+            // Lower-case like every header name in the history (`HttpHeader.name`).
+            recorded.push((header.name().to_ascii_lowercase(), REDACTED.to_owned()));
+        }
         let result = self
             .sender
-            .post(&delivery.destination_url, &headers, &delivery.body)
+            .post_with_tls(
+                delivery.tls.as_ref().map(|tls| (delivery.webhook_id, tls)),
+                &delivery.destination_url,
+                &headers,
+                &delivery.body,
+            )
             .await;
+        drop(headers);
         let outcome = decide(
             &result,
             delivery.schedule_position,
@@ -237,7 +254,7 @@ impl Worker {
                 crate::domain::timestamps::rfc3339(started_at)
             )
         });
-        let attempt = new_attempt(&delivery, started_at, headers, result);
+        let attempt = new_attempt(&delivery, started_at, recorded, result);
         let finished = FinishedAttempt {
             attempt_id: Uuid::now_v7(),
             claimed: delivery,

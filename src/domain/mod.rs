@@ -2,6 +2,7 @@
 //! valid values ("parse, don't validate").
 
 mod address;
+mod credentials;
 mod event;
 mod ids;
 mod page_token;
@@ -11,6 +12,10 @@ mod webhook;
 
 pub use address::{
     Blocked, Embedding, Handling, SPECIAL_RANGES, SpecialRange, blocked_range, special_range,
+};
+pub use credentials::{
+    CertificateInfo, Change, ClientCertificate, CustomHeader, CustomHeaders, DestinationTls,
+    MAX_HEADERS, PrivateCa, is_reserved_header,
 };
 pub use event::{Decision, PublishedEvent, TEST_EVENT_TYPE};
 pub use ids::parse_id;

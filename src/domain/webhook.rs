@@ -316,15 +316,30 @@ pub enum UpdateField {
     Description,
     /// `deliver_once_per_request`
     DeliverOncePerRequest,
+    /// `headers`: the whole list.
+    Headers,
+    /// `client_certificate_pem` with `client_key_pem` (the mask must name both).
+    ClientCertificate,
+    /// `server_ca_pem`
+    ServerCa,
 }
 
-/// Parses an update mask's paths: non-empty, known, writable fields only.
+/// Parses an update mask's paths: non-empty, known, writable fields only; a client certificate
+/// and its key change together, so the mask names both or neither.
 pub fn parse_update_mask(paths: &[String]) -> Result<Vec<UpdateField>, ValidationError> {
     const FIELD: &str = "update_mask";
     if paths.is_empty() {
         return Err(ValidationError::new(
             FIELD,
             "must name at least one field to change",
+        ));
+    }
+    let names = |path: &str| paths.iter().any(|p| p == path);
+    if names("client_certificate_pem") != names("client_key_pem") {
+        return Err(ValidationError::new(
+            FIELD,
+            "must name client_certificate_pem and client_key_pem together: a certificate and \
+             its key change as a pair",
         ));
     }
     paths
@@ -338,6 +353,13 @@ pub fn parse_update_mask(paths: &[String]) -> Result<Vec<UpdateField>, Validatio
             "events.rejection" => Ok(UpdateField::Rejection),
             "description" => Ok(UpdateField::Description),
             "deliver_once_per_request" => Ok(UpdateField::DeliverOncePerRequest),
+            "headers" => Ok(UpdateField::Headers),
+            "client_certificate_pem" | "client_key_pem" => Ok(UpdateField::ClientCertificate),
+            "server_ca_pem" => Ok(UpdateField::ServerCa),
+            "client_certificate" | "server_ca" => Err(ValidationError::new(
+                FIELD,
+                format!("`{path}` is output only: set {path}_pem instead"),
+            )),
             "enabled" => Err(ValidationError::new(
                 FIELD,
                 "`enabled` is not changed here: use SetWebhookEnabled",

@@ -15,7 +15,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{DELIVERIES_CHANNEL, Store, StoreError};
-use crate::domain::{Function, PageToken, Secret};
+use crate::domain::{CustomHeaders, DestinationTls, Function, PageToken, Secret};
 use crate::proto::v1 as pb;
 
 /// Where a delivery stands.
@@ -171,6 +171,10 @@ pub struct ClaimedDelivery {
     pub destination_url: String,
     /// Current secret first, then the previous one during a rotation's grace period.
     pub secrets: Vec<Secret>,
+    /// The webhook's custom request headers (opened; their `Debug` hides the values).
+    pub headers: CustomHeaders,
+    /// The webhook's client certificate and private CA, when it has either.
+    pub tls: Option<DestinationTls>,
 }
 
 /// An attempt to record.
@@ -519,7 +523,10 @@ FROM due, webhooks w, events ev
 WHERE d.id = due.id AND w.id = d.webhook_id AND ev.id = d.event_id
 RETURNING d.id, d.webhook_id, d.attempt_count, d.schedule_position, d.next_trigger, d.event_type, ev.body,
           w.destination_url, w.secret,
-          CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret";
+          CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
+          w.custom_headers, w.client_cert_pem, w.client_key, w.client_cert_subject, w.client_cert_issuer,
+          w.client_cert_not_after, w.server_ca_pem, w.server_ca_subject, w.server_ca_issuer,
+          w.server_ca_not_after, w.updated_at AS webhook_updated_at";
 
 /// Records a batch of finished attempts and moves their deliveries on, in one statement (one
 /// round trip and one commit for the whole batch, instead of one per delivery: see
@@ -678,6 +685,11 @@ impl Store {
                 if let Some(previous) = row.try_get::<_, Option<Vec<u8>>>("previous_secret")? {
                     secrets.push(self.vault().open(&previous)?);
                 }
+                let headers = self.open_headers(
+                    row.try_get::<_, Option<Vec<u8>>>("custom_headers")?
+                        .as_deref(),
+                )?;
+                let tls = self.destination_tls(row)?;
                 Ok(ClaimedDelivery {
                     id: row.try_get("id")?,
                     webhook_id: row.try_get("webhook_id")?,
@@ -690,6 +702,8 @@ impl Store {
                     body: row.try_get("body")?,
                     destination_url: row.try_get("destination_url")?,
                     secrets,
+                    headers,
+                    tls,
                 })
             })
             .collect()

@@ -1,5 +1,5 @@
-//! Webhook secrets at rest: sealed with XChaCha20-Poly1305 under `WEBHOOKS_ENCRYPTION_KEY`, so a
-//! database dump alone reveals no secret.
+//! Webhook secrets at rest (signing secrets, custom header values, client keys): sealed with
+//! XChaCha20-Poly1305 under `WEBHOOKS_ENCRYPTION_KEY`, so a database dump alone reveals none.
 //!
 //! Envelope: one version byte, then the payload.
 //! - `0x00` + key bytes: plaintext (no encryption key configured; development only).
@@ -20,8 +20,38 @@ use crate::domain::Secret;
 
 const PLAINTEXT: u8 = 0;
 const SEALED: u8 = 1;
-/// Binds ciphertexts to their purpose.
+/// Binds ciphertexts to their purpose: an envelope sealed as one thing (a webhook's custom
+/// headers) fails authentication when opened as another (its signing secret).
 const AAD: &[u8] = b"backoffice-webhooks/secret/v1";
+
+/// What a sealed value is, bound into its envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealed {
+    /// A signing secret.
+    Secret,
+    /// A webhook's custom request headers (JSON).
+    Headers,
+    /// A webhook's client private key (PEM).
+    ClientKey,
+}
+
+impl Sealed {
+    fn aad(self) -> &'static [u8] {
+        match self {
+            Self::Secret => AAD,
+            Self::Headers => b"backoffice-webhooks/custom-headers/v1",
+            Self::ClientKey => b"backoffice-webhooks/client-key/v1",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Secret => "a webhook secret",
+            Self::Headers => "a webhook's custom headers",
+            Self::ClientKey => "a webhook's client key",
+        }
+    }
+}
 
 /// One encryption key, its fingerprint, and the key's HMAC to derive other keys from it.
 struct SealingKey {
@@ -120,9 +150,20 @@ impl Vault {
 
     /// The envelope to store for `secret`.
     pub fn seal(&self, secret: &Secret) -> Result<Vec<u8>, StoreError> {
+        self.seal_bytes(Sealed::Secret, secret.as_bytes())
+    }
+
+    /// The secret inside a stored envelope.
+    pub fn open(&self, envelope: &[u8]) -> Result<Secret, StoreError> {
+        self.open_bytes(Sealed::Secret, envelope)
+            .map(Secret::from_bytes)
+    }
+
+    /// The envelope to store for `plaintext`, a `what`.
+    pub fn seal_bytes(&self, what: Sealed, plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
         let Some(key) = &self.current else {
             let mut envelope = vec![PLAINTEXT];
-            envelope.extend_from_slice(secret.as_bytes());
+            envelope.extend_from_slice(plaintext);
             return Ok(envelope);
         };
         let mut nonce = [0u8; 24];
@@ -132,11 +173,11 @@ impl Vault {
             .encrypt(
                 XNonce::from_slice(&nonce),
                 Payload {
-                    msg: secret.as_bytes(),
-                    aad: AAD,
+                    msg: plaintext,
+                    aad: what.aad(),
                 },
             )
-            .map_err(|_| StoreError::Corrupt("sealing a secret failed".into()))?;
+            .map_err(|_| StoreError::Corrupt(format!("sealing {} failed", what.noun())))?;
         let mut envelope = Vec::with_capacity(1 + 4 + 24 + ciphertext.len());
         envelope.push(SEALED);
         envelope.extend_from_slice(&key.fingerprint);
@@ -145,10 +186,10 @@ impl Vault {
         Ok(envelope)
     }
 
-    /// The secret inside a stored envelope.
-    pub fn open(&self, envelope: &[u8]) -> Result<Secret, StoreError> {
+    /// The plaintext inside a stored envelope of a `what`.
+    pub fn open_bytes(&self, what: Sealed, envelope: &[u8]) -> Result<Vec<u8>, StoreError> {
         match envelope.split_first() {
-            Some((&PLAINTEXT, key)) => Ok(Secret::from_bytes(key.to_vec())),
+            Some((&PLAINTEXT, plaintext)) => Ok(plaintext.to_vec()),
             Some((&SEALED, rest)) if rest.len() > 28 => {
                 let (fingerprint, rest) = rest.split_at(4);
                 let (nonce, ciphertext) = rest.split_at(24);
@@ -158,11 +199,11 @@ impl Vault {
                     .chain(self.previous.iter())
                     .find(|k| k.fingerprint == fingerprint)
                     .ok_or_else(|| {
-                        StoreError::Corrupt(
-                            "a webhook secret is sealed with a key that is not configured \
-                             (set WEBHOOKS_ENCRYPTION_KEY or WEBHOOKS_ENCRYPTION_KEY_PREVIOUS)"
-                                .into(),
-                        )
+                        StoreError::Corrupt(format!(
+                            "{} is sealed with a key that is not configured \
+                             (set WEBHOOKS_ENCRYPTION_KEY or WEBHOOKS_ENCRYPTION_KEY_PREVIOUS)",
+                            what.noun()
+                        ))
                     })?;
                 let plaintext = key
                     .cipher
@@ -170,15 +211,18 @@ impl Vault {
                         XNonce::from_slice(nonce),
                         Payload {
                             msg: ciphertext,
-                            aad: AAD,
+                            aad: what.aad(),
                         },
                     )
                     .map_err(|_| {
-                        StoreError::Corrupt("a webhook secret failed authentication".into())
+                        StoreError::Corrupt(format!("{} failed authentication", what.noun()))
                     })?;
-                Ok(Secret::from_bytes(plaintext))
+                Ok(plaintext)
             }
-            _ => Err(StoreError::Corrupt("unknown secret envelope".into())),
+            _ => Err(StoreError::Corrupt(format!(
+                "unknown envelope of {}",
+                what.noun()
+            ))),
         }
     }
 
@@ -193,33 +237,51 @@ impl Vault {
 }
 
 impl super::Store {
-    /// Re-seals every stored webhook secret not sealed with the current key (key rotation).
-    /// Returns how many secrets were rewritten.
+    /// Re-seals every stored webhook secret, custom header set and client key not sealed with
+    /// the current key (key rotation). Returns how many webhooks were rewritten.
     pub async fn reencrypt_secrets(&self) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let rows = tx
             .query(
-                "SELECT id, secret, previous_secret FROM webhooks FOR UPDATE",
+                "SELECT id, secret, previous_secret, custom_headers, client_key FROM webhooks \
+                 FOR UPDATE",
                 &[],
             )
             .await?;
+        let vault = self.vault();
+        let stale = |envelope: Option<&[u8]>| envelope.is_some_and(|e| !vault.is_current(e));
+        let reseal = |what: Sealed, envelope: Option<Vec<u8>>| {
+            envelope
+                .map(|e| {
+                    vault
+                        .open_bytes(what, &e)
+                        .and_then(|plain| vault.seal_bytes(what, &plain))
+                })
+                .transpose()
+        };
         let mut rewritten = 0;
         for row in &rows {
             let id: uuid::Uuid = row.try_get(0)?;
             let secret: Vec<u8> = row.try_get(1)?;
             let previous: Option<Vec<u8>> = row.try_get(2)?;
-            let stale = |envelope: &[u8]| !self.vault().is_current(envelope);
-            if !stale(&secret) && previous.as_deref().is_none_or(|p| !stale(p)) {
+            let headers: Option<Vec<u8>> = row.try_get(3)?;
+            let key: Option<Vec<u8>> = row.try_get(4)?;
+            if !stale(Some(&secret))
+                && !stale(previous.as_deref())
+                && !stale(headers.as_deref())
+                && !stale(key.as_deref())
+            {
                 continue;
             }
             let secret = self.vault().seal(&self.vault().open(&secret)?)?;
-            let previous = previous
-                .map(|p| self.vault().open(&p).and_then(|s| self.vault().seal(&s)))
-                .transpose()?;
+            let previous = reseal(Sealed::Secret, previous)?;
+            let headers = reseal(Sealed::Headers, headers)?;
+            let key = reseal(Sealed::ClientKey, key)?;
             tx.execute(
-                "UPDATE webhooks SET secret = $2, previous_secret = $3 WHERE id = $1",
-                &[&id, &secret, &previous],
+                "UPDATE webhooks SET secret = $2, previous_secret = $3, custom_headers = $4, \
+                 client_key = $5 WHERE id = $1",
+                &[&id, &secret, &previous, &headers, &key],
             )
             .await?;
             rewritten += 1;

@@ -4,9 +4,11 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use super::vault::Sealed;
 use super::{DeliveryStatus, Store, StoreError};
 use crate::domain::{
-    Description, DestinationUrl, EventSelection, Function, PageToken, Secret, WebhookName,
+    CertificateInfo, Change, ClientCertificate, CustomHeaders, Description, DestinationTls,
+    DestinationUrl, EventSelection, Function, PageToken, PrivateCa, Secret, WebhookName,
 };
 
 /// A webhook as stored (deleted ones are never returned).
@@ -46,6 +48,12 @@ pub struct WebhookRecord {
     pub circuit_open_until: Option<OffsetDateTime>,
     /// The latest delivery's status and when it last changed; `None` without deliveries.
     pub last_delivery: Option<(DeliveryStatus, OffsetDateTime)>,
+    /// The custom headers' names and value hints (the values stay sealed in the store).
+    pub header_hints: Vec<(String, String)>,
+    /// The client certificate for mutual TLS, as responses show it.
+    pub client_certificate: Option<CertificateInfo>,
+    /// The private CA destinations are verified against, as responses show it.
+    pub server_ca: Option<CertificateInfo>,
 }
 
 /// What CreateWebhook stores.
@@ -65,6 +73,12 @@ pub struct NewWebhook {
     pub secret: Secret,
     /// Deliver only the first matching event per request.
     pub deliver_once_per_request: bool,
+    /// Extra request headers (sealed when stored).
+    pub headers: CustomHeaders,
+    /// Client certificate for mutual TLS (its key sealed when stored).
+    pub client_certificate: Option<ClientCertificate>,
+    /// Private CA the destination is verified against instead of public roots.
+    pub server_ca: Option<PrivateCa>,
 }
 
 /// The editable fields of a webhook, as a whole; UpdateWebhook merges the mask into it.
@@ -82,6 +96,12 @@ pub struct WebhookChanges {
     pub description: Description,
     /// Deliver only the first matching event per request.
     pub deliver_once_per_request: bool,
+    /// Extra request headers, as a whole (re-sealed on every edit).
+    pub headers: CustomHeaders,
+    /// The client certificate, unless kept.
+    pub client_certificate: Change<ClientCertificate>,
+    /// The private CA, unless kept.
+    pub server_ca: Change<PrivateCa>,
 }
 
 /// ListWebhooks filters.
@@ -99,7 +119,9 @@ const COLUMNS: &str = "w.id, w.seq, w.name, w.destination_url, w.function, w.app
     w.on_rejection, w.description, w.secret_hint, w.deliver_once_per_request, w.enabled, \
     w.disabled_reason, w.disabled_at, w.created_at, w.updated_at, w.consecutive_failures, \
     CASE WHEN w.circuit_open_until > now() THEN w.circuit_open_until END AS circuit_open_until, \
-    last.status AS last_delivery_status, last.updated_at AS last_delivery_at";
+    last.status AS last_delivery_status, last.updated_at AS last_delivery_at, \
+    w.custom_header_hints, w.client_cert_subject, w.client_cert_issuer, w.client_cert_not_after, \
+    w.server_ca_subject, w.server_ca_issuer, w.server_ca_not_after";
 
 /// The latest delivery of the webhook row `w`: a lateral join that reads one entry of the index
 /// `deliveries_by_webhook (webhook_id, seq DESC)` per webhook, so listing a page of webhooks
@@ -138,7 +160,130 @@ fn from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
             (Some(status), Some(at)) => Some((delivery_status(&status)?, at)),
             _ => None,
         },
+        header_hints: hints_from_json(&row.try_get("custom_header_hints")?),
+        client_certificate: certificate_info(row, "client_cert")?,
+        server_ca: certificate_info(row, "server_ca")?,
     })
+}
+
+/// The hints column: `[{"name": ..., "hint": ...}]`.
+fn hints_from_json(value: &serde_json::Value) -> Vec<(String, String)> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| {
+                    let text = |key: &str| item[key].as_str().unwrap_or_default().to_owned();
+                    (text("name"), text("hint"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn hints_to_json(headers: &CustomHeaders) -> serde_json::Value {
+    serde_json::Value::Array(
+        headers
+            .hints()
+            .into_iter()
+            .map(|(name, hint)| serde_json::json!({ "name": name, "hint": hint }))
+            .collect(),
+    )
+}
+
+/// The `{prefix}_subject`, `_issuer` and `_not_after` columns, when set.
+fn certificate_info(row: &Row, prefix: &str) -> Result<Option<CertificateInfo>, StoreError> {
+    let subject: Option<String> = row.try_get(format!("{prefix}_subject").as_str())?;
+    let issuer: Option<String> = row.try_get(format!("{prefix}_issuer").as_str())?;
+    let not_after: Option<OffsetDateTime> = row.try_get(format!("{prefix}_not_after").as_str())?;
+    Ok(match (subject, not_after) {
+        (Some(subject), Some(not_after)) => Some(CertificateInfo {
+            subject,
+            issuer: issuer.unwrap_or_default(),
+            not_after,
+        }),
+        _ => None,
+    })
+}
+
+/// The stored form of a credential's columns.
+struct CredentialColumns {
+    headers: Option<Vec<u8>>,
+    header_hints: serde_json::Value,
+    client: Option<(String, Vec<u8>, CertificateInfo)>,
+    ca: Option<(String, CertificateInfo)>,
+}
+
+impl Store {
+    /// The sealed envelope of `headers`, `None` when there are none.
+    fn seal_headers(&self, headers: &CustomHeaders) -> Result<Option<Vec<u8>>, StoreError> {
+        if headers.is_empty() {
+            return Ok(None);
+        }
+        self.vault()
+            .seal_bytes(Sealed::Headers, &headers.to_json())
+            .map(Some)
+    }
+
+    /// Opens a stored custom header envelope (`None`: no headers).
+    pub(crate) fn open_headers(&self, sealed: Option<&[u8]>) -> Result<CustomHeaders, StoreError> {
+        let Some(sealed) = sealed else {
+            return Ok(CustomHeaders::none());
+        };
+        let json = self.vault().open_bytes(Sealed::Headers, sealed)?;
+        CustomHeaders::from_json(&json).map_err(StoreError::Corrupt)
+    }
+
+    /// The TLS settings in a claimed row (the claim's `RETURNING` names the webhook columns as
+    /// they are, and `webhook_updated_at`); `None` when the webhook has neither a client
+    /// certificate nor a private CA. The key is opened here.
+    pub(crate) fn destination_tls(&self, row: &Row) -> Result<Option<DestinationTls>, StoreError> {
+        let chain: Option<String> = row.try_get("client_cert_pem")?;
+        let key: Option<Vec<u8>> = row.try_get("client_key")?;
+        let ca: Option<String> = row.try_get("server_ca_pem")?;
+        let client_certificate = match (chain, key, certificate_info(row, "client_cert")?) {
+            (Some(chain), Some(key), Some(info)) => {
+                let key = self.vault().open_bytes(Sealed::ClientKey, &key)?;
+                let key = String::from_utf8(key)
+                    .map_err(|_| StoreError::Corrupt("a client key is not UTF-8 PEM".into()))?;
+                Some(ClientCertificate::from_parts(chain, key, info))
+            }
+            _ => None,
+        };
+        let server_ca = match (ca, certificate_info(row, "server_ca")?) {
+            (Some(pem), Some(info)) => Some(PrivateCa::from_parts(pem, info)),
+            _ => None,
+        };
+        if client_certificate.is_none() && server_ca.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(DestinationTls {
+            version: row.try_get("webhook_updated_at")?,
+            client_certificate,
+            server_ca,
+        }))
+    }
+
+    fn credential_columns(
+        &self,
+        headers: &CustomHeaders,
+        client: Option<&ClientCertificate>,
+        ca: Option<&PrivateCa>,
+    ) -> Result<CredentialColumns, StoreError> {
+        Ok(CredentialColumns {
+            headers: self.seal_headers(headers)?,
+            header_hints: hints_to_json(headers),
+            client: client
+                .map(|c| {
+                    self.vault()
+                        .seal_bytes(Sealed::ClientKey, c.key_pem().as_bytes())
+                        .map(|key| (c.chain_pem().to_owned(), key, c.info().clone()))
+                })
+                .transpose()?,
+            ca: ca.map(|ca| (ca.pem().to_owned(), ca.info().clone())),
+        })
+    }
 }
 
 /// A delivery status from its database name.
@@ -160,11 +305,22 @@ impl Store {
         let client = self.client().await?;
         let sql = format!(
             "WITH w AS (INSERT INTO webhooks (id, name, destination_url, function, approval_nodes, \
-             on_rejection, description, secret, deliver_once_per_request, secret_hint) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *) \
+             on_rejection, description, secret, deliver_once_per_request, secret_hint, \
+             custom_headers, custom_header_hints, client_cert_pem, client_key, client_cert_subject, \
+             client_cert_issuer, client_cert_not_after, server_ca_pem, server_ca_subject, \
+             server_ca_issuer, server_ca_not_after) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $21) RETURNING *) \
              SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
         let statement = client.prepare_cached(&sql).await?;
+        let columns = self.credential_columns(
+            &new.headers,
+            new.client_certificate.as_ref(),
+            new.server_ca.as_ref(),
+        )?;
+        let client_cert = columns.client.as_ref();
+        let ca = columns.ca.as_ref();
         let row = client
             .query_one(
                 &statement,
@@ -179,6 +335,17 @@ impl Store {
                     &self.vault().seal(&new.secret)?,
                     &new.deliver_once_per_request,
                     &new.secret.hint(),
+                    &columns.headers,
+                    &columns.header_hints,
+                    &client_cert.map(|c| c.0.as_str()),
+                    &client_cert.map(|c| c.1.as_slice()),
+                    &client_cert.map(|c| c.2.subject.as_str()),
+                    &client_cert.map(|c| c.2.issuer.as_str()),
+                    &client_cert.map(|c| c.2.not_after),
+                    &ca.map(|c| c.0.as_str()),
+                    &ca.map(|c| c.1.subject.as_str()),
+                    &ca.map(|c| c.1.issuer.as_str()),
+                    &ca.map(|c| c.1.not_after),
                 ],
             )
             .await?;
@@ -236,31 +403,57 @@ impl Store {
         Ok((records, next))
     }
 
-    /// Edits a webhook: `apply` gets the current record (row-locked) and returns the new editable
+    /// Edits a webhook: `apply` gets the current record (row-locked) and its custom headers
+    /// (opened: an edit may keep values it does not retype), and returns the new editable
     /// fields, or an error that aborts the edit. `None` when the webhook is unknown.
     pub async fn update_webhook<E>(
         &self,
         id: Uuid,
-        apply: impl FnOnce(&WebhookRecord) -> Result<WebhookChanges, E>,
+        apply: impl FnOnce(&WebhookRecord, &CustomHeaders) -> Result<WebhookChanges, E>,
     ) -> Result<Option<Result<WebhookRecord, E>>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let sql = format!(
-            "SELECT {COLUMNS} FROM webhooks w {LAST_DELIVERY} \
+            "SELECT {COLUMNS}, w.custom_headers FROM webhooks w {LAST_DELIVERY} \
              WHERE w.id = $1 AND w.deleted_at IS NULL FOR UPDATE OF w"
         );
         let Some(row) = tx.query_opt(&sql, &[&id]).await? else {
             return Ok(None);
         };
         let current = from_row(&row)?;
-        let changes = match apply(&current) {
+        let sealed: Option<Vec<u8>> = row.try_get("custom_headers")?;
+        let headers = self.open_headers(sealed.as_deref())?;
+        let changes = match apply(&current, &headers) {
             Ok(changes) => changes,
             Err(e) => return Ok(Some(Err(e))),
         };
+        let (set_client, client_cert) = match &changes.client_certificate {
+            Change::Keep => (false, None),
+            Change::Set(c) => (true, Some(c)),
+            Change::Remove => (true, None),
+        };
+        let (set_ca, ca) = match &changes.server_ca {
+            Change::Keep => (false, None),
+            Change::Set(c) => (true, Some(c)),
+            Change::Remove => (true, None),
+        };
+        let columns = self.credential_columns(&changes.headers, client_cert, ca)?;
+        let client_cert = columns.client.as_ref();
+        let ca = columns.ca.as_ref();
         let sql = format!(
             "WITH w AS (UPDATE webhooks SET name = $2, destination_url = $3, function = $4, \
              approval_nodes = $5, on_rejection = $6, description = $7, \
-             deliver_once_per_request = $8, updated_at = now() WHERE id = $1 RETURNING *) \
+             deliver_once_per_request = $8, custom_headers = $9, custom_header_hints = $10, \
+             client_cert_pem = CASE WHEN $11 THEN $12 ELSE client_cert_pem END, \
+             client_key = CASE WHEN $11 THEN $13 ELSE client_key END, \
+             client_cert_subject = CASE WHEN $11 THEN $14 ELSE client_cert_subject END, \
+             client_cert_issuer = CASE WHEN $11 THEN $15 ELSE client_cert_issuer END, \
+             client_cert_not_after = CASE WHEN $11 THEN $16 ELSE client_cert_not_after END, \
+             server_ca_pem = CASE WHEN $17 THEN $18 ELSE server_ca_pem END, \
+             server_ca_subject = CASE WHEN $17 THEN $19 ELSE server_ca_subject END, \
+             server_ca_issuer = CASE WHEN $17 THEN $20 ELSE server_ca_issuer END, \
+             server_ca_not_after = CASE WHEN $17 THEN $21 ELSE server_ca_not_after END, \
+             updated_at = now() WHERE id = $1 RETURNING *) \
              SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
         let row = tx
@@ -275,6 +468,19 @@ impl Store {
                     &changes.events.rejection(),
                     &changes.description.as_str(),
                     &changes.deliver_once_per_request,
+                    &columns.headers,
+                    &columns.header_hints,
+                    &set_client,
+                    &client_cert.map(|c| c.0.as_str()),
+                    &client_cert.map(|c| c.1.as_slice()),
+                    &client_cert.map(|c| c.2.subject.as_str()),
+                    &client_cert.map(|c| c.2.issuer.as_str()),
+                    &client_cert.map(|c| c.2.not_after),
+                    &set_ca,
+                    &ca.map(|c| c.0.as_str()),
+                    &ca.map(|c| c.1.subject.as_str()),
+                    &ca.map(|c| c.1.issuer.as_str()),
+                    &ca.map(|c| c.1.not_after),
                 ],
             )
             .await?;

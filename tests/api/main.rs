@@ -7,6 +7,7 @@ mod connections;
 mod console;
 mod database_tls;
 mod delivery;
+mod destination_credentials;
 mod faults;
 mod helpers;
 mod isolation;

@@ -420,3 +420,68 @@ async fn the_token_is_sent_as_a_bearer_token() {
         .exits(2)
         .stderr_has("--token");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_are_set_with_header_flags_and_only_hinted_back() {
+    let app = spawn_app(&[]).await;
+    let receiver = Receiver::start().await;
+    let token = "Bearer cli-token-0123456789abcdef";
+    let authorization = format!("Authorization: {token}");
+    let created = app
+        .cli(&[
+            "hooks",
+            "create",
+            "--name",
+            "Partner",
+            "--url",
+            &receiver.url("/hooks"),
+            "--function",
+            "withdrawal",
+            "--reject",
+            "--header",
+            &authorization,
+            "--header",
+            "X-Api-Key: k-1",
+            "--output",
+            "json",
+        ])
+        .await
+        .json();
+    assert!(!created.to_string().contains(token), "{created}");
+    let id = created["webhook"]["id"].as_str().expect("an id").to_owned();
+    assert_eq!(
+        created["webhook"]["headers"],
+        serde_json::json!([
+            {"name": "Authorization", "value_hint": "••••cdef (33 characters)"},
+            {"name": "X-Api-Key", "value_hint": "•••• (3 characters)"},
+        ])
+    );
+
+    // edit: 'Name:' keeps the stored value, a header left out is removed.
+    let edited = app
+        .cli(&[
+            "hooks",
+            "edit",
+            &id,
+            "--header",
+            "Authorization:",
+            "--output",
+            "json",
+        ])
+        .await
+        .json();
+    assert_eq!(
+        edited["headers"],
+        serde_json::json!([{"name": "Authorization", "value_hint": "••••cdef (33 characters)"}])
+    );
+    let table = app.cli(&["hooks", "get", &id]).await;
+    table
+        .exits(0)
+        .stdout_has("Authorization: ••••cdef (33 characters)");
+
+    // A header the service owns: INVALID_ARGUMENT (exit 2), naming the flag.
+    app.cli(&["hooks", "edit", &id, "--header", "Content-Length: 5"])
+        .await
+        .exits(2)
+        .stderr_has("--header");
+}

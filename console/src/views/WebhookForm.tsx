@@ -1,16 +1,41 @@
 // "Create Webhook" and "Edit": Name, Destination URL, Select Function, Select Event (approval
-// nodes and Reject), Secret Key (create only), first-matching-event-only and a description. The
-// service validates: its INVALID_ARGUMENT field violations are shown next to the fields.
+// nodes and Reject), Secret Key (create only), first-matching-event-only, a description, and the
+// destination's own credentials (request headers, client certificate, private CA). The service
+// validates: its INVALID_ARGUMENT field violations are shown next to the fields. Header values,
+// keys and certificates are never read back: an edit shows hints, and an empty value keeps what
+// is stored.
 
 import { useEffect, useId, useRef, useState, type ReactNode } from "react";
 import { admin } from "../api";
 import { ErrorBanner, SecretReveal } from "../components";
 import { describeError, formFieldOf, type Problem } from "../errors";
-import { FUNCTIONS, functionLabel, functionNoun, generateSecret, normalizeNodes, visibleNodeCount } from "../format";
+import {
+  credentialPaths,
+  formatTime,
+  FUNCTIONS,
+  functionLabel,
+  functionNoun,
+  generateSecret,
+  normalizeNodes,
+  visibleNodeCount,
+} from "../format";
 import { Function as WebhookFunction, type Webhook } from "../gen/backoffice/webhooks/v1/webhook_pb";
 import { href, navigate } from "../route";
 
+/** One row of the request headers: `hint` shows the stored value's hint when editing. */
+interface HeaderRow {
+  name: string;
+  value: string;
+  hint: string;
+}
+
 interface Values {
+  headers: HeaderRow[];
+  clientCertPem: string;
+  clientKeyPem: string;
+  removeClientCert: boolean;
+  serverCaPem: string;
+  removeServerCa: boolean;
   name: string;
   destinationUrl: string;
   function: WebhookFunction;
@@ -22,6 +47,12 @@ interface Values {
 }
 
 const EMPTY: Values = {
+  headers: [],
+  clientCertPem: "",
+  clientKeyPem: "",
+  removeClientCert: false,
+  serverCaPem: "",
+  removeServerCa: false,
   name: "",
   destinationUrl: "",
   function: WebhookFunction.UNSPECIFIED,
@@ -34,6 +65,12 @@ const EMPTY: Values = {
 
 /** The API field (as named in its errors) each form value sets. */
 const FIELD_OF: Record<keyof Values, string> = {
+  headers: "headers",
+  clientCertPem: "client_certificate_pem",
+  clientKeyPem: "client_key_pem",
+  removeClientCert: "client_certificate_pem",
+  serverCaPem: "server_ca_pem",
+  removeServerCa: "server_ca_pem",
   name: "name",
   destinationUrl: "destination_url",
   function: "function",
@@ -67,6 +104,10 @@ export function WebhookForm({ id }: { id?: string }) {
     description: useId(),
     once: useId(),
     events: useId(),
+    headers: useId(),
+    clientCert: useId(),
+    clientKey: useId(),
+    serverCa: useId(),
   };
 
   useEffect(() => {
@@ -79,6 +120,8 @@ export function WebhookForm({ id }: { id?: string }) {
         setOriginal(w);
         const nodes = normalizeNodes(w.events?.approvalNodes ?? []);
         setValues({
+          ...EMPTY,
+          headers: w.headers.map((h) => ({ name: h.name, value: "", hint: h.valueHint })),
           name: w.name,
           destinationUrl: w.destinationUrl,
           function: w.function,
@@ -135,13 +178,30 @@ export function WebhookForm({ id }: { id?: string }) {
       events: { approvalNodes: values.nodes, rejection: values.rejection },
       description: values.description,
       deliverOncePerRequest: values.deliverOncePerRequest,
+      // An empty value keeps the stored one (the service never returns values).
+      headers: values.headers.map((h) => ({ name: h.name.trim(), value: h.value, valueHint: "" })),
+      clientCertificatePem: values.removeClientCert ? "" : values.clientCertPem,
+      clientKeyPem: values.removeClientCert ? "" : values.clientKeyPem,
+      serverCaPem: values.removeServerCa ? "" : values.serverCaPem,
     };
+    const headersChanged =
+      !original ||
+      values.headers.length !== original.headers.length ||
+      values.headers.some((h, i) => h.value !== "" || h.name.trim() !== original.headers[i]?.name);
     try {
       if (editing) {
         await admin.updateWebhook({
           webhook,
           updateMask: {
-            paths: ["name", "destination_url", "function", "events", "description", "deliver_once_per_request"],
+            paths: [
+              "name",
+              "destination_url",
+              "function",
+              "events",
+              "description",
+              "deliver_once_per_request",
+              ...credentialPaths({ ...values, headersChanged }),
+            ],
           },
         });
         navigate({ name: "list" });
@@ -159,7 +219,18 @@ export function WebhookForm({ id }: { id?: string }) {
       setFieldErrors(fields);
       setProblem(p);
       // Focus the first field the service refused, in form order.
-      const first = ["name", "destination_url", "function", "events", "secret", "description"].find((f) => f in fields);
+      const first = [
+        "name",
+        "destination_url",
+        "function",
+        "events",
+        "secret",
+        "description",
+        "headers",
+        "client_certificate_pem",
+        "client_key_pem",
+        "server_ca_pem",
+      ].find((f) => f in fields);
       if (first) {
         window.requestAnimationFrame(() =>
           formRef.current?.querySelector<HTMLElement>(`[data-field="${first}"]`)?.focus(),
@@ -387,6 +458,168 @@ export function WebhookForm({ id }: { id?: string }) {
               {...invalidProps(ids.description, errorOf("description"))}
             />
           </Field>
+
+          <fieldset
+            className={`field fieldset ${errorOf("headers") ? "field--invalid" : ""}`}
+            aria-describedby={`${ids.headers}-hint${errorOf("headers") ? ` ${ids.headers}-error` : ""}`}
+          >
+            <legend>Request headers (optional)</legend>
+            <p id={`${ids.headers}-hint`} className="hint">
+              Sent with every request, e.g. <code>Authorization</code> or <code>X-Api-Key</code> for the destination's
+              gateway. Values are stored encrypted and never shown again{editing ? ": leave a value empty to keep it" : ""}.
+            </p>
+            {values.headers.map((h, i) => (
+              <div key={i} className="secret__row">
+                <input
+                  className="input input--mono"
+                  data-field={i === 0 ? "headers" : undefined}
+                  aria-label={`Header ${i + 1} name`}
+                  placeholder="Authorization"
+                  value={h.name}
+                  autoComplete="off"
+                  spellCheck={false}
+                  onChange={(e) => {
+                    const headers = values.headers.map((x, j) => (j === i ? { ...x, name: e.target.value } : x));
+                    set("headers", headers);
+                  }}
+                />
+                <input
+                  className="input input--mono"
+                  type="password"
+                  aria-label={`Header ${i + 1} value`}
+                  placeholder={h.hint ? `${h.hint}: unchanged` : "value"}
+                  value={h.value}
+                  autoComplete="off"
+                  spellCheck={false}
+                  onChange={(e) => {
+                    const headers = values.headers.map((x, j) => (j === i ? { ...x, value: e.target.value } : x));
+                    set("headers", headers);
+                  }}
+                />
+                <button
+                  type="button"
+                  className="button"
+                  aria-label={`Remove header ${i + 1}`}
+                  onClick={() =>
+                    set(
+                      "headers",
+                      values.headers.filter((_, j) => j !== i),
+                    )
+                  }
+                >
+                  Remove
+                </button>
+              </div>
+            ))}
+            <button
+              type="button"
+              className="button button--small"
+              disabled={values.headers.length >= 20}
+              onClick={() => set("headers", [...values.headers, { name: "", value: "", hint: "" }])}
+            >
+              Add header
+            </button>
+            {errorOf("headers") && (
+              <p id={`${ids.headers}-error`} className="field__error">
+                {errorOf("headers")}
+              </p>
+            )}
+          </fieldset>
+
+          {original?.clientCertificate && (
+            <div className="field">
+              <p className="hint">
+                Client certificate: <span className="mono">{original.clientCertificate.subject}</span>, expires{" "}
+                {formatTime(original.clientCertificate.notAfter)}.
+              </p>
+              <label className="check">
+                <input
+                  type="checkbox"
+                  checked={values.removeClientCert}
+                  onChange={(e) => set("removeClientCert", e.target.checked)}
+                />
+                Remove the client certificate
+              </label>
+            </div>
+          )}
+          {!values.removeClientCert && (
+            <>
+              <Field
+                id={ids.clientCert}
+                label={original?.clientCertificate ? "New client certificate (optional, PEM)" : "Client certificate (optional, PEM)"}
+                error={errorOf("client_certificate_pem")}
+                hint="For destinations that require mutual TLS (https only): the certificate, then any intermediates."
+              >
+                <textarea
+                  id={ids.clientCert}
+                  data-field="client_certificate_pem"
+                  className="input input--mono"
+                  rows={3}
+                  placeholder="-----BEGIN CERTIFICATE-----"
+                  value={values.clientCertPem}
+                  spellCheck={false}
+                  onChange={(e) => set("clientCertPem", e.target.value)}
+                  {...invalidProps(ids.clientCert, errorOf("client_certificate_pem"), true)}
+                />
+              </Field>
+              <Field
+                id={ids.clientKey}
+                label="Client key (PEM)"
+                error={errorOf("client_key_pem")}
+                hint="The certificate's private key; stored encrypted and never shown again."
+              >
+                <textarea
+                  id={ids.clientKey}
+                  data-field="client_key_pem"
+                  className="input input--mono"
+                  rows={3}
+                  placeholder="-----BEGIN PRIVATE KEY-----"
+                  value={values.clientKeyPem}
+                  spellCheck={false}
+                  autoComplete="off"
+                  onChange={(e) => set("clientKeyPem", e.target.value)}
+                  {...invalidProps(ids.clientKey, errorOf("client_key_pem"), true)}
+                />
+              </Field>
+            </>
+          )}
+
+          {original?.serverCa && (
+            <div className="field">
+              <p className="hint">
+                Private CA: <span className="mono">{original.serverCa.subject}</span>, expires{" "}
+                {formatTime(original.serverCa.notAfter)}.
+              </p>
+              <label className="check">
+                <input
+                  type="checkbox"
+                  checked={values.removeServerCa}
+                  onChange={(e) => set("removeServerCa", e.target.checked)}
+                />
+                Remove the private CA (trust public CAs again)
+              </label>
+            </div>
+          )}
+          {!values.removeServerCa && (
+            <Field
+              id={ids.serverCa}
+              label={original?.serverCa ? "New private CA (optional, PEM)" : "Private CA (optional, PEM)"}
+              error={errorOf("server_ca_pem")}
+              hint="When set, the destination's certificate must be issued by this CA; public CAs are not trusted for it."
+            >
+              <textarea
+                id={ids.serverCa}
+                data-field="server_ca_pem"
+                className="input input--mono"
+                rows={3}
+                placeholder="-----BEGIN CERTIFICATE-----"
+                value={values.serverCaPem}
+                spellCheck={false}
+                onChange={(e) => set("serverCaPem", e.target.value)}
+                {...invalidProps(ids.serverCa, errorOf("server_ca_pem"), true)}
+              />
+            </Field>
+          )}
 
           <div className="actions">
             <button type="submit" className="button button--primary" disabled={saving}>
