@@ -399,8 +399,9 @@ fn unreadable_answer(error: &hyper_util::client::legacy::Error) -> bool {
     false
 }
 
-/// `Retry-After` as seconds or an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`); a date in the
-/// past means no wait, anything else is `None`. The value comes from the destination, so it is
+/// `Retry-After` as seconds or an HTTP date in any of its three forms (`Wed, 21 Oct 2015
+/// 07:28:00 GMT`, `Wednesday, 21-Oct-15 07:28:00 GMT`, `Wed Oct 21 07:28:00 2015`); a date in
+/// the past means no wait, anything else (a date before 1970 included) is `None`. The value comes from the destination, so it is
 /// untrusted: this never panics (fuzzed in `fuzz/`), and callers cap the delay.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
