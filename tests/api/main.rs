@@ -13,6 +13,8 @@ mod helpers;
 mod isolation;
 mod ops;
 mod page_tokens;
+#[path = "../shared/pg_cluster.rs"]
+mod pg_cluster;
 #[path = "../shared/pki.rs"]
 mod pki;
 mod recording;

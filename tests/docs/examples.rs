@@ -121,13 +121,19 @@ pub struct Target {
     pub database_url: String,
     /// Prepended to PATH, so that `webhooks` is the binary under test.
     pub bin_dir: String,
+    /// Further (text in the docs, text run) replacements, e.g. a test cluster's port.
+    pub replacements: Vec<(String, String)>,
 }
 
 impl Target {
     fn substitute(&self, code: &str) -> String {
-        code.replace(DOC_ADDR, &self.addr)
+        let code = code
+            .replace(DOC_ADDR, &self.addr)
             .replace(DOC_RECEIVER, &self.receiver)
-            .replace(DOC_DATABASE_URL, &self.database_url)
+            .replace(DOC_DATABASE_URL, &self.database_url);
+        self.replacements
+            .iter()
+            .fold(code, |code, (from, to)| code.replace(from, to))
     }
 }
 

@@ -176,6 +176,7 @@ async fn every_grpcurl_example_runs_as_documented() {
         receiver: receiver.base_url(),
         database_url: app.database.url.clone(),
         bin_dir: String::new(),
+        replacements: Vec::new(),
     };
     let mut vars = support::token_vars();
     for (i, example) in examples.iter().enumerate() {

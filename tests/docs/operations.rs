@@ -8,9 +8,14 @@ use std::time::Duration;
 
 use crate::examples::{self, DOC_DATABASE_URL, Target};
 use crate::markdown::{self, unquote};
+use crate::pg_cluster::{Cluster, Transport};
 use crate::support::{self, Receiver, TestApp, TestDatabase};
 
 const PAGE: &str = "operations.md";
+/// The PostgreSQL server of the page's TLS examples, replaced by the test cluster's.
+const DOC_TLS_SERVER: &str = "localhost:5433";
+/// The CA file of the page's TLS examples, replaced by the test cluster's.
+const DOC_DATABASE_CA: &str = "/etc/webhooks/postgres-ca.pem";
 const CONFIG_HEADER: &str = "| flag | environment variable | default | meaning |";
 
 /// One option of a `--help` text.
@@ -164,6 +169,9 @@ async fn every_example_runs_as_documented() {
     let receiver = Receiver::start(&[]).await;
     let app = TestApp::spawn(&[]).await;
     let migrated = TestDatabase::fresh();
+    // The `database=tls` examples run against a PostgreSQL that speaks TLS only, with a
+    // certificate for `localhost` from a throwaway CA (the page's CA file and port).
+    let cluster = Cluster::start(Transport::TlsOnly);
     let binary = Path::new(env!("CARGO_BIN_EXE_webhooks"));
     let target = Target {
         addr: app.addr.to_string(),
@@ -174,11 +182,35 @@ async fn every_example_runs_as_documented() {
             .expect("the binary is in a directory")
             .display()
             .to_string(),
+        replacements: vec![
+            (
+                DOC_TLS_SERVER.to_owned(),
+                format!("localhost:{}", cluster.port),
+            ),
+            (DOC_DATABASE_CA.to_owned(), cluster.ca.display().to_string()),
+        ],
     };
     let vars = support::token_vars();
+    let tls_examples = examples
+        .iter()
+        .filter(|e| e.block.attr("database") == Some("tls"))
+        .count();
+    assert!(
+        tls_examples > 0,
+        "{PAGE} should connect to PostgreSQL over TLS in a `database=tls` example"
+    );
     let mut migrations_run = false;
     for example in &examples {
         examples::run_example(&doc, example, &target, &vars).await;
+        if example.block.attr("database") == Some("tls") {
+            assert!(
+                example.block.code.contains(DOC_TLS_SERVER)
+                    && example.block.code.contains("sslmode=verify-full"),
+                "{}: a TLS example connects to {DOC_TLS_SERVER} with sslmode=verify-full",
+                example.block.at(&doc)
+            );
+            continue;
+        }
         if example.block.code.contains(" migrate") {
             assert!(
                 example.block.code.contains(DOC_DATABASE_URL),
