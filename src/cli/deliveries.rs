@@ -141,7 +141,7 @@ async fn execute(args: DeliveriesArgs) -> Result<(), CliError> {
         DeliveriesCommand::Show(ShowArgs { id }) => {
             let delivery = get_delivery(&mut admin, id).await?;
             match out {
-                Output::Json => output::print_json(&output::delivery_json(&delivery)),
+                Output::Json => output::print_json(&delivery)?,
                 Output::Table => print!("{}", output::delivery_report(&delivery)),
             }
             Ok(())
@@ -204,7 +204,7 @@ async fn list_deliveries(
         .map_err(flagged)?
         .into_inner();
     match out {
-        Output::Json => output::print_json(&output::list_deliveries_json(&page)),
+        Output::Json => output::print_json(&page)?,
         Output::Table => {
             if page.deliveries.is_empty() {
                 println!("No deliveries.");
@@ -252,7 +252,7 @@ async fn resend_delivery(
         .map_err(flagged)?
         .into_inner();
     match out {
-        Output::Json => output::print_json(&output::delivery_json(&delivery)),
+        Output::Json => output::print_json(&delivery)?,
         Output::Table => {
             println!("Resent.\n");
             print!("{}", output::delivery_details(&delivery));
@@ -319,7 +319,7 @@ async fn recover_deliveries(
         .map_err(flagged)?
         .into_inner();
     match out {
-        Output::Json => output::print_json(&output::recover_json(&recovered)),
+        Output::Json => output::print_json(&recovered)?,
         Output::Table => println!(
             "Re-queued {} failed deliveries of webhook {webhook_id} created since {since_text}.",
             recovered.recovered
@@ -385,7 +385,7 @@ async fn watch_deliveries(
                     match stream.message().await {
                         Ok(Some(update)) => {
                             match out {
-                                Output::Json => println!("{}", output::update_json(&update)),
+                                Output::Json => println!("{}", output::json_text(&update, false)?),
                                 Output::Table => println!("{}", output::update_line(&update)),
                             }
                             request.after_cursor = update.cursor;

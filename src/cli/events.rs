@@ -151,7 +151,7 @@ async fn execute(args: EventsArgs) -> Result<(), CliError> {
         })?
         .into_inner();
     match out {
-        Output::Json => output::print_json(&output::publish_response_json(&response)),
+        Output::Json => output::print_json(&response)?,
         Output::Table => {
             let mut pairs = vec![
                 ("event", response.event_id.clone()),

@@ -216,7 +216,7 @@ async fn execute(args: HooksArgs) -> Result<(), CliError> {
                 .await
                 .map_err(id_error)?
                 .into_inner();
-            print_webhook(out, &webhook);
+            print_webhook(out, &webhook)?;
             Ok(())
         }
         HooksCommand::Edit(edit) => edit_hook(&mut admin, out, edit).await,
@@ -235,7 +235,7 @@ async fn execute(args: HooksArgs) -> Result<(), CliError> {
                 })?
                 .into_inner();
             match out {
-                Output::Json => output::print_json(&output::delivery_json(&delivery)),
+                Output::Json => output::print_json(&delivery)?,
                 Output::Table => {
                     println!("Sent a webhook.test event.\n");
                     print!("{}", output::delivery_details(&delivery));
@@ -276,11 +276,12 @@ fn id_error(status: tonic::Status) -> CliError {
     CliError::status_with_flags(status, webhook_flag)
 }
 
-fn print_webhook(out: Output, webhook: &pb::Webhook) {
+fn print_webhook(out: Output, webhook: &pb::Webhook) -> Result<(), CliError> {
     match out {
-        Output::Json => output::print_json(&output::webhook_json(webhook)),
+        Output::Json => output::print_json(webhook)?,
         Output::Table => print!("{}", output::webhook_details(webhook)),
     }
+    Ok(())
 }
 
 async fn create_hook(
@@ -313,7 +314,7 @@ async fn create_hook(
         .map_err(id_error)?
         .into_inner();
     match out {
-        Output::Json => output::print_json(&output::create_response_json(&created)),
+        Output::Json => output::print_json(&created)?,
         Output::Table => {
             if let Some(webhook) = &created.webhook {
                 print!("{}", output::webhook_details(webhook));
@@ -357,7 +358,7 @@ async fn list_hooks(admin: &mut AdminClient, out: Output, args: ListArgs) -> Res
         request.page_token = all.next_page_token.clone();
     }
     match out {
-        Output::Json => output::print_json(&output::list_webhooks_json(&all)),
+        Output::Json => output::print_json(&all)?,
         Output::Table => {
             if all.webhooks.is_empty() {
                 println!("No webhooks.");
@@ -484,7 +485,7 @@ async fn edit_hook(admin: &mut AdminClient, out: Output, args: EditArgs) -> Resu
         .await
         .map_err(id_error)?
         .into_inner();
-    print_webhook(out, &webhook);
+    print_webhook(out, &webhook)?;
     Ok(())
 }
 
@@ -499,7 +500,7 @@ async fn set_enabled(
         .await
         .map_err(id_error)?
         .into_inner();
-    print_webhook(out, &webhook);
+    print_webhook(out, &webhook)?;
     Ok(())
 }
 
@@ -531,7 +532,7 @@ async fn delete_hook(
         .await
         .map_err(id_error)?;
     match out {
-        Output::Json => output::print_json(&output::empty_json()),
+        Output::Json => output::print_empty_json(),
         Output::Table => match name {
             Some(name) => println!("Deleted webhook {id} ({name})."),
             None => println!("Deleted webhook {id}."),
@@ -559,7 +560,7 @@ async fn rotate_secret(
         .map_err(id_error)?
         .into_inner();
     match out {
-        Output::Json => output::print_json(&output::rotate_response_json(&rotated)),
+        Output::Json => output::print_json(&rotated)?,
         Output::Table => {
             if let Some(webhook) = &rotated.webhook {
                 print!("{}", output::webhook_details(webhook));

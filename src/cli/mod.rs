@@ -62,8 +62,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Output {
     /// Aligned text for people.
     Table,
-    /// The proto messages as JSON (snake_case field names, enum names, RFC 3339 times), for
-    /// scripts. `deliveries watch` prints one object per line.
+    /// The proto messages in the canonical proto3 JSON mapping, as grpcurl prints them
+    /// (lowerCamelCase names, enum names, RFC 3339 times, int64 as strings, default values left
+    /// out), for scripts. `deliveries watch` prints one object per line.
     Json,
 }
 

@@ -3,6 +3,7 @@
 
 mod deliveries;
 mod events;
+mod grpcurl;
 mod help;
 mod hooks;
 mod listen;
