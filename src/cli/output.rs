@@ -142,11 +142,23 @@ pub fn message_from_json<M: prost::Message + prost::Name + Default>(
         .map_err(|e| e.message())?
         .get_message_by_name(&name)
         .ok_or_else(|| format!("no descriptor for {name} in this build"))?;
-    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let mut json = serde_json::Deserializer::from_str(text);
+    let mut track = serde_path_to_error::Track::new();
     let options = DeserializeOptions::new().deny_unknown_fields(true);
-    let message = DynamicMessage::deserialize_with_options(descriptor, &mut deserializer, &options)
-        .map_err(|e| e.to_string())?;
-    deserializer.end().map_err(|e| e.to_string())?;
+    let parsed = DynamicMessage::deserialize_with_options(
+        descriptor,
+        serde_path_to_error::Deserializer::new(&mut json, &mut track),
+        &options,
+    );
+    let message = parsed.map_err(|e| {
+        let path = track.path().to_string();
+        if path.is_empty() || path == "." {
+            e.to_string()
+        } else {
+            format!("{path}: {e}")
+        }
+    })?;
+    json.end().map_err(|e| e.to_string())?;
     message.transcode_to::<M>().map_err(|e| e.to_string())
 }
 

@@ -274,7 +274,7 @@ async fn publish_from_flags_and_from_a_file() {
     app.cli(&["events", "publish", "--file", typo.to_str().expect("utf-8")])
         .await
         .exits(2)
-        .stderr_has("unknown field `withdrawal.amout`");
+        .stderr_has("withdrawal: unrecognized field name 'amout'");
     let not_json = dir.join("not.json");
     std::fs::write(&not_json, "decision: approved").expect("file written");
     app.cli(&[
