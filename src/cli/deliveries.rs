@@ -77,6 +77,10 @@ pub struct ListArgs {
     /// The page to read: the token printed after the previous page.
     #[arg(long)]
     pub page_token: Option<String>,
+    /// Follow every page to the end (next_page_token after next_page_token), printing all the
+    /// deliveries as one list.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// Flags of `deliveries show`.
@@ -135,7 +139,8 @@ pub async fn run(args: DeliveriesArgs) -> ExitCode {
 
 async fn execute(args: DeliveriesArgs) -> Result<(), CliError> {
     let out = args.client.output;
-    let mut admin = args.client.connect().await?.admin();
+    let connection = args.client.connect().await?;
+    let mut admin = connection.admin();
     match args.command {
         DeliveriesCommand::List(list) => list_deliveries(&mut admin, out, list).await,
         DeliveriesCommand::Show(ShowArgs { id }) => {
@@ -148,7 +153,10 @@ async fn execute(args: DeliveriesArgs) -> Result<(), CliError> {
         }
         DeliveriesCommand::Resend(resend) => resend_delivery(&mut admin, out, resend).await,
         DeliveriesCommand::Recover(recover) => recover_deliveries(&mut admin, out, recover).await,
-        DeliveriesCommand::Watch(watch) => watch_deliveries(&mut admin, out, watch).await,
+        // The stream lasts until it is stopped: --timeout must not cut it.
+        DeliveriesCommand::Watch(watch) => {
+            watch_deliveries(&mut connection.admin_without_deadline(), out, watch).await
+        }
     }
 }
 
@@ -189,20 +197,30 @@ async fn list_deliveries(
     out: Output,
     args: ListArgs,
 ) -> Result<(), CliError> {
-    let page = admin
-        .list_deliveries(pb::ListDeliveriesRequest {
-            webhook_id: args.webhook.unwrap_or_default(),
-            statuses: args.statuses.iter().map(|s| s.proto()).collect(),
-            event_type: args.event_type.unwrap_or_default(),
-            request_id: args.request_id.unwrap_or_default(),
-            created_after: args.created_after.map(timestamp),
-            created_before: args.created_before.map(timestamp),
-            page_size: args.limit.unwrap_or(0),
-            page_token: args.page_token.unwrap_or_default(),
-        })
-        .await
-        .map_err(flagged)?
-        .into_inner();
+    let mut request = pb::ListDeliveriesRequest {
+        webhook_id: args.webhook.unwrap_or_default(),
+        statuses: args.statuses.iter().map(|s| s.proto()).collect(),
+        event_type: args.event_type.unwrap_or_default(),
+        request_id: args.request_id.unwrap_or_default(),
+        created_after: args.created_after.map(timestamp),
+        created_before: args.created_before.map(timestamp),
+        page_size: args.limit.unwrap_or(0),
+        page_token: args.page_token.unwrap_or_default(),
+    };
+    let mut page = pb::ListDeliveriesResponse::default();
+    loop {
+        let next = admin
+            .list_deliveries(request.clone())
+            .await
+            .map_err(flagged)?
+            .into_inner();
+        page.deliveries.extend(next.deliveries);
+        page.next_page_token = next.next_page_token;
+        if !args.all || page.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = page.next_page_token.clone();
+    }
     match out {
         Output::Json => output::print_json(&page)?,
         Output::Table => {
@@ -213,7 +231,7 @@ async fn list_deliveries(
             }
             if !page.next_page_token.is_empty() {
                 println!(
-                    "\nMore: add --page-token {} (with the same filters)",
+                    "\nMore: add --page-token {} (with the same filters), or --all",
                     page.next_page_token
                 );
             }

@@ -46,6 +46,9 @@ pub enum HooksCommand {
     RotateSecret(RotateArgs),
     /// Sends a signed `webhook.test` event to a webhook.
     Test(IdArg),
+    /// Shows a webhook's delivery statistics: attempts, success rate, latency percentiles,
+    /// last success and failure, pending and failed deliveries (the last 24 hours by default).
+    Stats(StatsArgs),
 }
 
 /// A webhook id.
@@ -53,6 +56,17 @@ pub enum HooksCommand {
 pub struct IdArg {
     /// The webhook id (a UUID).
     pub id: String,
+}
+
+/// Flags of `hooks stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The webhook id (a UUID).
+    pub id: String,
+    /// Only attempts started at or after this time (RFC 3339, e.g. 2025-06-01T00:00:00Z);
+    /// default: the last 24 hours.
+    #[arg(long, value_parser = super::parse_rfc3339)]
+    pub since: Option<time::OffsetDateTime>,
 }
 
 /// Flags of `hooks create`.
@@ -224,6 +238,27 @@ async fn execute(args: HooksArgs) -> Result<(), CliError> {
         HooksCommand::Disable(IdArg { id }) => set_enabled(&mut admin, out, id, false).await,
         HooksCommand::Delete(delete) => delete_hook(&mut admin, out, delete).await,
         HooksCommand::RotateSecret(rotate) => rotate_secret(&mut admin, out, rotate).await,
+        HooksCommand::Stats(StatsArgs { id, since }) => {
+            let stats = admin
+                .get_webhook_stats(pb::GetWebhookStatsRequest {
+                    id,
+                    since: since.map(super::timestamp),
+                })
+                .await
+                .map_err(|status| {
+                    CliError::status_with_flags(status, |field| match field {
+                        "id" => Some("the ID argument".to_owned()),
+                        "since" => Some("--since".to_owned()),
+                        _ => None,
+                    })
+                })?
+                .into_inner();
+            match out {
+                Output::Json => output::print_json(&stats)?,
+                Output::Table => print!("{}", output::stats_details(&stats)),
+            }
+            Ok(())
+        }
         HooksCommand::Test(IdArg { id }) => {
             let delivery = admin
                 .send_test_event(pb::SendTestEventRequest { webhook_id: id })

@@ -352,6 +352,29 @@ pub fn webhook_details(w: &pb::Webhook) -> String {
     details(&pairs)
 }
 
+/// A webhook's statistics as `key: value` lines.
+pub fn stats_details(s: &pb::WebhookStats) -> String {
+    let rate = if s.attempts == 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.1}%", s.success_rate * 100.0)
+    };
+    details(&[
+        ("webhook", s.webhook_id.clone()),
+        ("since", time_label(s.since.as_ref())),
+        ("attempts", s.attempts.to_string()),
+        ("succeeded", s.succeeded_attempts.to_string()),
+        ("success rate", rate),
+        ("latency p50", duration_label(s.latency_p50.as_ref())),
+        ("latency p90", duration_label(s.latency_p90.as_ref())),
+        ("latency p99", duration_label(s.latency_p99.as_ref())),
+        ("last success", time_label(s.last_success_at.as_ref())),
+        ("last failure", time_label(s.last_failure_at.as_ref())),
+        ("pending", s.pending_deliveries.to_string()),
+        ("failed", s.failed_deliveries.to_string()),
+    ])
+}
+
 /// A table of webhooks.
 pub fn webhooks_table(webhooks: &[pb::Webhook]) -> String {
     let rows: Vec<Vec<String>> = webhooks

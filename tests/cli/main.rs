@@ -9,6 +9,7 @@ mod hooks;
 mod listen;
 #[path = "../shared/pki.rs"]
 mod pki;
+mod shell;
 mod support;
 mod tls;
 mod watch;
