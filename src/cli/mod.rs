@@ -3,7 +3,8 @@
 //! service; `webhooks listen` is a local receiver that verifies signatures for integrators.
 //!
 //! Every client command takes `--server`, `--token` (or `--token-file`), the TLS flags
-//! (`--ca-cert`, `--client-cert`, `--client-key`) and `--output table|json`; errors go to stderr
+//! (`--ca-cert`, `--client-cert`, `--client-key`), `--output table|json` and `--timeout` (the
+//! deadline of each call, not of the `deliveries watch` stream); errors go to stderr
 //! and the exit code reflects the gRPC status (see [`EXIT_CODES_HELP`]).
 
 pub mod credentials;
