@@ -16,6 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // `prost::Name` on every message: the CLI finds a message's descriptor by its full name to
+    // print it in the canonical proto3 JSON mapping (src/cli/output.rs).
+    config.enable_type_names();
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("webhooks_descriptor.bin"))
         .build_server(true)

@@ -50,7 +50,8 @@ pub enum BinaryCommand {
     /// `serve` and `migrate`.
     #[command(flatten)]
     Service(Command),
-    /// Manages webhooks: create, list, get, edit, enable, disable, delete, rotate-secret, test.
+    /// Manages webhooks: create, list, get, edit, enable, disable, delete, rotate-secret, test,
+    /// stats.
     Hooks(crate::cli::hooks::HooksArgs),
     /// Reads the delivery history, resends and recovers deliveries, watches deliveries live.
     Deliveries(crate::cli::deliveries::DeliveriesArgs),
@@ -59,6 +60,10 @@ pub enum BinaryCommand {
     /// Runs a local receiver on 127.0.0.1 that verifies webhook signatures and prints each
     /// delivery.
     Listen(crate::cli::listen::ListenArgs),
+    /// Prints a shell completion script, e.g. `webhooks completions bash > /etc/bash_completion.d/webhooks`.
+    Completions(crate::cli::shell::CompletionsArgs),
+    /// Prints the manual page (roff) on stdout, e.g. `webhooks man | man -l -`.
+    Man,
 }
 
 /// Subcommands of the `webhooks` binary.

@@ -23,6 +23,8 @@ async fn main() -> ExitCode {
         BinaryCommand::Deliveries(args) => cli::deliveries::run(args).await,
         BinaryCommand::Events(args) => cli::events::run(args).await,
         BinaryCommand::Listen(args) => cli::listen::run(args).await,
+        BinaryCommand::Completions(args) => cli::shell::completions(&args),
+        BinaryCommand::Man => cli::shell::man(),
     }
 }
 

@@ -77,6 +77,10 @@ pub struct ListArgs {
     /// The page to read: the token printed after the previous page.
     #[arg(long)]
     pub page_token: Option<String>,
+    /// Follow every page to the end (next_page_token after next_page_token), printing all the
+    /// deliveries as one list.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// Flags of `deliveries show`.
@@ -135,20 +139,24 @@ pub async fn run(args: DeliveriesArgs) -> ExitCode {
 
 async fn execute(args: DeliveriesArgs) -> Result<(), CliError> {
     let out = args.client.output;
-    let mut admin = args.client.connect().await?.admin();
+    let connection = args.client.connect().await?;
+    let mut admin = connection.admin();
     match args.command {
         DeliveriesCommand::List(list) => list_deliveries(&mut admin, out, list).await,
         DeliveriesCommand::Show(ShowArgs { id }) => {
             let delivery = get_delivery(&mut admin, id).await?;
             match out {
-                Output::Json => output::print_json(&output::delivery_json(&delivery)),
+                Output::Json => output::print_json(&delivery)?,
                 Output::Table => print!("{}", output::delivery_report(&delivery)),
             }
             Ok(())
         }
         DeliveriesCommand::Resend(resend) => resend_delivery(&mut admin, out, resend).await,
         DeliveriesCommand::Recover(recover) => recover_deliveries(&mut admin, out, recover).await,
-        DeliveriesCommand::Watch(watch) => watch_deliveries(&mut admin, out, watch).await,
+        // The stream lasts until it is stopped: --timeout must not cut it.
+        DeliveriesCommand::Watch(watch) => {
+            watch_deliveries(&mut connection.admin_without_deadline(), out, watch).await
+        }
     }
 }
 
@@ -189,22 +197,32 @@ async fn list_deliveries(
     out: Output,
     args: ListArgs,
 ) -> Result<(), CliError> {
-    let page = admin
-        .list_deliveries(pb::ListDeliveriesRequest {
-            webhook_id: args.webhook.unwrap_or_default(),
-            statuses: args.statuses.iter().map(|s| s.proto()).collect(),
-            event_type: args.event_type.unwrap_or_default(),
-            request_id: args.request_id.unwrap_or_default(),
-            created_after: args.created_after.map(timestamp),
-            created_before: args.created_before.map(timestamp),
-            page_size: args.limit.unwrap_or(0),
-            page_token: args.page_token.unwrap_or_default(),
-        })
-        .await
-        .map_err(flagged)?
-        .into_inner();
+    let mut request = pb::ListDeliveriesRequest {
+        webhook_id: args.webhook.unwrap_or_default(),
+        statuses: args.statuses.iter().map(|s| s.proto()).collect(),
+        event_type: args.event_type.unwrap_or_default(),
+        request_id: args.request_id.unwrap_or_default(),
+        created_after: args.created_after.map(timestamp),
+        created_before: args.created_before.map(timestamp),
+        page_size: args.limit.unwrap_or(0),
+        page_token: args.page_token.unwrap_or_default(),
+    };
+    let mut page = pb::ListDeliveriesResponse::default();
+    loop {
+        let next = admin
+            .list_deliveries(request.clone())
+            .await
+            .map_err(flagged)?
+            .into_inner();
+        page.deliveries.extend(next.deliveries);
+        page.next_page_token = next.next_page_token;
+        if !args.all || page.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = page.next_page_token.clone();
+    }
     match out {
-        Output::Json => output::print_json(&output::list_deliveries_json(&page)),
+        Output::Json => output::print_json(&page)?,
         Output::Table => {
             if page.deliveries.is_empty() {
                 println!("No deliveries.");
@@ -213,7 +231,7 @@ async fn list_deliveries(
             }
             if !page.next_page_token.is_empty() {
                 println!(
-                    "\nMore: add --page-token {} (with the same filters)",
+                    "\nMore: add --page-token {} (with the same filters), or --all",
                     page.next_page_token
                 );
             }
@@ -252,7 +270,7 @@ async fn resend_delivery(
         .map_err(flagged)?
         .into_inner();
     match out {
-        Output::Json => output::print_json(&output::delivery_json(&delivery)),
+        Output::Json => output::print_json(&delivery)?,
         Output::Table => {
             println!("Resent.\n");
             print!("{}", output::delivery_details(&delivery));
@@ -319,7 +337,7 @@ async fn recover_deliveries(
         .map_err(flagged)?
         .into_inner();
     match out {
-        Output::Json => output::print_json(&output::recover_json(&recovered)),
+        Output::Json => output::print_json(&recovered)?,
         Output::Table => println!(
             "Re-queued {} failed deliveries of webhook {webhook_id} created since {since_text}.",
             recovered.recovered
@@ -385,7 +403,7 @@ async fn watch_deliveries(
                     match stream.message().await {
                         Ok(Some(update)) => {
                             match out {
-                                Output::Json => println!("{}", output::update_json(&update)),
+                                Output::Json => println!("{}", output::json_text(&update, false)?),
                                 Output::Table => println!("{}", output::update_line(&update)),
                             }
                             request.after_cursor = update.cursor;

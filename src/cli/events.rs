@@ -1,10 +1,9 @@
 //! `webhooks events publish`: publishes one decision, from flags or from a JSON file that mirrors
-//! `PublishEventRequest` (proto field names in snake_case).
+//! `PublishEventRequest` in the proto3 JSON mapping (lowerCamelCase or snake_case names).
 
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
-use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::output;
@@ -45,7 +44,8 @@ pub enum DecisionArg {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("fields").multiple(true)))]
 pub struct PublishArgs {
-    /// A JSON file mirroring PublishEventRequest in snake_case (`-` reads stdin), e.g.
+    /// A JSON file holding a PublishEventRequest in the proto3 JSON mapping, field names in
+    /// lowerCamelCase or snake_case (`-` reads stdin), e.g.
     /// {"idempotency_key": "...", "decision": "DECISION_APPROVED", "approval_node": 1,
     /// "withdrawal": {"id": "WD-1", "client_id": "C-1", "amount": "10.00", "currency": "USD"}}.
     /// Cannot be combined with the field flags.
@@ -151,7 +151,7 @@ async fn execute(args: EventsArgs) -> Result<(), CliError> {
         })?
         .into_inner();
     match out {
-        Output::Json => output::print_json(&output::publish_response_json(&response)),
+        Output::Json => output::print_json(&response)?,
         Output::Table => {
             let mut pairs = vec![
                 ("event", response.event_id.clone()),
@@ -314,262 +314,73 @@ async fn read_event_file(path: &str) -> Result<pb::PublishEventRequest, CliError
             .await
             .map_err(|e| CliError::Usage(format!("--file {path}: cannot read it: {e}")))?
     };
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| CliError::Usage(format!("--file {path}: not valid JSON: {e}")))?;
-    request_from_json(&value).map_err(|e| CliError::Usage(format!("--file {path}: {e}")))
+    request_from_json(&text).map_err(|e| CliError::Usage(format!("--file {path}: {e}")))
 }
 
-/// Converts a JSON document mirroring `PublishEventRequest` (snake_case field names, enums by
-/// proto name or number, timestamps in RFC 3339, `null` for unset) into the message. Unknown
-/// fields are refused, so a typo does not silently drop data. Errors name the field's path.
-pub fn request_from_json(value: &Value) -> Result<pb::PublishEventRequest, String> {
-    let mut top = Fields::new(value, "")?;
-    let decision = match top.take("decision") {
-        None => 0,
-        Some(value) => decision_from_json(&value, "decision")?,
-    };
-    let mut request = pb::PublishEventRequest {
-        idempotency_key: top.string("idempotency_key")?,
-        decision,
-        approval_node: top.u32("approval_node")?,
-        occurred_at: top.timestamp("occurred_at")?,
-        request: None,
-    };
-    let kinds = [
+/// Parses a JSON document in the proto3 JSON mapping of `PublishEventRequest` (field names in
+/// lowerCamelCase or the proto's snake_case, enums by name or number, timestamps in RFC 3339,
+/// `null` for unset). Unknown fields are refused, so a typo does not silently drop data. Errors
+/// name the field's path.
+pub fn request_from_json(text: &str) -> Result<pb::PublishEventRequest, String> {
+    // The mapping keeps the last member of a oneof given twice; a document naming two requests
+    // is a mistake, so it is refused rather than half-read.
+    let document: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    if !document.is_object() {
+        return Err("the document must be a JSON object (a PublishEventRequest)".to_owned());
+    }
+    let members = [
         "withdrawal",
         "prop_trading_participation",
+        "propTradingParticipation",
         "prop_trading_live_stage",
+        "propTradingLiveStage",
     ];
-    for kind in kinds {
-        let Some(body) = top.take(kind) else {
-            continue;
-        };
-        if request.request.is_some() {
-            return Err(format!(
-                "only one of {} may be set (it says which request the decision is about)",
-                kinds.join(", ")
-            ));
-        }
-        let mut f = Fields::new(&body, kind)?;
-        request.request = Some(match kind {
-            "withdrawal" => Request::Withdrawal(pb::WithdrawalRequest {
-                id: f.string("id")?,
-                client_id: f.string("client_id")?,
-                client_name: f.string("client_name")?,
-                client_email: f.string("client_email")?,
-                trading_account: f.string("trading_account")?,
-                amount: f.string("amount")?,
-                currency: f.string("currency")?,
-                payment_method: f.string("payment_method")?,
-                beneficiary: match f.take("beneficiary") {
-                    None => None,
-                    Some(value) => {
-                        let mut b = Fields::new(&value, "withdrawal.beneficiary")?;
-                        let beneficiary = pb::Beneficiary {
-                            account_holder: b.string("account_holder")?,
-                            bank_name: b.string("bank_name")?,
-                            iban: b.string("iban")?,
-                            account_number: b.string("account_number")?,
-                            swift_code: b.string("swift_code")?,
-                            wallet_address: b.string("wallet_address")?,
-                            network: b.string("network")?,
-                        };
-                        b.finish()?;
-                        Some(beneficiary)
-                    }
-                },
-                submitted_at: f.timestamp("submitted_at")?,
-                status: f.string("status")?,
-                remarks: f.string("remarks")?,
-            }),
-            "prop_trading_participation" => {
-                Request::PropTradingParticipation(pb::PropTradingParticipationRequest {
-                    id: f.string("id")?,
-                    client_id: f.string("client_id")?,
-                    client_name: f.string("client_name")?,
-                    client_email: f.string("client_email")?,
-                    program: f.string("program")?,
-                    challenge: f.string("challenge")?,
-                    account_size: f.string("account_size")?,
-                    fee: f.string("fee")?,
-                    currency: f.string("currency")?,
-                    evaluation_account: f.string("evaluation_account")?,
-                    submitted_at: f.timestamp("submitted_at")?,
-                    status: f.string("status")?,
-                    remarks: f.string("remarks")?,
-                })
-            }
-            _ => Request::PropTradingLiveStage(pb::PropTradingLiveStageRequest {
-                id: f.string("id")?,
-                client_id: f.string("client_id")?,
-                client_name: f.string("client_name")?,
-                client_email: f.string("client_email")?,
-                program: f.string("program")?,
-                challenge: f.string("challenge")?,
-                account_size: f.string("account_size")?,
-                currency: f.string("currency")?,
-                evaluation_account: f.string("evaluation_account")?,
-                live_account: f.string("live_account")?,
-                submitted_at: f.timestamp("submitted_at")?,
-                status: f.string("status")?,
-                remarks: f.string("remarks")?,
-            }),
-        });
-        f.finish()?;
+    let given = members
+        .iter()
+        .filter(|name| document.get(**name).is_some_and(|v| !v.is_null()))
+        .count();
+    if given > 1 {
+        return Err(
+            "only one of withdrawal, prop_trading_participation, prop_trading_live_stage may be \
+             set (it says which request the decision is about)"
+                .to_owned(),
+        );
     }
-    top.finish()?;
+    let request: pb::PublishEventRequest = output::message_from_json(text)?;
     if request.request.is_none() {
-        return Err(format!(
-            "one of {} is required (the request the decision is about)",
-            kinds.join(", ")
-        ));
+        return Err(
+            "one of withdrawal, prop_trading_participation, prop_trading_live_stage is required \
+             (the request the decision is about)"
+                .to_owned(),
+        );
     }
     Ok(request)
-}
-
-fn decision_from_json(value: &Value, path: &str) -> Result<i32, String> {
-    match value {
-        Value::String(name) => pb::Decision::from_str_name(name)
-            .map(|d| d as i32)
-            .ok_or_else(|| {
-                format!("{path}: `{name}` is not DECISION_APPROVED or DECISION_REJECTED")
-            }),
-        Value::Number(n) => n
-            .as_i64()
-            .and_then(|n| i32::try_from(n).ok())
-            .filter(|n| pb::Decision::try_from(*n).is_ok())
-            .ok_or_else(|| format!("{path}: {n} is not a Decision value")),
-        other => Err(format!(
-            "{path}: must be a string like \"DECISION_APPROVED\", not {}",
-            kind_of(other)
-        )),
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// The fields of one JSON object, taken one by one; whatever is left at the end is unknown.
-struct Fields {
-    path: String,
-    map: Map<String, Value>,
-}
-
-impl Fields {
-    fn new(value: &Value, path: &str) -> Result<Self, String> {
-        match value {
-            Value::Object(map) => Ok(Self {
-                path: path.to_owned(),
-                map: map.clone(),
-            }),
-            other => Err(format!(
-                "{}: must be a JSON object, not {}",
-                if path.is_empty() {
-                    "the document"
-                } else {
-                    path
-                },
-                kind_of(other)
-            )),
-        }
-    }
-
-    fn path(&self, name: &str) -> String {
-        if self.path.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{}.{name}", self.path)
-        }
-    }
-
-    /// The field's value; `null` counts as absent.
-    fn take(&mut self, name: &str) -> Option<Value> {
-        self.map.remove(name).filter(|value| !value.is_null())
-    }
-
-    fn string(&mut self, name: &str) -> Result<String, String> {
-        let path = self.path(name);
-        match self.map.remove(name) {
-            None | Some(Value::Null) => Ok(String::new()),
-            Some(Value::String(text)) => Ok(text),
-            Some(other) => Err(format!("{path}: must be a string, not {}", kind_of(&other))),
-        }
-    }
-
-    fn u32(&mut self, name: &str) -> Result<Option<u32>, String> {
-        let path = self.path(name);
-        let number = match self.map.remove(name) {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::Number(n)) => n.as_u64(),
-            // Proto JSON also allows integers as strings.
-            Some(Value::String(text)) => text.trim().parse::<u64>().ok(),
-            Some(other) => {
-                return Err(format!(
-                    "{path}: must be a whole number, not {}",
-                    kind_of(&other)
-                ));
-            }
-        };
-        number
-            .and_then(|n| u32::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| format!("{path}: must be a whole number from 0 to 4294967295"))
-    }
-
-    fn timestamp(&mut self, name: &str) -> Result<Option<prost_types::Timestamp>, String> {
-        let path = self.path(name);
-        match self.map.remove(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(text)) => parse_rfc3339(&text)
-                .map(|at| Some(timestamp(at)))
-                .map_err(|e| format!("{path}: {e}")),
-            Some(other) => Err(format!(
-                "{path}: must be an RFC 3339 time string, not {}",
-                kind_of(&other)
-            )),
-        }
-    }
-
-    /// Refuses fields that were not taken.
-    fn finish(self) -> Result<(), String> {
-        match self.map.keys().next() {
-            None => Ok(()),
-            Some(name) => Err(format!(
-                "unknown field `{}` (field names are the proto's, in snake_case)",
-                self.path(name)
-            )),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     #[test]
     fn a_full_withdrawal_document_converts() {
-        let request = request_from_json(&json!({
-            "idempotency_key": "k-1",
-            "decision": "DECISION_APPROVED",
-            "approval_node": 2,
-            "occurred_at": "2025-06-01T10:00:00Z",
-            "withdrawal": {
-                "id": "WD-1",
-                "client_id": "C-1",
-                "amount": "10.00",
-                "currency": "USD",
-                "beneficiary": { "iban": "DE89370400440532013000", "network": null }
-            }
-        }))
+        let request = request_from_json(
+            &json!({
+                "idempotency_key": "k-1",
+                "decision": "DECISION_APPROVED",
+                "approval_node": 2,
+                "occurred_at": "2025-06-01T10:00:00Z",
+                "withdrawal": {
+                    "id": "WD-1",
+                    "client_id": "C-1",
+                    "amount": "10.00",
+                    "currency": "USD",
+                    "beneficiary": { "iban": "DE89370400440532013000", "network": null }
+                }
+            })
+            .to_string(),
+        )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(request.idempotency_key, "k-1");
         assert_eq!(request.decision, pb::Decision::Approved as i32);
@@ -586,10 +397,34 @@ mod tests {
     }
 
     #[test]
+    fn camel_case_names_as_grpcurl_prints_them_convert_too() {
+        let request = request_from_json(
+            &json!({
+                "idempotencyKey": "k-2",
+                "decision": "DECISION_REJECTED",
+                "propTradingLiveStage": { "id": "PL-1", "liveAccount": "LIVE-1" }
+            })
+            .to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(request.idempotency_key, "k-2");
+        let Some(Request::PropTradingLiveStage(stage)) = request.request else {
+            panic!("a live-stage request expected");
+        };
+        assert_eq!(stage.live_account, "LIVE-1");
+    }
+
+    #[test]
     fn mistakes_name_the_field() {
-        let error = |doc: Value| request_from_json(&doc).err().unwrap_or_default();
+        let error = |doc: Value| {
+            request_from_json(&doc.to_string())
+                .err()
+                .unwrap_or_default()
+        };
+        let error_of = |text: &str| request_from_json(text).err().unwrap_or_default();
         assert!(error(json!({"withdrawal": {"amount": 10}})).starts_with("withdrawal.amount:"));
-        assert!(error(json!({"withdrawal": {"clientId": "C"}})).contains("`withdrawal.clientId`"));
+        assert!(error(json!({"withdrawal": {"client": "C"}})).contains("client"));
+        assert!(error_of("{\"withdrawal\": {}} trailing").contains("trailing"));
         assert!(error(json!({"decision": "APPROVED", "withdrawal": {}})).starts_with("decision:"));
         assert!(
             error(json!({"approval_node": -1, "withdrawal": {}})).starts_with("approval_node:")

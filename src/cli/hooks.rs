@@ -46,6 +46,9 @@ pub enum HooksCommand {
     RotateSecret(RotateArgs),
     /// Sends a signed `webhook.test` event to a webhook.
     Test(IdArg),
+    /// Shows a webhook's delivery statistics: attempts, success rate, latency percentiles,
+    /// last success and failure, pending and failed deliveries (the last 24 hours by default).
+    Stats(StatsArgs),
 }
 
 /// A webhook id.
@@ -53,6 +56,17 @@ pub enum HooksCommand {
 pub struct IdArg {
     /// The webhook id (a UUID).
     pub id: String,
+}
+
+/// Flags of `hooks stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The webhook id (a UUID).
+    pub id: String,
+    /// Only attempts started at or after this time (RFC 3339, e.g. 2025-06-01T00:00:00Z);
+    /// default: the last 24 hours.
+    #[arg(long, value_parser = super::parse_rfc3339)]
+    pub since: Option<time::OffsetDateTime>,
 }
 
 /// Flags of `hooks create`.
@@ -216,7 +230,7 @@ async fn execute(args: HooksArgs) -> Result<(), CliError> {
                 .await
                 .map_err(id_error)?
                 .into_inner();
-            print_webhook(out, &webhook);
+            print_webhook(out, &webhook)?;
             Ok(())
         }
         HooksCommand::Edit(edit) => edit_hook(&mut admin, out, edit).await,
@@ -224,6 +238,27 @@ async fn execute(args: HooksArgs) -> Result<(), CliError> {
         HooksCommand::Disable(IdArg { id }) => set_enabled(&mut admin, out, id, false).await,
         HooksCommand::Delete(delete) => delete_hook(&mut admin, out, delete).await,
         HooksCommand::RotateSecret(rotate) => rotate_secret(&mut admin, out, rotate).await,
+        HooksCommand::Stats(StatsArgs { id, since }) => {
+            let stats = admin
+                .get_webhook_stats(pb::GetWebhookStatsRequest {
+                    id,
+                    since: since.map(super::timestamp),
+                })
+                .await
+                .map_err(|status| {
+                    CliError::status_with_flags(status, |field| match field {
+                        "id" => Some("the ID argument".to_owned()),
+                        "since" => Some("--since".to_owned()),
+                        _ => None,
+                    })
+                })?
+                .into_inner();
+            match out {
+                Output::Json => output::print_json(&stats)?,
+                Output::Table => print!("{}", output::stats_details(&stats)),
+            }
+            Ok(())
+        }
         HooksCommand::Test(IdArg { id }) => {
             let delivery = admin
                 .send_test_event(pb::SendTestEventRequest { webhook_id: id })
@@ -235,7 +270,7 @@ async fn execute(args: HooksArgs) -> Result<(), CliError> {
                 })?
                 .into_inner();
             match out {
-                Output::Json => output::print_json(&output::delivery_json(&delivery)),
+                Output::Json => output::print_json(&delivery)?,
                 Output::Table => {
                     println!("Sent a webhook.test event.\n");
                     print!("{}", output::delivery_details(&delivery));
@@ -276,11 +311,12 @@ fn id_error(status: tonic::Status) -> CliError {
     CliError::status_with_flags(status, webhook_flag)
 }
 
-fn print_webhook(out: Output, webhook: &pb::Webhook) {
+fn print_webhook(out: Output, webhook: &pb::Webhook) -> Result<(), CliError> {
     match out {
-        Output::Json => output::print_json(&output::webhook_json(webhook)),
+        Output::Json => output::print_json(webhook)?,
         Output::Table => print!("{}", output::webhook_details(webhook)),
     }
+    Ok(())
 }
 
 async fn create_hook(
@@ -313,7 +349,7 @@ async fn create_hook(
         .map_err(id_error)?
         .into_inner();
     match out {
-        Output::Json => output::print_json(&output::create_response_json(&created)),
+        Output::Json => output::print_json(&created)?,
         Output::Table => {
             if let Some(webhook) = &created.webhook {
                 print!("{}", output::webhook_details(webhook));
@@ -357,7 +393,7 @@ async fn list_hooks(admin: &mut AdminClient, out: Output, args: ListArgs) -> Res
         request.page_token = all.next_page_token.clone();
     }
     match out {
-        Output::Json => output::print_json(&output::list_webhooks_json(&all)),
+        Output::Json => output::print_json(&all)?,
         Output::Table => {
             if all.webhooks.is_empty() {
                 println!("No webhooks.");
@@ -484,7 +520,7 @@ async fn edit_hook(admin: &mut AdminClient, out: Output, args: EditArgs) -> Resu
         .await
         .map_err(id_error)?
         .into_inner();
-    print_webhook(out, &webhook);
+    print_webhook(out, &webhook)?;
     Ok(())
 }
 
@@ -499,7 +535,7 @@ async fn set_enabled(
         .await
         .map_err(id_error)?
         .into_inner();
-    print_webhook(out, &webhook);
+    print_webhook(out, &webhook)?;
     Ok(())
 }
 
@@ -531,7 +567,7 @@ async fn delete_hook(
         .await
         .map_err(id_error)?;
     match out {
-        Output::Json => output::print_json(&output::empty_json()),
+        Output::Json => output::print_empty_json(),
         Output::Table => match name {
             Some(name) => println!("Deleted webhook {id} ({name})."),
             None => println!("Deleted webhook {id}."),
@@ -559,7 +595,7 @@ async fn rotate_secret(
         .map_err(id_error)?
         .into_inner();
     match out {
-        Output::Json => output::print_json(&output::rotate_response_json(&rotated)),
+        Output::Json => output::print_json(&rotated)?,
         Output::Table => {
             if let Some(webhook) = &rotated.webhook {
                 print!("{}", output::webhook_details(webhook));

@@ -3,7 +3,8 @@
 //! service; `webhooks listen` is a local receiver that verifies signatures for integrators.
 //!
 //! Every client command takes `--server`, `--token` (or `--token-file`), the TLS flags
-//! (`--ca-cert`, `--client-cert`, `--client-key`) and `--output table|json`; errors go to stderr
+//! (`--ca-cert`, `--client-cert`, `--client-key`), `--output table|json` and `--timeout` (the
+//! deadline of each call, not of the `deliveries watch` stream); errors go to stderr
 //! and the exit code reflects the gRPC status (see [`EXIT_CODES_HELP`]).
 
 pub mod credentials;
@@ -13,6 +14,7 @@ pub mod hooks;
 pub mod keys;
 pub mod listen;
 pub mod output;
+pub mod shell;
 pub mod transport;
 
 use std::fmt::Write as _;
@@ -62,8 +64,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Output {
     /// Aligned text for people.
     Table,
-    /// The proto messages as JSON (snake_case field names, enum names, RFC 3339 times), for
-    /// scripts. `deliveries watch` prints one object per line.
+    /// The proto messages in the canonical proto3 JSON mapping, as grpcurl prints them
+    /// (lowerCamelCase names, enum names, RFC 3339 times, int64 as strings, default values left
+    /// out), for scripts. `deliveries watch` prints one object per line.
     Json,
 }
 
@@ -121,6 +124,47 @@ pub struct ClientArgs {
     /// Output format: `table` for people, `json` for scripts.
     #[arg(long, env = "WEBHOOKS_OUTPUT", value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,
+
+    /// Deadline of each call to the service (e.g. 500ms, 30s, 2m; a bare number is seconds):
+    /// a call still unanswered then fails with DEADLINE_EXCEEDED (exit code 5). Not applied to
+    /// `deliveries watch`, which streams until stopped.
+    #[arg(
+        long,
+        env = "WEBHOOKS_TIMEOUT",
+        value_name = "DURATION",
+        value_parser = parse_duration,
+        default_value = "30s",
+        global = true
+    )]
+    pub timeout: Duration,
+}
+
+/// Parses a `--timeout` value: a positive number with a unit (`ms`, `s`, `m`, `h`), or a bare
+/// number of seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let text = value.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "`{value}`: the unit must be ms, s, m or h (e.g. 30s)"
+            ));
+        }
+    };
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` is not a duration like 500ms, 30s or 2m"))?;
+    Duration::try_from_secs_f64(number * scale)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{value}`: the duration must be more than zero"))
 }
 
 /// Why a client command failed; each maps to an exit code (see [`EXIT_CODES_HELP`]).
@@ -182,6 +226,16 @@ impl CliError {
         if let Some(failure) = tls_failure_of(&status) {
             return CliError::from_tls(failure);
         }
+        // tonic reports its own deadline (`--timeout`) as CANCELLED "Timeout expired"; it is the
+        // deadline that passed, as the service reports it when it is the one giving up.
+        let status = if status.code() == Code::Cancelled && status.message() == "Timeout expired" {
+            Status::deadline_exceeded(
+                "the service did not answer within the deadline (--timeout); try again, or give \
+                 it longer",
+            )
+        } else {
+            status
+        };
         let flag = if status.code() == Code::InvalidArgument {
             status
                 .message()
@@ -286,16 +340,35 @@ pub fn finish(result: Result<(), CliError>) -> ExitCode {
     }
 }
 
-/// Adds `authorization: Bearer <token>` to every call when a token is set.
+/// Adds `authorization: Bearer <token>` to every call when a token is set, and the call's
+/// deadline (`--timeout`, sent as `grpc-timeout` and enforced by this client too) when one is.
 #[derive(Debug, Clone, Default)]
-pub struct BearerToken(Option<MetadataValue<Ascii>>);
+pub struct BearerToken {
+    /// The `authorization` value, when a token is given.
+    token: Option<MetadataValue<Ascii>>,
+    /// The deadline of each call; `None` for streams that must not be cut.
+    deadline: Option<Duration>,
+}
+
+impl BearerToken {
+    /// The same token, with no deadline on the calls.
+    fn without_deadline(&self) -> Self {
+        Self {
+            deadline: None,
+            ..self.clone()
+        }
+    }
+}
 
 impl Interceptor for BearerToken {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(value) = &self.0 {
+        if let Some(value) = &self.token {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());
+        }
+        if let Some(deadline) = self.deadline {
+            request.set_timeout(deadline);
         }
         Ok(request)
     }
@@ -314,9 +387,15 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A `WebhookAdmin` client on this connection.
+    /// A `WebhookAdmin` client on this connection; each call has the `--timeout` deadline.
     pub fn admin(&self) -> AdminClient {
         WebhookAdminClient::with_interceptor(self.channel.clone(), self.token.clone())
+    }
+
+    /// A `WebhookAdmin` client whose calls have no deadline: for `deliveries watch`, whose
+    /// stream lasts until it is stopped.
+    pub fn admin_without_deadline(&self) -> AdminClient {
+        WebhookAdminClient::with_interceptor(self.channel.clone(), self.token.without_deadline())
     }
 
     /// An `EventIngest` client on this connection.
@@ -336,6 +415,7 @@ impl std::fmt::Debug for ClientArgs {
             .field("client_cert", &self.client_cert)
             .field("client_key", &self.client_key)
             .field("output", &self.output)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -366,10 +446,10 @@ impl ClientArgs {
             }
             (None, Some(path)) => (credentials::read_token_file(path)?, "--token-file"),
             (Some(token), None) => (token.trim().to_owned(), "--token"),
-            (None, None) => return Ok(BearerToken(None)),
+            (None, None) => return Ok(self.call_settings(None)),
         };
         if token.is_empty() {
-            return Ok(BearerToken(None));
+            return Ok(self.call_settings(None));
         }
         let mut value = MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
             CliError::Usage(format!(
@@ -378,7 +458,15 @@ impl ClientArgs {
         })?;
         // Shown as "Sensitive" by Debug, and kept out of HPACK's compression table.
         value.set_sensitive(true);
-        Ok(BearerToken(Some(value)))
+        Ok(self.call_settings(Some(value)))
+    }
+
+    /// The token and `--timeout` of every call.
+    fn call_settings(&self, token: Option<MetadataValue<Ascii>>) -> BearerToken {
+        BearerToken {
+            token,
+            deadline: Some(self.timeout),
+        }
     }
 
     /// The TLS flags' files.
@@ -609,6 +697,34 @@ mod tests {
     }
 
     #[test]
+    fn calls_carry_the_deadline_but_the_watch_stream_does_not() {
+        let mut settings = BearerToken {
+            token: None,
+            deadline: Some(Duration::from_secs(2)),
+        };
+        let timeout_of = |interceptor: &mut BearerToken| {
+            interceptor
+                .call(tonic::Request::new(()))
+                .map(|r| r.metadata().get("grpc-timeout").cloned())
+                .ok()
+                .flatten()
+        };
+        assert!(timeout_of(&mut settings).is_some());
+        assert_eq!(timeout_of(&mut settings.without_deadline()), None);
+    }
+
+    #[test]
+    fn timeouts_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3 days").is_err());
+    }
+
+    #[test]
     fn server_urls_get_a_scheme() {
         let args = |server: &str| ClientArgs {
             server: server.to_owned(),
@@ -618,6 +734,7 @@ mod tests {
             client_cert: None,
             client_key: None,
             output: Output::Table,
+            timeout: Duration::from_secs(30),
         };
         assert_eq!(args("127.0.0.1:1").server_url(), "http://127.0.0.1:1");
         assert_eq!(args("http://h:1").server_url(), "http://h:1");

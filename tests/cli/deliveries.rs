@@ -41,9 +41,9 @@ async fn list_show_resend_and_recover() {
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{failed}");
     assert_eq!(listed[0]["id"], first.as_str());
     assert_eq!(listed[0]["status"], "DELIVERY_STATUS_FAILED");
-    assert_eq!(listed[0]["attempt_count"], 3);
-    assert_eq!(listed[0]["last_response_status"], 500);
-    assert_eq!(listed[0]["request_id"], "WD-100");
+    assert_eq!(listed[0]["attemptCount"], 3);
+    assert_eq!(listed[0]["lastResponseStatus"], 500);
+    assert_eq!(listed[0]["requestId"], "WD-100");
     assert_eq!(listed[0]["function"], "FUNCTION_WITHDRAWAL");
     app.cli(&["deliveries", "list", "--webhook", &hook.id])
         .await
@@ -101,10 +101,14 @@ async fn list_show_resend_and_recover() {
     let attempts = shown["attempts"].as_array().expect("attempts").clone();
     assert_eq!(attempts.len(), 3, "{shown}");
     for (i, attempt) in attempts.iter().enumerate() {
-        assert_eq!(attempt["attempt_number"], i + 1);
-        assert_eq!(attempt["response_status"], 500);
-        assert_eq!(attempt["succeeded"], false);
-        assert_eq!(attempt["error_kind"], "ATTEMPT_ERROR_KIND_STATUS");
+        assert_eq!(attempt["attemptNumber"], i + 1);
+        assert_eq!(attempt["responseStatus"], 500);
+        assert_eq!(
+            attempt.get("succeeded"),
+            None,
+            "false is left out: {attempt}"
+        );
+        assert_eq!(attempt["errorKind"], "ATTEMPT_ERROR_KIND_STATUS");
         assert_eq!(attempt["trigger"], "ATTEMPT_TRIGGER_SCHEDULED");
         assert!(
             attempt["duration"]
@@ -112,7 +116,7 @@ async fn list_show_resend_and_recover() {
                 .is_some_and(|d| d.ends_with('s')),
             "{attempt}"
         );
-        let headers = attempt["request_headers"].as_array().expect("headers");
+        let headers = attempt["requestHeaders"].as_array().expect("headers");
         assert!(
             headers.iter().any(|h| h["name"] == "webhook-signature"),
             "{attempt}"
@@ -120,8 +124,8 @@ async fn list_show_resend_and_recover() {
     }
     let message_id = app.get_delivery(&first).await.message_id;
     assert!(message_id.starts_with("msg_"), "{message_id}");
-    assert_eq!(shown["message_id"], message_id.as_str());
-    let sent_id = attempts[0]["request_headers"]
+    assert_eq!(shown["messageId"], message_id.as_str());
+    let sent_id = attempts[0]["requestHeaders"]
         .as_array()
         .and_then(|headers| headers.iter().find(|h| h["name"] == "webhook-id"))
         .map(|h| h["value"].clone());
@@ -151,7 +155,7 @@ async fn list_show_resend_and_recover() {
         .json();
     assert_eq!(shown["attempts"].as_array().map(Vec::len), Some(4));
     assert_eq!(shown["attempts"][3]["trigger"], "ATTEMPT_TRIGGER_RESEND");
-    assert_eq!(shown["attempts"][3]["response_status"], 204);
+    assert_eq!(shown["attempts"][3]["responseStatus"], 204);
 
     // recover: re-queues the failed deliveries since a time (only the second one is failed).
     receiver.answer(500);

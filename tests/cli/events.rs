@@ -71,12 +71,16 @@ async fn publish_from_flags_and_from_a_file() {
     let mut json_flags = flags.to_vec();
     json_flags.extend(["--output", "json"]);
     let published = app.cli(&json_flags).await.json();
-    assert_eq!(published["event_type"], "withdrawal.approved");
-    assert_eq!(published["duplicate"], false);
-    let deliveries = strings(&published["delivery_ids"]);
+    assert_eq!(published["eventType"], "withdrawal.approved");
+    assert_eq!(
+        published.get("duplicate"),
+        None,
+        "false is left out: {published}"
+    );
+    let deliveries = strings(&published["deliveryIds"]);
     assert_eq!(deliveries.len(), 1, "{published}");
     assert!(
-        published["event_id"]
+        published["eventId"]
             .as_str()
             .is_some_and(|id| !id.is_empty())
     );
@@ -220,8 +224,8 @@ async fn publish_from_flags_and_from_a_file() {
         ])
         .await
         .json();
-    assert_eq!(from_file["event_type"], "prop_trading.live_stage.approved");
-    assert_eq!(strings(&from_file["delivery_ids"]).len(), 1, "{from_file}");
+    assert_eq!(from_file["eventType"], "prop_trading.live_stage.approved");
+    assert_eq!(strings(&from_file["deliveryIds"]).len(), 1, "{from_file}");
     let body = receiver
         .wait_for("the live-stage approval", |r| r.path == "/l")
         .await
@@ -270,7 +274,7 @@ async fn publish_from_flags_and_from_a_file() {
     app.cli(&["events", "publish", "--file", typo.to_str().expect("utf-8")])
         .await
         .exits(2)
-        .stderr_has("unknown field `withdrawal.amout`");
+        .stderr_has("withdrawal: unrecognized field name 'amout'");
     let not_json = dir.join("not.json");
     std::fs::write(&not_json, "decision: approved").expect("file written");
     app.cli(&[

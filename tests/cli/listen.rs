@@ -71,7 +71,7 @@ async fn listen_verifies_real_deliveries_and_refuses_forgeries() {
         ])
         .await
         .json();
-    let delivery = crate::support::strings(&published["delivery_ids"])
+    let delivery = crate::support::strings(&published["deliveryIds"])
         .pop()
         .expect("one delivery");
     let done = app
@@ -133,7 +133,7 @@ async fn listen_verifies_real_deliveries_and_refuses_forgeries() {
         ])
         .await
         .json();
-    let ids = crate::support::strings(&both["delivery_ids"]);
+    let ids = crate::support::strings(&both["deliveryIds"]);
     assert_eq!(ids.len(), 2, "{both}");
     for id in &ids {
         let delivery = app.get_delivery(id).await;

@@ -3,11 +3,13 @@
 
 mod deliveries;
 mod events;
+mod grpcurl;
 mod help;
 mod hooks;
 mod listen;
 #[path = "../shared/pki.rs"]
 mod pki;
+mod shell;
 mod support;
 mod tls;
 mod watch;

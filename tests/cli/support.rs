@@ -388,6 +388,32 @@ pub async fn run_in_terminal(args: &[String], input: &str) -> Run {
     finish(command, all, Some(input)).await
 }
 
+/// [`run_in_terminal`] with `env` set (and `NO_COLOR`, `CLICOLOR_FORCE` unset unless `env` sets
+/// them), typing nothing.
+pub async fn run_in_terminal_with_env(args: &[String], env: &[(&str, &str)]) -> Run {
+    let line = std::iter::once(BIN.to_owned())
+        .chain(args.iter().cloned())
+        .map(|word| shell_quote(&word))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut command = cli_command("script");
+    command
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .envs(env.iter().copied())
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let all = vec![
+        "script".to_owned(),
+        "-qec".to_owned(),
+        line,
+        "/dev/null".to_owned(),
+    ];
+    finish(command, all, Some("")).await
+}
+
 fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }

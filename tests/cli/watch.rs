@@ -119,7 +119,7 @@ async fn watch_prints_live_updates() {
     let all = updates(&lines);
     assert!(
         all.iter()
-            .all(|u| u["delivery"]["webhook_id"] == hook.id.as_str()),
+            .all(|u| u["delivery"]["webhookId"] == hook.id.as_str()),
         "an update of another webhook ({}) leaked through: {lines:#?}",
         other.id
     );
@@ -128,7 +128,7 @@ async fn watch_prints_live_updates() {
         .find(|u| u["kind"] == "UPDATE_KIND_ATTEMPT_SUCCEEDED")
         .expect("found above");
     assert_eq!(succeeded["delivery"]["status"], "DELIVERY_STATUS_SUCCEEDED");
-    assert_eq!(succeeded["attempt"]["response_status"], 204);
+    assert_eq!(succeeded["attempt"]["responseStatus"], 204);
     let cursors = cursors(&lines);
     assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
 
