@@ -291,18 +291,9 @@ async fn secrets_are_sealed_at_rest_and_deliveries_still_verify() {
 }
 
 fn keys_cli(database_url: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_webhooks"))
-        .args(["keys", "--database-url", database_url])
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("the binary runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let mut all = vec!["keys", "--database-url", database_url];
+    all.extend_from_slice(args);
+    crate::helpers::webhooks_binary(&all)
 }
 
 #[tokio::test]
@@ -360,25 +351,8 @@ async fn reencrypt_moves_every_secret_to_the_new_key() {
         .into_inner();
     app.stop().await;
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_webhooks"))
-        .args([
-            "reencrypt",
-            "--database-url",
-            &url,
-            "--encryption-key",
-            &new,
-            "--encryption-key-previous",
-            &old,
-        ])
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("the binary runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("re-sealed 1"));
+    let printed = crate::helpers::reencrypt(&url, &new, &old);
+    assert!(printed.contains("re-sealed 1"));
 
     // Only the new key is needed now, and deliveries still verify with the same secret.
     let app = crate::helpers::spawn_app_on(&url, &name, &["--encryption-key", &new]).await;

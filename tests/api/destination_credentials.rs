@@ -314,30 +314,6 @@ impl ServiceProcess {
     }
 }
 
-async fn wait_for_status(
-    admin: &WebhookAdminClient<Channel>,
-    delivery_id: &str,
-    status: pb::DeliveryStatus,
-) -> pb::Delivery {
-    let mut last = None;
-    for _ in 0..200 {
-        let delivery = admin
-            .clone()
-            .get_delivery(pb::GetDeliveryRequest {
-                id: delivery_id.into(),
-            })
-            .await
-            .expect("delivery readable")
-            .into_inner();
-        if delivery.status == status as i32 {
-            return delivery;
-        }
-        last = Some(delivery);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("delivery {delivery_id} never reached {status:?}; last seen: {last:#?}");
-}
-
 #[tokio::test]
 async fn a_partner_demanding_a_client_certificate_and_its_own_authorization_gets_both() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -409,7 +385,12 @@ async fn a_partner_demanding_a_client_certificate_and_its_own_authorization_gets
         .first()
         .cloned()
         .expect("one delivery");
-    let delivered = wait_for_status(&admin, &delivery_id, pb::DeliveryStatus::Succeeded).await;
+    let delivered = crate::helpers::wait_for_delivery_status_of(
+        &admin,
+        &delivery_id,
+        pb::DeliveryStatus::Succeeded,
+    )
+    .await;
     let test = admin
         .clone()
         .send_test_event(pb::SendTestEventRequest {
@@ -418,7 +399,8 @@ async fn a_partner_demanding_a_client_certificate_and_its_own_authorization_gets
         .await
         .expect("test sent")
         .into_inner();
-    wait_for_status(&admin, &test.id, pb::DeliveryStatus::Succeeded).await;
+    crate::helpers::wait_for_delivery_status_of(&admin, &test.id, pb::DeliveryStatus::Succeeded)
+        .await;
     admin
         .clone()
         .resend_delivery(pb::ResendDeliveryRequest {
@@ -428,7 +410,12 @@ async fn a_partner_demanding_a_client_certificate_and_its_own_authorization_gets
         .expect("resent");
     let mut resent = delivered.clone();
     for _ in 0..100 {
-        resent = wait_for_status(&admin, &delivery_id, pb::DeliveryStatus::Succeeded).await;
+        resent = crate::helpers::wait_for_delivery_status_of(
+            &admin,
+            &delivery_id,
+            pb::DeliveryStatus::Succeeded,
+        )
+        .await;
         if resent.attempts.len() == 2 {
             break;
         }
@@ -761,24 +748,7 @@ async fn header_values_and_client_keys_survive_edits_and_key_rotation() {
     );
     app.stop().await;
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_webhooks"))
-        .args([
-            "reencrypt",
-            "--database-url",
-            &url,
-            "--encryption-key",
-            &new,
-            "--encryption-key-previous",
-            &old,
-        ])
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("the binary runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::helpers::reencrypt(&url, &new, &old);
 
     // Only the new key now: the headers and the client key still open.
     let app = spawn_app_on(&url, &name, &["--encryption-key", &new]).await;

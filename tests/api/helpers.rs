@@ -110,6 +110,11 @@ pub async fn spawn_app_on(database_url: &str, database_name: &str, extra: &[&str
     let app = Application::build(config)
         .await
         .expect("the service starts");
+    serve(app, database_url, database_name).await
+}
+
+/// Runs a built service until the [`TestApp`] is stopped, with clients connected to it.
+async fn serve(app: Application, database_url: &str, database_name: &str) -> TestApp {
     let addr = app.local_addr();
     let console_addr = app.console_addr();
     let metrics_addr = app.metrics_addr();
@@ -117,8 +122,7 @@ pub async fn spawn_app_on(database_url: &str, database_name: &str, extra: &[&str
     let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    let endpoint = format!("http://{addr}");
-    let channel = Channel::from_shared(endpoint)
+    let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("valid endpoint")
         .connect()
         .await
@@ -190,24 +194,7 @@ impl TestApp {
         delivery_id: &str,
         status: pb::DeliveryStatus,
     ) -> pb::Delivery {
-        let mut last = None;
-        for _ in 0..200 {
-            let delivery = self
-                .admin
-                .clone()
-                .get_delivery(pb::GetDeliveryRequest {
-                    id: delivery_id.into(),
-                })
-                .await
-                .expect("delivery readable")
-                .into_inner();
-            if delivery.status == status as i32 {
-                return delivery;
-            }
-            last = Some(delivery);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("delivery {delivery_id} never reached {status:?}; last seen: {last:#?}");
+        wait_for_delivery_status_of(&self.admin, delivery_id, status).await
     }
 }
 
@@ -820,27 +807,61 @@ pub async fn spawn_app_on_resolving(
     let app = Application::build_resolving_with(config, lookup)
         .await
         .expect("the service starts");
-    let addr = app.local_addr();
-    let console_addr = app.console_addr();
-    let metrics_addr = app.metrics_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("valid endpoint")
-        .connect()
-        .await
-        .expect("connects");
-    TestApp {
-        addr,
-        console_addr,
-        metrics_addr,
-        database_url: database_url.to_owned(),
-        database_name: database_name.to_owned(),
-        admin: WebhookAdminClient::new(channel.clone()),
-        ingest: EventIngestClient::new(channel),
-        stop: Some(stop),
-        server: Some(server),
+    serve(app, database_url, database_name).await
+}
+
+/// Waits until the delivery reaches `status` as `admin` reads it, and returns it with its
+/// attempts (for services the test did not spawn in process).
+pub async fn wait_for_delivery_status_of(
+    admin: &WebhookAdminClient<Channel>,
+    delivery_id: &str,
+    status: pb::DeliveryStatus,
+) -> pb::Delivery {
+    let mut last = None;
+    for _ in 0..200 {
+        let delivery = admin
+            .clone()
+            .get_delivery(pb::GetDeliveryRequest {
+                id: delivery_id.into(),
+            })
+            .await
+            .expect("delivery readable")
+            .into_inner();
+        if delivery.status == status as i32 {
+            return delivery;
+        }
+        last = Some(delivery);
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    panic!("delivery {delivery_id} never reached {status:?}; last seen: {last:#?}");
+}
+
+/// Runs the `webhooks` binary with `args` (and no DATABASE_URL from the environment), asserts it
+/// succeeded, and returns what it printed.
+pub fn webhooks_binary(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_webhooks"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("the binary runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs `webhooks reencrypt` on `database_url`, from `old` to `new` (base64 keys), asserts it
+/// succeeded, and returns what it printed.
+pub fn reencrypt(database_url: &str, new: &str, old: &str) -> String {
+    webhooks_binary(&[
+        "reencrypt",
+        "--database-url",
+        database_url,
+        "--encryption-key",
+        new,
+        "--encryption-key-previous",
+        old,
+    ])
 }
