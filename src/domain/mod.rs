@@ -47,6 +47,22 @@ impl ValidationError {
     }
 }
 
+/// Longest stretch of client input an error message repeats: a refusal must fit in a
+/// `grpc-message` header (clients cap header lists at 16 KiB), so a 100 KiB update-mask path is
+/// shown as its first characters and its length.
+const MAX_QUOTED_CHARS: usize = 64;
+
+/// Client input in backticks for an error message, cut to its first 64 characters.
+pub fn quoted(value: &str) -> String {
+    let count = value.chars().count();
+    if count <= MAX_QUOTED_CHARS {
+        format!("`{value}`")
+    } else {
+        let head: String = value.chars().take(MAX_QUOTED_CHARS).collect();
+        format!("`{head}…` ({count} characters)")
+    }
+}
+
 /// Checks that a free-text field is at most `max` characters.
 pub fn check_max_chars(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
     if value.chars().count() > max {

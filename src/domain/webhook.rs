@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use url::{Host, Url};
 
-use super::{ValidationError, check_max_chars};
+use super::{ValidationError, check_max_chars, quoted};
 use crate::proto::v1 as pb;
 
 /// The kind of client request a webhook reports on.
@@ -358,7 +358,7 @@ pub fn parse_update_mask(paths: &[String]) -> Result<Vec<UpdateField>, Validatio
             "server_ca_pem" => Ok(UpdateField::ServerCa),
             "client_certificate" | "server_ca" => Err(ValidationError::new(
                 FIELD,
-                format!("`{path}` is output only: set {path}_pem instead"),
+                format!("{} is output only: set {path}_pem instead", quoted(path)),
             )),
             "enabled" => Err(ValidationError::new(
                 FIELD,
@@ -376,11 +376,11 @@ pub fn parse_update_mask(paths: &[String]) -> Result<Vec<UpdateField>, Validatio
             | "consecutive_failures"
             | "circuit_open_until" => Err(ValidationError::new(
                 FIELD,
-                format!("`{path}` is output only"),
+                format!("{} is output only", quoted(path)),
             )),
             other => Err(ValidationError::new(
                 FIELD,
-                format!("unknown field `{other}`"),
+                format!("unknown field {}", quoted(other)),
             )),
         })
         .collect()
@@ -462,5 +462,13 @@ mod tests {
             parse_update_mask(&["name".into()]).unwrap(),
             vec![UpdateField::Name]
         );
+    }
+
+    #[test]
+    fn update_mask_refusals_quote_at_most_64_characters_of_a_path() {
+        let long = "é".repeat(10_000);
+        let rule = parse_update_mask(&[long]).unwrap_err().rule;
+        assert!(rule.contains("(10000 characters)"), "{rule}");
+        assert!(rule.chars().count() < 120, "{rule}");
     }
 }
