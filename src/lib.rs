@@ -23,6 +23,7 @@ pub mod delivery;
 pub mod domain;
 pub mod metrics;
 pub mod proto;
+pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod stream;

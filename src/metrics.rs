@@ -19,6 +19,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::stream::UpdateHub;
 
@@ -87,7 +88,7 @@ pub async fn serve(
     listener: TcpListener,
     handle: PrometheusHandle,
     readiness: watch::Receiver<Readiness>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "metrics and health endpoint listening");
@@ -103,7 +104,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.changed() => break,
+            _ = shutdown.recv() => break,
         };
         let handle = handle.clone();
         let readiness = readiness.clone();
@@ -203,7 +204,7 @@ pub async fn sample(
     store: Store,
     hub: Arc<UpdateHub>,
     handle: PrometheusHandle,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     loop {
         handle.run_upkeep();
@@ -220,7 +221,7 @@ pub async fn sample(
         gauge!(OPEN_WATCHERS).set(hub.open_watchers() as f64);
         tokio::select! {
             _ = tokio::time::sleep(SAMPLE_INTERVAL) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.recv() => return,
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::domain::PageTokenKeys;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::event_ingest_server::EventIngestServer;
 use crate::proto::v1::webhook_admin_server::WebhookAdminServer;
+use crate::shutdown::{Shutdown, ShutdownSender};
 use crate::store::{DELIVERIES_CHANNEL, Store, UPDATES_CHANNEL, Vault, ensure_database_exists};
 use crate::stream::UpdateHub;
 
@@ -183,21 +184,21 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let stop_signal = stop_tx.clone();
+        let stop = Arc::new(ShutdownSender::new());
+        let stop_signal = stop.clone();
         let wake = Arc::new(Notify::new());
         let local_wake = wake.clone();
 
         let mut background = tokio::task::JoinSet::new();
         let mut subscriptions: listener::Subscriptions =
             vec![(UPDATES_CHANNEL, self.hub.wake_handle())];
-        background.spawn(self.hub.clone().run(stop_rx.clone()));
+        background.spawn(self.hub.clone().run(stop.subscribe()));
         background.spawn(purge_old_history(
             self.store.clone(),
             self.config.retention,
-            stop_rx.clone(),
+            stop.subscribe(),
         ));
-        background.spawn(keep_statistics_fresh(self.store.clone(), stop_rx.clone()));
+        background.spawn(keep_statistics_fresh(self.store.clone(), stop.subscribe()));
         let (readiness_tx, readiness) = watch::channel(crate::metrics::Readiness::Starting);
         if let Some(metrics) = self.metrics {
             let handle =
@@ -206,13 +207,13 @@ impl Application {
                 metrics,
                 handle.clone(),
                 readiness,
-                stop_rx.clone(),
+                stop.subscribe(),
             ));
             background.spawn(crate::metrics::sample(
                 self.store.clone(),
                 self.hub.clone(),
                 handle,
-                stop_rx.clone(),
+                stop.subscribe(),
             ));
         }
         let mut heartbeat = None;
@@ -237,12 +238,12 @@ impl Application {
                 wake,
             );
             heartbeat = Some(worker.heartbeat());
-            background.spawn(worker.run(stop_rx.clone()));
+            background.spawn(worker.run(stop.subscribe()));
         }
         background.spawn(listener::run(
             self.store.connector().clone(),
             subscriptions,
-            stop_rx.clone(),
+            stop.subscribe(),
         ));
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -262,7 +263,7 @@ impl Application {
             self.store.clone(),
             heartbeat,
             stall_limit(self.config.poll_interval),
-            stop_rx.clone(),
+            stop.subscribe(),
         ));
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -325,7 +326,7 @@ impl Application {
         tracing::info!(addr = %self.local_addr, workers = !self.config.disable_workers, "webhooks service listening");
         let console = self.console.map(|console| {
             tracing::info!(addr = %console.local_addr(), "web console listening");
-            let mut stopped = stop_rx.clone();
+            let mut stopped = stop.subscribe();
             let serving = console.serve(
                 routes.clone(),
                 self.auth.clone(),
@@ -333,7 +334,7 @@ impl Application {
                 connections.clone(),
                 async move {
                     // Stops with the gRPC port: stop_signal is sent when `shutdown` resolves.
-                    let _ = stopped.wait_for(|stop| *stop).await;
+                    stopped.recv().await;
                 },
             );
             tokio::spawn(async move {
@@ -368,12 +369,12 @@ impl Application {
                     // Workers stop claiming and finish what they hold; watchers end their
                     // streams with UNAVAILABLE (clients resume with their cursor elsewhere), so
                     // the server's drain does not wait on them.
-                    let _ = stop_signal.send(true);
+                    stop_signal.send();
                 },
             )
             .await;
 
-        let _ = stop_tx.send(true);
+        stop.send();
         let console_served = match console {
             Some(task) => task.await.context("the web console server panicked")?,
             None => Ok(()),
@@ -475,11 +476,7 @@ fn configured_tokens(config: &ServeConfig) -> ConfiguredTokens {
 }
 
 /// Purges history older than `retention`, a batch at a time, every few minutes.
-async fn purge_old_history(
-    store: Store,
-    retention: std::time::Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn purge_old_history(store: Store, retention: std::time::Duration, mut shutdown: Shutdown) {
     const BATCH: i64 = 500;
     loop {
         let cutoff = time::OffsetDateTime::now_utc() - retention;
@@ -493,7 +490,7 @@ async fn purge_old_history(
                     break;
                 }
             }
-            if *shutdown.borrow() {
+            if shutdown.is_shutdown() {
                 return;
             }
         }
@@ -502,7 +499,7 @@ async fn purge_old_history(
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.recv() => return,
         }
     }
 }
@@ -510,7 +507,7 @@ async fn purge_old_history(
 /// Analyzes the queue tables when their planner statistics are missing or far behind (see
 /// `src/store/statistics.rs`), checking every few seconds: cheap, and it matters most in the
 /// first minute of a new database, before autovacuum has looked at it.
-async fn keep_statistics_fresh(store: Store, mut shutdown: watch::Receiver<bool>) {
+async fn keep_statistics_fresh(store: Store, mut shutdown: Shutdown) {
     loop {
         match store.refresh_stale_statistics().await {
             Ok(tables) if !tables.is_empty() => {
@@ -521,7 +518,7 @@ async fn keep_statistics_fresh(store: Store, mut shutdown: watch::Receiver<bool>
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.recv() => return,
         }
     }
 }
@@ -540,7 +537,7 @@ async fn report_health(
     store: Store,
     heartbeat: Option<Arc<crate::delivery::Heartbeat>>,
     stall_limit: std::time::Duration,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     use tonic_health::ServingStatus;
     let mut last: Option<bool> = None;
@@ -586,7 +583,7 @@ async fn report_health(
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
-            _ = shutdown.changed() => {
+            _ = shutdown.recv() => {
                 readiness.send_replace(crate::metrics::Readiness::NotReady(
                     "shutting down".into(),
                 ));

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio_postgres::AsyncMessage;
 
+use crate::shutdown::Shutdown;
 use crate::store::PgConnector;
 
 /// Channels to LISTEN on, each with what to wake.
@@ -16,14 +17,10 @@ pub type Subscriptions = Vec<(&'static str, Arc<Notify>)>;
 
 /// Keeps a dedicated connection LISTENing (re-established after any drop) and wakes the matching
 /// notifier on every notification, until `shutdown` flips.
-pub async fn run(
-    connector: PgConnector,
-    subscriptions: Subscriptions,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(connector: PgConnector, subscriptions: Subscriptions, mut shutdown: Shutdown) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        if *shutdown.borrow() {
+        if shutdown.is_shutdown() {
             return;
         }
         match listen_once(&connector, &subscriptions, &mut shutdown).await {
@@ -36,7 +33,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.recv() => return,
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
@@ -51,7 +48,7 @@ fn wake_all(subscriptions: &Subscriptions) {
 async fn listen_once(
     connector: &PgConnector,
     subscriptions: &Subscriptions,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &mut Shutdown,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = connector.connect().await?;
     let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -92,7 +89,7 @@ async fn listen_once(
                     return Ok(());
                 }
             },
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.recv() => return Ok(()),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -18,6 +18,7 @@ use super::retry::decide;
 use super::sender::{AttemptResult, HttpSender};
 use super::signature::sign;
 use crate::config::RetrySchedule;
+use crate::shutdown::Shutdown;
 use crate::store::{ClaimedDelivery, DeliveryPolicy, FinishedAttempt, NewAttempt, Outcome, Store};
 
 /// The user agent sent with every delivery.
@@ -105,7 +106,7 @@ impl Worker {
     }
 
     /// Runs until `shutdown` flips, then waits for the attempts in flight to be recorded.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, mut shutdown: Shutdown) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         let mut in_flight = JoinSet::new();
         let (results, recorder) = recorder::spawn(
@@ -116,7 +117,7 @@ impl Worker {
         let this = Arc::new(self);
         let mut error_backoff = Duration::from_millis(100);
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_shutdown() {
                 break;
             }
             this.heartbeat.beat();
@@ -127,7 +128,7 @@ impl Worker {
             let first = tokio::select! {
                 permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
                 _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                _ = shutdown.changed() => break,
+                _ = shutdown.recv() => break,
             };
             let mut permits = vec![first];
             while permits.len() < MAX_CLAIM {
@@ -154,7 +155,7 @@ impl Worker {
                     drop(permits);
                     tokio::select! {
                         _ = tokio::time::sleep(error_backoff) => {}
-                        _ = shutdown.changed() => break,
+                        _ = shutdown.recv() => break,
                     }
                     error_backoff = (error_backoff * 2).min(Duration::from_secs(5));
                     continue;
@@ -174,7 +175,7 @@ impl Worker {
                 tokio::select! {
                     _ = this.wake.notified() => {}
                     _ = tokio::time::sleep(this.settings.poll_interval) => {}
-                    _ = shutdown.changed() => break,
+                    _ = shutdown.recv() => break,
                 }
             }
         }

@@ -20,6 +20,7 @@ use tokio::sync::{Notify, broadcast, watch as tokio_watch};
 use bytes::Bytes;
 use prost::Message;
 
+use crate::shutdown::{Shutdown, ShutdownSender};
 use crate::store::{SequencerRound, Store, UpdateFilter, UpdateRecord};
 
 /// A log entry as the hub broadcasts it: what watchers filter on, and its `DeliveryUpdate`
@@ -94,7 +95,7 @@ pub struct UpdateHub {
     open_watchers: AtomicUsize,
     retention: Duration,
     /// Flips when the instance shuts down; watchers then end their streams.
-    stopping: tokio_watch::Sender<bool>,
+    stopping: ShutdownSender,
 }
 
 impl UpdateHub {
@@ -102,7 +103,6 @@ impl UpdateHub {
     pub fn new(store: Store, retention: Duration) -> Arc<Self> {
         let (ring, _) = broadcast::channel(RING_CAPACITY);
         let (newest, _) = tokio_watch::channel(0);
-        let (stopping, _) = tokio_watch::channel(false);
         Arc::new(Self {
             store,
             ring,
@@ -110,7 +110,7 @@ impl UpdateHub {
             wake: Arc::new(Notify::new()),
             open_watchers: AtomicUsize::new(0),
             retention,
-            stopping,
+            stopping: ShutdownSender::new(),
         })
     }
 
@@ -125,16 +125,12 @@ impl UpdateHub {
     }
 
     /// Runs the sequencer, the reader and the pruner until `shutdown` flips.
-    pub async fn run(self: Arc<Self>, shutdown: tokio_watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
         let mut stop = shutdown.clone();
         let hub = self.clone();
         let announce = async move {
-            while !*stop.borrow_and_update() {
-                if stop.changed().await.is_err() {
-                    break;
-                }
-            }
-            hub.stopping.send_replace(true);
+            stop.recv().await;
+            hub.stopping.send();
         };
         tokio::join!(
             announce,
@@ -147,7 +143,7 @@ impl UpdateHub {
     /// Runs a sequencer round whenever this instance wrote to the inbox (at most every
     /// [`SEQUENCE_SPACING`]), and every [`SEQUENCE_FALLBACK_INTERVAL`] anyway. Polling every
     /// few milliseconds instead cost an idle instance about 150 statements a second.
-    async fn sequence(self: Arc<Self>, mut shutdown: tokio_watch::Receiver<bool>) {
+    async fn sequence(self: Arc<Self>, mut shutdown: Shutdown) {
         let written = self.store.inbox_written();
         loop {
             let round = self.store.sequence_updates(SEQUENCE_BATCH).await;
@@ -164,7 +160,7 @@ impl UpdateHub {
             };
             tokio::select! {
                 _ = tokio::time::sleep(SEQUENCE_SPACING) => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.recv() => return,
             }
             if !again_soon {
                 // A write during the round or the spacing left a permit (`notify_one`), so this
@@ -172,13 +168,13 @@ impl UpdateHub {
                 tokio::select! {
                     _ = written.notified() => {}
                     _ = tokio::time::sleep(SEQUENCE_FALLBACK_INTERVAL) => {}
-                    _ = shutdown.changed() => return,
+                    _ = shutdown.recv() => return,
                 }
             }
         }
     }
 
-    async fn read(self: Arc<Self>, mut shutdown: tokio_watch::Receiver<bool>) {
+    async fn read(self: Arc<Self>, mut shutdown: Shutdown) {
         // Start at the log's end: a watcher without a cursor starts at "now".
         loop {
             match self.store.update_cursor_range().await {
@@ -190,7 +186,7 @@ impl UpdateHub {
             }
             tokio::select! {
                 _ = tokio::time::sleep(READ_FALLBACK_INTERVAL) => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.recv() => return,
             }
         }
         loop {
@@ -222,12 +218,12 @@ impl UpdateHub {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(READ_FALLBACK_INTERVAL) => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.recv() => return,
             }
         }
     }
 
-    async fn prune(self: Arc<Self>, mut shutdown: tokio_watch::Receiver<bool>) {
+    async fn prune(self: Arc<Self>, mut shutdown: Shutdown) {
         loop {
             match self.store.prune_updates(self.retention).await {
                 Ok(0) => {}
@@ -236,7 +232,7 @@ impl UpdateHub {
             }
             tokio::select! {
                 _ = tokio::time::sleep(PRUNE_INTERVAL) => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.recv() => return,
             }
         }
     }

@@ -16,10 +16,11 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tokio::sync::{broadcast, watch as tokio_watch};
+use tokio::sync::broadcast;
 use tonic::Status;
 
 use super::{SharedUpdate, UpdateHub, WatcherGuard};
+use crate::shutdown::Shutdown;
 use crate::store::{UpdateFilter, UpdateRecord};
 
 /// Log entries read from the table per query while catching up, and so the most a stream
@@ -125,7 +126,7 @@ struct Watcher {
     /// is slower than the log grows.
     ring: broadcast::Receiver<Arc<SharedUpdate>>,
     /// Flips when the instance shuts down.
-    stopping: tokio_watch::Receiver<bool>,
+    stopping: Shutdown,
     /// Set once the final message (an error) was returned.
     ended: bool,
     /// Counts the stream in the hub's gauge for as long as it lives.
@@ -139,7 +140,7 @@ impl Watcher {
             if self.ended {
                 return None;
             }
-            if *self.stopping.borrow() {
+            if self.stopping.is_shutdown() {
                 self.ended = true;
                 return Some(Err(Status::unavailable(format!(
                     "the server is shutting down; resume with after_cursor {}",
@@ -159,7 +160,7 @@ impl Watcher {
                 // is read. Without this pause the next page would be read at once and then held
                 // for as long as flow control keeps the body from being polled again.
                 tokio::task::yield_now().await;
-                if *self.stopping.borrow() {
+                if self.stopping.is_shutdown() {
                     continue;
                 }
                 let read = read_page(&self.hub, &self.filter, self.position, until).await;
@@ -185,12 +186,8 @@ impl Watcher {
             }
             let received = tokio::select! {
                 received = self.ring.recv() => received,
-                changed = self.stopping.changed() => match changed {
-                    // Checked at the top of the loop.
-                    Ok(()) => continue,
-                    // The hub is gone (it never is while a watcher holds it).
-                    Err(_) => return None,
-                },
+                // Checked at the top of the loop.
+                _ = self.stopping.recv() => continue,
             };
             match received {
                 Ok(update) => {
