@@ -134,7 +134,11 @@ impl Application {
             ),
             None => None,
         };
-        let hub = UpdateHub::new(store.clone(), config.update_log_retention);
+        let hub = UpdateHub::new(
+            store.clone(),
+            config.update_log_retention,
+            crate::api::watch::update_encoder(),
+        );
         let auth = Arc::new(Authenticator::new(
             auth_enabled,
             &tokens,

@@ -435,8 +435,8 @@ impl WebhookAdmin for AdminService {
     ) -> Result<Response<Self::WatchDeliveriesStream>, Status> {
         // Network calls are served by `super::watch::WatchDeliveriesRoute`, which sends the
         // hub's encoded updates as they are; this is the same stream for in-process callers.
-        let stream = super::watch::open(self.hub.clone(), request.into_inner()).await?;
-        Ok(Response::new(Box::pin(super::watch::decoded(stream))))
+        let stream = super::watch::in_process(self.hub.clone(), request.into_inner()).await?;
+        Ok(Response::new(Box::pin(stream)))
     }
 }
 

@@ -4,7 +4,7 @@
 //! own copy of every update: with 100 watchers, a profile of the service (`perf record`, see
 //! BENCHMARKS.md) showed about two thirds of its CPU in allocating, converting, encoding and
 //! copying those identical messages. The hub now encodes each update once
-//! ([`crate::stream::SharedUpdate`]), and this route, registered on the RPC's own path in front
+//! ([`crate::stream::SharedUpdate`], with [`update_encoder`]), and this route, registered on the RPC's own path in front
 //! of the generated server, sends those bytes with a pass-through codec. Same path, same
 //! messages on the wire, same auth layer around it; only the copies are gone.
 //!
@@ -30,7 +30,9 @@ use super::auth::Caller;
 use crate::domain::{Function, ValidationError, parse_id};
 use crate::proto::v1 as pb;
 use crate::store::UpdateFilter;
-use crate::stream::{EncodedUpdates, UpdateHub};
+use crate::stream::{
+    Converted, Encoded, StreamError, UpdateEncoder, UpdateForm, UpdateHub, Updates,
+};
 
 /// The RPC's path, which this route takes over from the generated server.
 pub const WATCH_DELIVERIES_PATH: &str = "/backoffice.webhooks.v1.WebhookAdmin/WatchDeliveries";
@@ -38,11 +40,12 @@ pub const WATCH_DELIVERIES_PATH: &str = "/backoffice.webhooks.v1.WebhookAdmin/Wa
 /// The largest request accepted (a `WatchDeliveriesRequest` is a few filters).
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
-/// Validates a request and opens the watcher's stream of encoded updates.
-pub(crate) async fn open(
+/// Validates a request and opens the watcher's stream, its messages made by `form`.
+async fn open<F: UpdateForm>(
     hub: Arc<UpdateHub>,
     request: pb::WatchDeliveriesRequest,
-) -> Result<EncodedUpdates, Status> {
+    form: F,
+) -> Result<Updates<F::Item>, Status> {
     let filter = UpdateFilter {
         webhook_id: match request.webhook_id.as_str() {
             "" => None,
@@ -66,7 +69,41 @@ pub(crate) async fn open(
                 })?,
         ),
     };
-    crate::stream::watch(hub, filter, after).await
+    Ok(crate::stream::watch(hub, filter, after, form).await?)
+}
+
+/// The hub's encoder: a log entry as a protobuf-encoded `DeliveryUpdate`, once per entry.
+pub fn update_encoder() -> UpdateEncoder {
+    Box::new(|record| Bytes::from(super::update_message(record).encode_to_vec()))
+}
+
+impl From<StreamError> for Status {
+    /// The statuses a watcher sees: a store failure as every other RPC reports it, a cursor
+    /// outside the log as OUT_OF_RANGE, the instance shutting down as UNAVAILABLE (the client
+    /// resumes elsewhere with its cursor).
+    fn from(error: StreamError) -> Self {
+        match error {
+            StreamError::Store(error) => super::store_failure(error),
+            StreamError::AheadOfLog { .. } | StreamError::Pruned { .. } => {
+                Status::out_of_range(error.to_string())
+            }
+            StreamError::ShuttingDown { .. } | StreamError::Cancelled => {
+                Status::unavailable(error.to_string())
+            }
+            StreamError::Panicked => Status::internal(error.to_string()),
+        }
+    }
+}
+
+/// A watcher's messages with the stream's failures as statuses, as tonic sends them.
+fn with_statuses<T>(
+    updates: Updates<T>,
+) -> impl futures_util::Stream<Item = Result<T, Status>> + Send + 'static
+where
+    T: Send + 'static,
+{
+    use futures_util::StreamExt;
+    updates.map(|item| item.map_err(Status::from))
 }
 
 /// The `WatchDeliveries` route: a tower service for the RPC's path.
@@ -196,9 +233,9 @@ where
                     let slot = slots.acquire(&call);
                     async move {
                         let slot = slot?;
-                        let stream = open(hub, call.into_inner()).await?;
+                        let stream = open(hub, call.into_inner(), Encoded).await?;
                         // The slot goes with the stream: freed when it ends or is cancelled.
-                        Ok::<_, Status>(tonic::Response::new(stream.holding(slot)))
+                        Ok::<_, Status>(tonic::Response::new(with_statuses(stream.holding(slot))))
                     }
                 });
             let mut grpc = tonic::server::Grpc::new(EncodedUpdateCodec)
@@ -258,17 +295,16 @@ impl Decoder for RequestDecoder {
     }
 }
 
-/// The generated server's stream type for `WatchDeliveries`: the same updates, decoded again.
-/// Only in-process callers of `WebhookAdmin::watch_deliveries` see it; network calls take
-/// [`WatchDeliveriesRoute`].
-pub(crate) fn decoded(
-    stream: EncodedUpdates,
-) -> impl futures_util::Stream<Item = Result<pb::DeliveryUpdate, Status>> + Send + 'static {
-    use futures_util::StreamExt;
-    stream.map(|item| {
-        item.and_then(|bytes| {
-            pb::DeliveryUpdate::decode(bytes)
-                .map_err(|e| Status::internal(format!("re-reading an encoded update: {e}")))
-        })
-    })
+/// The generated server's `WatchDeliveries`, for in-process callers of
+/// `WebhookAdmin::watch_deliveries` (network calls take [`WatchDeliveriesRoute`]): the same
+/// updates as messages, converted from the log's records, never encoded and decoded again.
+pub(crate) async fn in_process(
+    hub: Arc<UpdateHub>,
+    request: pb::WatchDeliveriesRequest,
+) -> Result<
+    impl futures_util::Stream<Item = Result<pb::DeliveryUpdate, Status>> + Send + 'static,
+    Status,
+> {
+    let updates = open(hub, request, Converted(super::update_message)).await?;
+    Ok(with_statuses(updates))
 }

@@ -9,7 +9,7 @@
 
 mod watcher;
 
-pub use watcher::{EncodedUpdates, watch};
+pub use watcher::{EncodedUpdates, Updates, watch};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,15 +18,58 @@ use std::time::Duration;
 use tokio::sync::{Notify, broadcast, watch as tokio_watch};
 
 use bytes::Bytes;
-use prost::Message;
 
 use crate::shutdown::{Shutdown, ShutdownSender};
-use crate::store::{SequencerRound, Store, UpdateFilter, UpdateRecord};
+use crate::store::{SequencerRound, Store, StoreError, UpdateFilter, UpdateRecord};
 
-/// A log entry as the hub broadcasts it: what watchers filter on, and its `DeliveryUpdate`
-/// message, encoded once for every watcher that gets it (see `src/api/watch.rs`). The record
-/// itself is not kept: the encoded message is all a watcher sends, and an entry's size is then
-/// about its attempt's response body (at most 64 KiB) once, not twice.
+/// Why a watcher's stream could not open, or ended. The API turns each into its status; the
+/// messages are written for the client, who resumes or lists instead.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// Reading the log failed (the database, most often unreachable).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The client's cursor is newer than anything in the log.
+    #[error("after_cursor {cursor} is ahead of the delivery log (newest is {newest})")]
+    AheadOfLog {
+        /// The client's cursor.
+        cursor: i64,
+        /// The log's newest cursor.
+        newest: i64,
+    },
+    /// The client's cursor was pruned: resuming would silently skip entries.
+    #[error(
+        "after_cursor {cursor} is older than the retained delivery log (oldest is {oldest}); \
+         list deliveries instead and watch from now"
+    )]
+    Pruned {
+        /// The client's cursor.
+        cursor: i64,
+        /// The log's oldest retained cursor.
+        oldest: i64,
+    },
+    /// The instance shuts down; the client resumes after `resume` on another one.
+    #[error("the server is shutting down; resume with after_cursor {resume}")]
+    ShuttingDown {
+        /// The cursor to resume after.
+        resume: i64,
+    },
+    /// A read was cancelled because the runtime shuts down.
+    #[error("the server is shutting down; resume with your last cursor")]
+    Cancelled,
+    /// A read panicked (a bug; logged where it happened).
+    #[error("internal error; see the service logs")]
+    Panicked,
+}
+
+/// Turns a log entry into the message watchers are sent, encoded: the API's wire format, which
+/// this module does not know. Called once per entry, whatever the number of watchers.
+pub type UpdateEncoder = Box<dyn Fn(&UpdateRecord) -> Bytes + Send + Sync>;
+
+/// A log entry as the hub broadcasts it: what watchers filter on, and its message, encoded once
+/// (by the hub's [`UpdateEncoder`]) for every watcher that gets it. The record itself is not
+/// kept: the encoded message is all a watcher sends, and an entry's size is then about its
+/// attempt's response body (at most 64 KiB) once, not twice.
 #[derive(Debug)]
 pub struct SharedUpdate {
     /// Position in the log.
@@ -37,18 +80,18 @@ pub struct SharedUpdate {
     pub function: Option<crate::domain::Function>,
     /// The delivery's status after the change.
     pub status: crate::store::DeliveryStatus,
-    /// `DeliveryUpdate`, protobuf-encoded.
+    /// The message, as the encoder made it.
     pub encoded: Bytes,
 }
 
 impl SharedUpdate {
-    fn new(record: &UpdateRecord) -> Self {
+    fn new(record: &UpdateRecord, encoder: &UpdateEncoder) -> Self {
         Self {
             cursor: record.cursor,
             webhook_id: record.delivery.webhook_id,
             function: record.delivery.function,
             status: record.delivery.status,
-            encoded: encode(record),
+            encoded: encoder(record),
         }
     }
 
@@ -58,9 +101,55 @@ impl SharedUpdate {
     }
 }
 
-/// The `DeliveryUpdate` message of `record`, protobuf-encoded.
-pub(crate) fn encode(record: &UpdateRecord) -> Bytes {
-    Bytes::from(crate::api::update_message(record).encode_to_vec())
+/// What a watcher's stream yields, made from log entries: the hub's encoded bytes
+/// ([`Encoded`], for the network) or anything else built from the record ([`Converted`]).
+pub trait UpdateForm: Send + Sync + 'static {
+    /// One message of the stream.
+    type Item: Send + 'static;
+    /// The message of an entry read from the table.
+    fn of_record(&self, hub: &UpdateHub, record: &UpdateRecord) -> Self::Item;
+    /// The message of an entry from the hub's ring; `None` has the watcher read the entry from
+    /// the table and use [`UpdateForm::of_record`].
+    fn of_shared(&self, update: &SharedUpdate) -> Option<Self::Item>;
+}
+
+/// The hub's encoded messages, as they go on the wire: every watcher sends the same bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Encoded;
+
+impl UpdateForm for Encoded {
+    type Item = Bytes;
+
+    fn of_record(&self, hub: &UpdateHub, record: &UpdateRecord) -> Bytes {
+        (hub.encoder)(record)
+    }
+
+    fn of_shared(&self, update: &SharedUpdate) -> Option<Bytes> {
+        Some(update.encoded.clone())
+    }
+}
+
+/// Messages built by a function from each record, for in-process callers that want values,
+/// not bytes. The ring keeps no records, so such a stream reads every entry it sends from the
+/// table: fine for a few in-process watchers, which is all there are (network watchers take
+/// [`Encoded`]); nothing is encoded only to be decoded again.
+#[derive(Debug, Clone, Copy)]
+pub struct Converted<F>(pub F);
+
+impl<F, T> UpdateForm for Converted<F>
+where
+    F: Fn(&UpdateRecord) -> T + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    type Item = T;
+
+    fn of_record(&self, _hub: &UpdateHub, record: &UpdateRecord) -> T {
+        (self.0)(record)
+    }
+
+    fn of_shared(&self, _update: &SharedUpdate) -> Option<T> {
+        None
+    }
 }
 
 /// The shortest time between two sequencer rounds of this instance: under load, updates are
@@ -96,11 +185,14 @@ pub struct UpdateHub {
     retention: Duration,
     /// Flips when the instance shuts down; watchers then end their streams.
     stopping: ShutdownSender,
+    /// Encodes each entry once for every watcher (see [`SharedUpdate`]).
+    encoder: UpdateEncoder,
 }
 
 impl UpdateHub {
-    /// A hub over `store`, pruning log entries older than `retention`.
-    pub fn new(store: Store, retention: Duration) -> Arc<Self> {
+    /// A hub over `store`, pruning log entries older than `retention`, encoding entries with
+    /// `encoder` (the API's wire format, which this module does not know).
+    pub fn new(store: Store, retention: Duration, encoder: UpdateEncoder) -> Arc<Self> {
         let (ring, _) = broadcast::channel(RING_CAPACITY);
         let (newest, _) = tokio_watch::channel(0);
         Arc::new(Self {
@@ -111,6 +203,7 @@ impl UpdateHub {
             open_watchers: AtomicUsize::new(0),
             retention,
             stopping: ShutdownSender::new(),
+            encoder,
         })
     }
 
@@ -203,7 +296,9 @@ impl UpdateHub {
                             // Publish the position first: a watcher subscribing now either gets
                             // this entry from the ring or reads it from the table.
                             self.newest.send_replace(update.cursor);
-                            let _ = self.ring.send(Arc::new(SharedUpdate::new(&update)));
+                            let _ = self
+                                .ring
+                                .send(Arc::new(SharedUpdate::new(&update, &self.encoder)));
                         }
                         if !full {
                             break;

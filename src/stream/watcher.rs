@@ -17,28 +17,30 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::broadcast;
-use tonic::Status;
 
-use super::{SharedUpdate, UpdateHub, WatcherGuard};
+use super::{SharedUpdate, StreamError, UpdateForm, UpdateHub, WatcherGuard};
 use crate::shutdown::Shutdown;
 use crate::store::{UpdateFilter, UpdateRecord};
 
 /// Log entries read from the table per query while catching up, and so the most a stream
-/// buffers itself. About 32 KiB of typical updates, which is also the size at which tonic hands
-/// a chunk of messages to the transport; an update carrying an attempt's full 64 KiB response
+/// buffers itself. About 32 KiB of typical updates, which is also the size at which the gRPC
+/// server hands a chunk of messages to the transport; an update carrying an attempt's full 64 KiB response
 /// body makes a page of at most 2 MiB, for as long as that page takes to send.
 const CATCH_UP_PAGE: i64 = 32;
 
-/// A watcher's stream: `DeliveryUpdate` messages, already protobuf-encoded. It ends with
-/// UNAVAILABLE when the instance shuts down, or with the store's status when catching up from
-/// the table fails.
-pub struct EncodedUpdates {
-    inner: Pin<Box<dyn Stream<Item = Result<Bytes, Status>> + Send>>,
-    /// Whatever must live exactly as long as the stream (see [`EncodedUpdates::holding`]).
+/// A watcher's stream of messages (in the form its [`UpdateForm`] makes). It ends with
+/// [`StreamError::ShuttingDown`] when the instance shuts down, or with the failure when catching
+/// up from the table fails.
+pub struct Updates<T> {
+    inner: Pin<Box<dyn Stream<Item = Result<T, StreamError>> + Send>>,
+    /// Whatever must live exactly as long as the stream (see [`Updates::holding`]).
     held: Vec<Box<dyn Send>>,
 }
 
-impl EncodedUpdates {
+/// A stream of the hub's encoded messages (the network's form, [`super::Encoded`]).
+pub type EncodedUpdates = Updates<Bytes>;
+
+impl<T> Updates<T> {
     /// The same stream, holding `guard` (a slot of a limit, say) until the stream is dropped:
     /// when it ends, or when the client cancels it.
     pub fn holding<G: Send + 'static>(mut self, guard: G) -> Self {
@@ -47,8 +49,8 @@ impl EncodedUpdates {
     }
 }
 
-impl Stream for EncodedUpdates {
-    type Item = Result<Bytes, Status>;
+impl<T> Stream for Updates<T> {
+    type Item = Result<T, StreamError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.inner.as_mut().poll_next(cx)
@@ -56,35 +58,28 @@ impl Stream for EncodedUpdates {
 }
 
 /// Opens a stream of the updates matching `filter`, starting after `after_cursor` (or at the
-/// log's end when `None`). OUT_OF_RANGE when the cursor is older than the retained log or newer
-/// than the log itself.
-pub async fn watch(
+/// log's end when `None`), each message made by `form`. [`StreamError::Pruned`] or
+/// [`StreamError::AheadOfLog`] when the cursor is older than the retained log or newer than the
+/// log itself.
+pub async fn watch<F: UpdateForm>(
     hub: Arc<UpdateHub>,
     filter: UpdateFilter,
     after_cursor: Option<i64>,
-) -> Result<EncodedUpdates, Status> {
+    form: F,
+) -> Result<Updates<F::Item>, StreamError> {
     // Subscribe before reading the position, so nothing falls between the two.
     let ring = hub.ring.subscribe();
     let newest = *hub.newest.borrow();
     let start = match after_cursor {
         None => newest,
         Some(cursor) => {
-            let (oldest, newest_stored) = hub
-                .store
-                .update_cursor_range()
-                .await
-                .map_err(crate::api::store_failure)?;
-            if cursor > newest_stored.max(newest) {
-                return Err(Status::out_of_range(format!(
-                    "after_cursor {cursor} is ahead of the delivery log (newest is {})",
-                    newest_stored.max(newest)
-                )));
+            let (oldest, newest_stored) = hub.store.update_cursor_range().await?;
+            let newest = newest_stored.max(newest);
+            if cursor > newest {
+                return Err(StreamError::AheadOfLog { cursor, newest });
             }
             if oldest > 0 && cursor < oldest - 1 {
-                return Err(Status::out_of_range(format!(
-                    "after_cursor {cursor} is older than the retained delivery log (oldest is {oldest}); \
-                     list deliveries instead and watch from now"
-                )));
+                return Err(StreamError::Pruned { cursor, oldest });
             }
             cursor
         }
@@ -94,6 +89,7 @@ pub async fn watch(
         _guard: WatcherGuard::new(hub.clone()),
         hub,
         filter,
+        form,
         position: start,
         // Catch up to what the hub has already read; the ring has what follows.
         catch_up_until: (start < newest).then_some(newest),
@@ -105,23 +101,25 @@ pub async fn watch(
         let item = watcher.next().await?;
         Some((item, watcher))
     });
-    Ok(EncodedUpdates {
+    Ok(Updates {
         inner: Box::pin(stream),
         held: Vec::new(),
     })
 }
 
 /// The state of one stream between two messages.
-struct Watcher {
+struct Watcher<F: UpdateForm> {
     hub: Arc<UpdateHub>,
     filter: UpdateFilter,
+    /// Makes each message sent.
+    form: F,
     /// Every entry up to here was sent, or filtered out, or sits in `page`.
     position: i64,
     /// While catching up from the table: up to which cursor (inclusive).
     catch_up_until: Option<i64>,
-    /// Entries read from the table, encoded, not sent yet (at most [`CATCH_UP_PAGE`]), with
-    /// their cursors.
-    page: VecDeque<(i64, Bytes)>,
+    /// Entries read from the table, made into messages, not sent yet (at most
+    /// [`CATCH_UP_PAGE`]), with their cursors.
+    page: VecDeque<(i64, F::Item)>,
     /// The hub's live entries; lags (and the stream catches up from the table) when the client
     /// is slower than the log grows.
     ring: broadcast::Receiver<Arc<SharedUpdate>>,
@@ -133,19 +131,18 @@ struct Watcher {
     _guard: WatcherGuard,
 }
 
-impl Watcher {
+impl<F: UpdateForm> Watcher<F> {
     /// The next message, `None` once the stream is over.
-    async fn next(&mut self) -> Option<Result<Bytes, Status>> {
+    async fn next(&mut self) -> Option<Result<F::Item, StreamError>> {
         loop {
             if self.ended {
                 return None;
             }
             if self.stopping.is_shutdown() {
                 self.ended = true;
-                return Some(Err(Status::unavailable(format!(
-                    "the server is shutting down; resume with after_cursor {}",
-                    self.resume_cursor()
-                ))));
+                return Some(Err(StreamError::ShuttingDown {
+                    resume: self.resume_cursor(),
+                }));
             }
             if let Some((_, encoded)) = self.page.pop_front() {
                 return Some(Ok(encoded));
@@ -156,9 +153,9 @@ impl Watcher {
                     continue;
                 }
                 // The page just taken is on its way to the transport: let the body hand it
-                // over (tonic yields its chunk when this stream is pending) before the next one
-                // is read. Without this pause the next page would be read at once and then held
-                // for as long as flow control keeps the body from being polled again.
+                // over (the gRPC server yields its chunk when this stream is pending) before the
+                // next one is read. Without this pause the next page would be read at once and
+                // then held for as long as flow control keeps the body from being polled again.
                 tokio::task::yield_now().await;
                 if self.stopping.is_shutdown() {
                     continue;
@@ -174,12 +171,12 @@ impl Watcher {
                         };
                         self.page = updates
                             .iter()
-                            .map(|update| (update.cursor, super::encode(update)))
+                            .map(|update| (update.cursor, self.form.of_record(&self.hub, update)))
                             .collect();
                     }
-                    Err(status) => {
+                    Err(error) => {
                         self.ended = true;
-                        return Some(Err(status));
+                        return Some(Err(error));
                     }
                 }
                 continue;
@@ -201,10 +198,18 @@ impl Watcher {
                         self.catch_up_until = Some(cursor);
                         continue;
                     }
-                    self.position = cursor;
-                    if update.passes(&self.filter) {
+                    if !update.passes(&self.filter) {
+                        self.position = cursor;
+                        continue;
+                    }
+                    match self.form.of_shared(&update) {
                         // The hub encoded it once; every watcher sends the same bytes.
-                        return Some(Ok(update.encoded.clone()));
+                        Some(item) => {
+                            self.position = cursor;
+                            return Some(Ok(item));
+                        }
+                        // This form reads it from the table (the ring keeps no records).
+                        None => self.catch_up_until = Some(cursor),
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -232,7 +237,7 @@ async fn read_page(
     filter: &UpdateFilter,
     after: i64,
     until: i64,
-) -> Result<Vec<UpdateRecord>, Status> {
+) -> Result<Vec<UpdateRecord>, StreamError> {
     let store = hub.store.clone();
     let filter = filter.clone();
     let task = AbortOnDrop(tokio::spawn(async move {
@@ -241,15 +246,13 @@ async fn read_page(
             .await
     }));
     match task.await {
-        Ok(result) => result.map_err(crate::api::store_failure),
+        Ok(result) => Ok(result?),
         Err(e) if e.is_panic() => {
             tracing::error!(error = %e, "reading the delivery log panicked");
-            Err(Status::internal("internal error; see the service logs"))
+            Err(StreamError::Panicked)
         }
         // Cancelled: only when the runtime shuts down.
-        Err(_) => Err(Status::unavailable(
-            "the server is shutting down; resume with your last cursor",
-        )),
+        Err(_) => Err(StreamError::Cancelled),
     }
 }
 
