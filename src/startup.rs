@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::api::auth::{AuthLayer, Authenticator, ConfiguredTokens};
 use crate::api::{AdminService, IngestService};
@@ -15,13 +15,15 @@ use crate::config::ServeConfig;
 use crate::connections::ConnectionGuard;
 use crate::console::ConsoleListener;
 use crate::delivery::guard::{Lookup, SystemLookup};
-use crate::delivery::{DestinationGuard, HttpSender, Worker, WorkerSettings, listener};
+use crate::delivery::{DestinationGuard, HttpSender, Worker, WorkerSettings};
 use crate::domain::PageTokenKeys;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::v1::event_ingest_server::EventIngestServer;
 use crate::proto::v1::webhook_admin_server::WebhookAdminServer;
 use crate::shutdown::{Shutdown, ShutdownSender};
-use crate::store::{DELIVERIES_CHANNEL, Store, UPDATES_CHANNEL, Vault, ensure_database_exists};
+use crate::store::{
+    DELIVERIES_CHANNEL, Store, Subscriptions, UPDATES_CHANNEL, Vault, ensure_database_exists,
+};
 use crate::stream::UpdateHub;
 
 /// What the page-token key is derived from the encryption key with, so it is never the
@@ -190,12 +192,11 @@ impl Application {
     ) -> anyhow::Result<()> {
         let stop = Arc::new(ShutdownSender::new());
         let stop_signal = stop.clone();
-        let wake = Arc::new(Notify::new());
-        let local_wake = wake.clone();
 
         let mut background = tokio::task::JoinSet::new();
-        let mut subscriptions: listener::Subscriptions =
-            vec![(UPDATES_CHANNEL, self.hub.wake_handle())];
+        let wakeups = self.store.wakeups().clone();
+        let mut subscriptions =
+            Subscriptions::new(&wakeups).with(UPDATES_CHANNEL, wakeups.updates.clone());
         background.spawn(self.hub.clone().run(stop.subscribe()));
         background.spawn(purge_old_history(
             self.store.clone(),
@@ -222,7 +223,7 @@ impl Application {
         }
         let mut heartbeat = None;
         if !self.config.disable_workers {
-            subscriptions.push((DELIVERIES_CHANNEL, wake.clone()));
+            subscriptions = subscriptions.with(DELIVERIES_CHANNEL, wakeups.deliveries.clone());
             let worker = Worker::new(
                 self.store
                     .for_delivery_results(self.config.database.db_pool_size)
@@ -239,12 +240,11 @@ impl Application {
                     retry_schedule: self.config.retry_schedule.clone(),
                     policy: self.config.delivery_policy(),
                 },
-                wake,
             );
             heartbeat = Some(worker.heartbeat());
             background.spawn(worker.run(stop.subscribe()));
         }
-        background.spawn(listener::run(
+        background.spawn(crate::store::notify::listen(
             self.store.connector().clone(),
             subscriptions,
             stop.subscribe(),
@@ -293,7 +293,6 @@ impl Application {
         let ingest = EventIngestServer::new(IngestService::new(
             self.store.clone(),
             self.config.max_payload_bytes,
-            local_wake,
         ))
         .max_decoding_message_size(MAX_GRPC_MESSAGE);
 

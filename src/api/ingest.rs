@@ -17,21 +17,14 @@ pub const MAX_BATCH: usize = 1000;
 pub struct IngestService {
     store: Store,
     max_payload_bytes: usize,
-    /// Wakes this instance's delivery workers right after a publish commits.
-    local_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl IngestService {
-    /// An ingest API over `store`.
-    pub fn new(
-        store: Store,
-        max_payload_bytes: usize,
-        local_wake: std::sync::Arc<tokio::sync::Notify>,
-    ) -> Self {
+    /// An ingest API over `store` (whose publish wakes this instance's delivery workers).
+    pub fn new(store: Store, max_payload_bytes: usize) -> Self {
         Self {
             store,
             max_payload_bytes,
-            local_wake,
         }
     }
 
@@ -60,7 +53,6 @@ impl IngestService {
         events: Vec<PublishedEvent>,
     ) -> Result<Vec<pb::PublishEventResponse>, Status> {
         let outcomes = self.store.publish(&events).await.map_err(store_failure)?;
-        self.local_wake.notify_one();
         crate::metrics::record_published(
             outcomes
                 .iter()

@@ -2,7 +2,6 @@
 //! specification, POST them, record the attempt and schedule what comes next.
 
 pub mod guard;
-pub mod listener;
 mod recorder;
 mod retry;
 mod sender;

@@ -11,13 +11,12 @@
 //! instance never claims more than it can record, and a database outage stops claiming instead
 //! of piling results up in memory.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::store::{DeliveryPolicy, FinishedAttempt, Store, StoreError};
+use crate::store::{DeliveryPolicy, FinishedAttempt, Store, StoreError, Wakeup};
 
 /// The most attempts written by one statement.
 const MAX_BATCH: usize = 256;
@@ -41,7 +40,7 @@ pub type RecorderHandle = mpsc::UnboundedSender<Finished>;
 pub fn spawn(
     store: Store,
     policy: DeliveryPolicy,
-    wake: Arc<Notify>,
+    wake: Wakeup,
 ) -> (RecorderHandle, JoinHandle<()>) {
     // Unbounded on purpose: entries are bounded by the worker's slots, each holding a permit.
     let (sender, mut receiver) = mpsc::unbounded_channel::<Finished>();
@@ -54,7 +53,7 @@ pub fn spawn(
             for finished in batch.drain(..) {
                 drop(finished.slot);
             }
-            wake.notify_one();
+            wake.wake();
         }
     });
     (sender, task)

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -19,7 +19,9 @@ use super::sender::{AttemptResult, HttpSender};
 use super::signature::sign;
 use crate::config::RetrySchedule;
 use crate::shutdown::Shutdown;
-use crate::store::{ClaimedDelivery, DeliveryPolicy, FinishedAttempt, NewAttempt, Outcome, Store};
+use crate::store::{
+    ClaimedDelivery, DeliveryPolicy, FinishedAttempt, NewAttempt, Outcome, Store, Wakeup,
+};
 
 /// The user agent sent with every delivery.
 const USER_AGENT: &str = concat!("backoffice-webhooks/", env!("CARGO_PKG_VERSION"));
@@ -78,19 +80,17 @@ pub struct Worker {
     store: Store,
     sender: HttpSender,
     settings: WorkerSettings,
-    wake: Arc<Notify>,
+    /// Woken when there is work: new or re-queued deliveries (by this instance's writes or,
+    /// through the listener, another's) and slots freed by recorded attempts.
+    wake: Wakeup,
     heartbeat: Arc<Heartbeat>,
 }
 
 impl Worker {
-    /// A worker that claims from `store` and sends with `sender`; `wake` is notified by the
-    /// LISTEN task.
-    pub fn new(
-        store: Store,
-        sender: HttpSender,
-        settings: WorkerSettings,
-        wake: Arc<Notify>,
-    ) -> Self {
+    /// A worker that claims from `store` and sends with `sender`, woken by `store`'s
+    /// [`Wakeups::deliveries`](crate::store::Wakeups::deliveries).
+    pub fn new(store: Store, sender: HttpSender, settings: WorkerSettings) -> Self {
+        let wake = store.wakeups().deliveries.clone();
         Self {
             store,
             sender,
@@ -173,7 +173,7 @@ impl Worker {
             drop(permits);
             if got == 0 {
                 tokio::select! {
-                    _ = this.wake.notified() => {}
+                    _ = this.wake.wait() => {}
                     _ = tokio::time::sleep(this.settings.poll_interval) => {}
                     _ = shutdown.recv() => break,
                 }

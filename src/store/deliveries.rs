@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{DELIVERIES_CHANNEL, Store, StoreError};
+use super::{Store, StoreError};
 use crate::domain::{CustomHeaders, DestinationTls, Function, PageToken, Secret};
 use crate::proto::v1 as pb;
 
@@ -860,9 +860,7 @@ impl Store {
             .transpose()?;
         if record.is_some() {
             self.wrote_inbox();
-            client
-                .execute("SELECT pg_notify($1, '')", &[&DELIVERIES_CHANNEL])
-                .await?;
+            self.announce_deliveries(&client).await?;
         }
         Ok(record)
     }
@@ -884,9 +882,7 @@ impl Store {
         let count = client.execute(&sql, &[&webhook_id, &since]).await?;
         if count > 0 {
             self.wrote_inbox();
-            client
-                .execute("SELECT pg_notify($1, '')", &[&DELIVERIES_CHANNEL])
-                .await?;
+            self.announce_deliveries(&client).await?;
         }
         Ok(count)
     }

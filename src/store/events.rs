@@ -33,7 +33,8 @@ pub enum PublishOutcome {
 /// event's function whose selection matches gets a delivery; a once-per-request webhook that
 /// already had a delivery for the request gets a skipped one (the `once_per_request` primary key
 /// decides "first" race-free across instances). Nothing is routed for an idempotency key that
-/// already exists. Workers are woken with NOTIFY (delivered on commit) when `$10`.
+/// already exists. Other instances' workers are woken with NOTIFY (delivered on commit, carrying this
+/// instance's origin `$11`) when `$10`.
 ///
 /// The events come as arrays (`ord` is an event's position in the batch). Events,
 /// once-per-request choices and deliveries are inserted in batch order, so a batch behaves
@@ -94,7 +95,7 @@ logged AS (
     ORDER BY seq
 ),
 wake AS (
-    SELECT pg_notify('{DELIVERIES_CHANNEL}', '')
+    SELECT pg_notify('{DELIVERIES_CHANNEL}', $11::text)
     FROM (SELECT 1 FROM inserted WHERE status = 'pending' AND $10::bool LIMIT 1) pending
 )
 SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM event) AS stored, (SELECT count(*) FROM wake) AS woke,
@@ -106,7 +107,8 @@ LEFT JOIN inserted i ON true"
 
 /// Other instances are woken with NOTIFY at most this often by one instance's publishes: every
 /// NOTIFY takes a database-wide lock at commit, which would serialise concurrent publishes. The
-/// publishing instance wakes its own workers in-process on every publish, and every instance
+/// publishing instance wakes its own workers in-process on every publish (its own NOTIFY does not
+/// wake them again: see `notify.rs`), and every instance
 /// polls, so a skipped announcement costs at most a poll interval on another instance.
 const ANNOUNCE_EVERY_MS: u64 = 20;
 
@@ -137,12 +139,14 @@ impl Store {
         if events.len() == 1 {
             // One statement is atomic by itself: no BEGIN/COMMIT round trips. (A repeat is
             // answered by reads that need no transaction.)
-            let outcomes = publish_events(&client, events, announce).await?;
+            let outcomes =
+                publish_events(&client, events, announce, self.wakeups().origin()).await?;
             self.wrote_inbox();
+            self.wakeups().deliveries.wake();
             return Ok(outcomes);
         }
         let tx = client.transaction().await?;
-        let outcomes = publish_events(&tx, events, announce).await?;
+        let outcomes = publish_events(&tx, events, announce, self.wakeups().origin()).await?;
         if let Some(reused) = outcomes
             .iter()
             .find(|o| matches!(o, PublishOutcome::KeyReused { .. }))
@@ -152,6 +156,7 @@ impl Store {
         }
         tx.commit().await?;
         self.wrote_inbox();
+        self.wakeups().deliveries.wake();
         Ok(outcomes)
     }
 
@@ -181,10 +186,10 @@ impl Store {
             ],
         )
         .await?;
-        tx.execute("SELECT pg_notify($1, '')", &[&DELIVERIES_CHANNEL])
-            .await?;
+        self.notify_deliveries(&tx).await?;
         tx.commit().await?;
         self.wrote_inbox();
+        self.wakeups().deliveries.wake();
         Ok(delivery_id)
     }
 }
@@ -221,6 +226,7 @@ async fn publish_events(
     tx: &impl GenericClient,
     events: &[PublishedEvent],
     announce: bool,
+    origin: &str,
 ) -> Result<Vec<PublishOutcome>, StoreError> {
     let n = events.len();
     let mut ids = Vec::with_capacity(n);
@@ -261,6 +267,7 @@ async fn publish_events(
                 &bodies,
                 &occurred,
                 &announce,
+                &origin,
             ],
         )
         .await?;

@@ -7,6 +7,7 @@ mod deliveries;
 mod events;
 mod keys;
 mod migrate;
+pub mod notify;
 mod page_token_key;
 mod retention;
 mod statistics;
@@ -22,6 +23,7 @@ pub use deliveries::{
 pub use events::PublishOutcome;
 pub use keys::{ApiKeyRecord, Role, token_hash};
 pub use migrate::{ensure_database_exists, run_migrations};
+pub use notify::{Subscriptions, Wakeup, Wakeups};
 pub use tls::{DatabaseConfigError, PgConnector, PgTls, PgTlsStream, SslMode, TlsFailure};
 pub use updates::{SequencerRound, UPDATES_CHANNEL, UpdateFilter, UpdateRecord};
 pub use vault::Vault;
@@ -122,9 +124,10 @@ pub struct Store {
     vault: std::sync::Arc<Vault>,
     /// When this instance last announced new deliveries with NOTIFY (unix ms).
     last_announce: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    /// Poked after every write to the delivery-update inbox, so this instance's sequencer runs
+    /// This instance's wake-ups: every write that makes work wakes its waiter here, and its
+    /// NOTIFYs carry their origin (see `notify.rs`). The inbox's wakes the sequencer, so it runs
     /// when there is something to sequence instead of polling (see `src/stream/mod.rs`).
-    inbox_written: std::sync::Arc<tokio::sync::Notify>,
+    wakeups: Wakeups,
 }
 
 impl Store {
@@ -153,7 +156,7 @@ impl Store {
             connector,
             vault: std::sync::Arc::new(Vault::plaintext()),
             last_announce: Default::default(),
-            inbox_written: Default::default(),
+            wakeups: Wakeups::default(),
         })
     }
 
@@ -176,7 +179,7 @@ impl Store {
             connector: self.connector.clone(),
             vault: self.vault.clone(),
             last_announce: self.last_announce.clone(),
-            inbox_written: self.inbox_written.clone(),
+            wakeups: self.wakeups.clone(),
         })
     }
 
@@ -186,14 +189,41 @@ impl Store {
         self
     }
 
-    /// Notified after this instance wrote to the delivery-update inbox.
-    pub fn inbox_written(&self) -> std::sync::Arc<tokio::sync::Notify> {
-        self.inbox_written.clone()
+    /// This instance's wake-ups (shared by the stores made from this one).
+    pub fn wakeups(&self) -> &Wakeups {
+        &self.wakeups
     }
 
     /// Records that this instance wrote to the delivery-update inbox.
     pub(crate) fn wrote_inbox(&self) {
-        self.inbox_written.notify_one();
+        self.wakeups.inbox.wake();
+    }
+
+    /// Announces due deliveries written by an earlier statement on `client` (no transaction
+    /// open): wakes this instance's worker in-process, and the others with a NOTIFY.
+    pub(crate) async fn announce_deliveries(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+    ) -> Result<(), StoreError> {
+        self.notify_deliveries(client).await?;
+        self.wakeups.deliveries.wake();
+        Ok(())
+    }
+
+    /// NOTIFYs the other instances of due deliveries (delivered on commit), with this instance's
+    /// origin, which its own listener skips: in a transaction, wake this instance's worker after
+    /// the commit (`wakeups().deliveries`), or it may look before the rows are visible.
+    pub(crate) async fn notify_deliveries(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+    ) -> Result<(), StoreError> {
+        client
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&DELIVERIES_CHANNEL, &self.wakeups.origin()],
+            )
+            .await?;
+        Ok(())
     }
 
     pub(crate) fn vault(&self) -> &Vault {

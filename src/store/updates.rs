@@ -130,18 +130,21 @@ impl Store {
             )
             .await?;
         let rows = tx.query(&statement, &[&batch]).await?;
-        let newest = rows
-            .iter()
-            .filter_map(|r| r.try_get::<_, i64>(0).ok())
-            .max();
-        if let Some(newest) = newest {
+        // The payload is this instance's origin (its own listener skips it), no longer the newest
+        // cursor: no one read that, the hub reads the log itself.
+        let moved = !rows.is_empty();
+        if moved {
             tx.execute(
                 "SELECT pg_notify($1, $2)",
-                &[&UPDATES_CHANNEL, &newest.to_string()],
+                &[&UPDATES_CHANNEL, &self.wakeups().origin()],
             )
             .await?;
         }
         tx.commit().await?;
+        if moved {
+            // This instance's hub reads at once; its own NOTIFY does not wake it again.
+            self.wakeups().updates.wake();
+        }
         Ok(SequencerRound::Moved { moved: rows.len() })
     }
 

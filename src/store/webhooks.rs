@@ -514,9 +514,7 @@ impl Store {
         let record = row.as_ref().map(from_row).transpose()?;
         if enabled && record.is_some() {
             // Wake workers: this webhook's waiting deliveries are claimable again.
-            client
-                .execute("SELECT pg_notify($1, '')", &[&super::DELIVERIES_CHANNEL])
-                .await?;
+            self.announce_deliveries(&client).await?;
         }
         Ok(record)
     }

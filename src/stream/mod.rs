@@ -15,12 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, broadcast, watch as tokio_watch};
+use tokio::sync::{broadcast, watch as tokio_watch};
 
 use bytes::Bytes;
 
 use crate::shutdown::{Shutdown, ShutdownSender};
-use crate::store::{SequencerRound, Store, StoreError, UpdateFilter, UpdateRecord};
+use crate::store::{SequencerRound, Store, StoreError, UpdateFilter, UpdateRecord, Wakeup};
 
 /// Why a watcher's stream could not open, or ended. The API turns each into its status; the
 /// messages are written for the client, who resumes or lists instead.
@@ -179,8 +179,9 @@ pub struct UpdateHub {
     ring: broadcast::Sender<Arc<SharedUpdate>>,
     /// The newest cursor read from the log (set before broadcasting it).
     newest: tokio_watch::Sender<i64>,
-    /// Notified on the log's NOTIFY channel.
-    wake: Arc<Notify>,
+    /// Woken when the log grew: by this instance's sequencer, or (through the listener) by
+    /// another instance's.
+    wake: Wakeup,
     open_watchers: AtomicUsize,
     retention: Duration,
     /// Flips when the instance shuts down; watchers then end their streams.
@@ -196,20 +197,15 @@ impl UpdateHub {
         let (ring, _) = broadcast::channel(RING_CAPACITY);
         let (newest, _) = tokio_watch::channel(0);
         Arc::new(Self {
+            wake: store.wakeups().updates.clone(),
             store,
             ring,
             newest,
-            wake: Arc::new(Notify::new()),
             open_watchers: AtomicUsize::new(0),
             retention,
             stopping: ShutdownSender::new(),
             encoder,
         })
-    }
-
-    /// The notifier the LISTEN task pokes when the sequencer announces new entries.
-    pub fn wake_handle(&self) -> Arc<Notify> {
-        self.wake.clone()
     }
 
     /// How many WatchDeliveries streams are open on this instance.
@@ -237,7 +233,7 @@ impl UpdateHub {
     /// [`SEQUENCE_SPACING`]), and every [`SEQUENCE_FALLBACK_INTERVAL`] anyway. Polling every
     /// few milliseconds instead cost an idle instance about 150 statements a second.
     async fn sequence(self: Arc<Self>, mut shutdown: Shutdown) {
-        let written = self.store.inbox_written();
+        let written = self.store.wakeups().inbox.clone();
         loop {
             let round = self.store.sequence_updates(SEQUENCE_BATCH).await;
             let again_soon = match round {
@@ -259,7 +255,7 @@ impl UpdateHub {
                 // A write during the round or the spacing left a permit (`notify_one`), so this
                 // returns at once and nothing waits for the fallback.
                 tokio::select! {
-                    _ = written.notified() => {}
+                    _ = written.wait() => {}
                     _ = tokio::time::sleep(SEQUENCE_FALLBACK_INTERVAL) => {}
                     _ = shutdown.recv() => return,
                 }
@@ -311,7 +307,7 @@ impl UpdateHub {
                 }
             }
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.wake.wait() => {}
                 _ = tokio::time::sleep(READ_FALLBACK_INTERVAL) => {}
                 _ = shutdown.recv() => return,
             }
