@@ -109,6 +109,26 @@ impl ConnectionGuard {
             .http2_keepalive_timeout(Some(self.settings.keepalive_timeout))
     }
 
+    /// A server for one of the two ports: the HTTP/2 limits applied, HTTP/1.1 accepted too
+    /// (gRPC-Web; plain gRPC over HTTP/2 passes the translation untouched), speaking TLS with
+    /// `tls` when set. Also whether it encrypts, for [`ConnectionGuard::incoming`].
+    pub fn server(
+        &self,
+        tls: Option<ServerTlsConfig>,
+    ) -> anyhow::Result<(tonic::transport::Server, bool)> {
+        use anyhow::Context as _;
+        let builder = self.configure(tonic::transport::Server::builder().accept_http1(true));
+        match tls {
+            Some(tls) => {
+                let builder = builder
+                    .tls_config(tls)
+                    .context("invalid TLS certificate or key")?;
+                Ok((builder, true))
+            }
+            None => Ok((builder, false)),
+        }
+    }
+
     /// Bounds the TLS handshake by the handshake timeout: under TLS, [`GuardedIo`] sees only
     /// ciphertext and cannot tell when the HTTP handshake is done.
     pub fn tls(&self, tls: ServerTlsConfig) -> ServerTlsConfig {

@@ -61,14 +61,7 @@ impl ConsoleListener {
             );
         }
         // Browsers speak gRPC-Web over HTTP/1.1 as well as HTTP/2.
-        let mut builder =
-            connections.configure(tonic::transport::Server::builder().accept_http1(true));
-        let encrypted = tls.is_some();
-        if let Some(tls) = tls {
-            builder = builder
-                .tls_config(tls)
-                .context("invalid TLS certificate or key")?;
-        }
+        let (builder, encrypted) = connections.server(tls)?;
         builder
             // Outermost: the files never reach the gRPC-Web translation or the token check.
             .layer(ConsoleLayer)
