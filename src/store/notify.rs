@@ -205,6 +205,58 @@ mod tests {
         assert_eq!(woken(&subscriptions, "elsewhere", elsewhere.origin()), 0);
     }
 
+    /// Against the test database (skipped without `WEBHOOKS_TEST_DATABASE_URL`): this
+    /// instance's NOTIFY on one channel, then another instance's on a second. Once the second
+    /// has woken its waiter, the listener has read the first (one session's notifications
+    /// arrive in order), so a permit left on the first channel would be the double wake-up.
+    #[tokio::test]
+    async fn the_listener_skips_notifications_of_its_own_instance() {
+        use futures_util::FutureExt;
+        let Ok(url) = std::env::var("WEBHOOKS_TEST_DATABASE_URL") else {
+            eprintln!("skipped: WEBHOOKS_TEST_DATABASE_URL is unset");
+            return;
+        };
+        let connector = PgConnector::new(&url, None).expect("a usable test database URL");
+        let (here, elsewhere) = (Wakeups::default(), Wakeups::default());
+        let name = |what: &str| -> &'static str {
+            let name = format!("webhooks_test_{what}_{}", uuid::Uuid::new_v4().simple());
+            Box::leak(name.into_boxed_str())
+        };
+        let (own_channel, other_channel) = (name("own"), name("other"));
+        let subscriptions = Subscriptions::new(&here)
+            .with(own_channel, here.deliveries.clone())
+            .with(other_channel, here.updates.clone());
+        let stop = crate::shutdown::ShutdownSender::new();
+        let listening = tokio::spawn(listen(connector.clone(), subscriptions, stop.subscribe()));
+        let patience = Duration::from_secs(10);
+        // The wake-ups sent once LISTEN took effect.
+        for wakeup in [&here.deliveries, &here.updates] {
+            tokio::time::timeout(patience, wakeup.wait())
+                .await
+                .expect("the listener connects");
+        }
+        let (client, connection) = connector.connect().await.expect("the test database");
+        tokio::spawn(connection);
+        for (channel, origin) in [
+            (own_channel, here.origin()),
+            (other_channel, elsewhere.origin()),
+        ] {
+            client
+                .execute("SELECT pg_notify($1, $2)", &[&channel, &origin])
+                .await
+                .expect("NOTIFY");
+        }
+        tokio::time::timeout(patience, here.updates.wait())
+            .await
+            .expect("another instance's notification wakes");
+        assert!(
+            here.deliveries.wait().now_or_never().is_none(),
+            "this instance's own notification woke it a second time"
+        );
+        stop.send();
+        listening.await.expect("the listener stops");
+    }
+
     #[tokio::test]
     async fn a_wake_up_sent_before_waiting_is_kept() {
         let wakeup = Wakeup::default();
