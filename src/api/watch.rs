@@ -4,9 +4,9 @@
 //! own copy of every update: with 100 watchers, a profile of the service (`perf record`, see
 //! BENCHMARKS.md) showed about two thirds of its CPU in allocating, converting, encoding and
 //! copying those identical messages. The hub now encodes each update once
-//! ([`crate::stream::SharedUpdate`], with [`update_encoder`]), and this route, registered on the RPC's own path in front
-//! of the generated server, sends those bytes with a pass-through codec. Same path, same
-//! messages on the wire, same auth layer around it; only the copies are gone.
+//! ([`crate::stream::SharedUpdate`], with [`update_encoder`]), and this route, registered on the
+//! RPC's own path in front of the generated server, sends those bytes with a pass-through codec.
+//! Same path, same messages on the wire, same auth layer around it; only the copies are gone.
 //!
 //! The route also caps the streams each caller has open ([`StreamSlots`]): a stream costs the
 //! instance little (see `src/stream/watcher.rs`), but nothing else stopped one token from

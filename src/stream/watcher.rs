@@ -24,8 +24,8 @@ use crate::store::{UpdateFilter, UpdateRecord};
 
 /// Log entries read from the table per query while catching up, and so the most a stream
 /// buffers itself. About 32 KiB of typical updates, which is also the size at which the gRPC
-/// server hands a chunk of messages to the transport; an update carrying an attempt's full 64 KiB response
-/// body makes a page of at most 2 MiB, for as long as that page takes to send.
+/// server hands a chunk of messages to the transport; an update carrying an attempt's full
+/// 64 KiB response body makes a page of at most 2 MiB, for as long as that page takes to send.
 const CATCH_UP_PAGE: i64 = 32;
 
 /// A watcher's stream of messages (in the form its [`UpdateForm`] makes). It ends with
