@@ -25,6 +25,10 @@ const MARGIN: Duration = Duration::from_secs(3);
 
 /// Raises this process's soft limit on open files to `wanted` (or the hard limit): the service
 /// and thousands of client sockets share the test process.
+#[allow(
+    unsafe_code,
+    reason = "getrlimit and setrlimit have no safe wrapper in std"
+)]
 fn raise_fd_limit(wanted: u64) {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -469,6 +469,7 @@ fn in_a_process_of_its_own(test: &str) -> bool {
 
 /// Gives the heap's free memory back to the system, so that the next allocations show in the
 /// RSS instead of reusing what earlier work (filling the log) freed.
+#[allow(unsafe_code, reason = "malloc_trim has no safe wrapper")]
 fn trim_the_heap() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only releases free memory of glibc's heap; it touches nothing in use.

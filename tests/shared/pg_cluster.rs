@@ -55,6 +55,7 @@ fn postgres_bin() -> PathBuf {
         .expect("an initdb under /usr/lib/postgresql/*/bin")
 }
 
+#[allow(unsafe_code, reason = "geteuid has no safe wrapper in std")]
 fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
