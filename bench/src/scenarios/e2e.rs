@@ -81,11 +81,7 @@ pub async fn e2e_run(ctx: &mut Ctx, fanout: u16, watchers: usize) -> anyhow::Res
     let watcher_count =
         |w: &Option<Watchers>| w.as_ref().map(|w| w.received.load(Ordering::Relaxed));
     let gate = Gate {
-        cap: if s.max_backlog == 0 {
-            u64::MAX
-        } else {
-            s.max_backlog
-        },
+        cap: s.backlog_cap(),
         fanout: u64::from(fanout),
         receiver: receiver.clone(),
         published: Arc::new(AtomicU64::new(0)),

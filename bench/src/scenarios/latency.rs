@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use serde::Serialize;
 
-use super::{Ctx, Settings, progress, signed_us, sleep_until};
+use super::{Ctx, Settings, progress, signed_us};
 use crate::load::{self, Acks, ClosedLoop, Events, Gate, Published, Window};
 use crate::probe::Report;
 use crate::receiver::{self, Receiver};
@@ -74,12 +74,7 @@ pub async fn latency_run(
     let acks = Arc::new(Acks::default());
     let events = Events::new(&label, 1);
     let window = Window::after(s.warmup, s.duration);
-    let probe_at = async {
-        sleep_until(window.start).await;
-        let probe = ctx.probe(&service);
-        sleep_until(window.end).await;
-        probe.finish().await
-    };
+    let probe_at = ctx.probe_window(&service, window);
     let generate = async {
         match rate {
             Some(rate) => {

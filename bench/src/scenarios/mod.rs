@@ -13,8 +13,9 @@ mod watchers;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::load::Window;
 use crate::pgstats;
-use crate::probe::Probe;
+use crate::probe::{Probe, Report};
 use crate::service::{Ended, Launcher, Service};
 
 pub use e2e::{E2eRun, e2e, e2e_run};
@@ -60,6 +61,17 @@ pub struct Settings {
     pub server_addr: SocketAddr,
 }
 
+impl Settings {
+    /// The backlog cap of the saturating runs: `max_backlog`, where 0 means none.
+    fn backlog_cap(&self) -> u64 {
+        if self.max_backlog == 0 {
+            u64::MAX
+        } else {
+            self.max_backlog
+        }
+    }
+}
+
 /// Everything a scenario needs.
 pub struct Ctx {
     /// Starts services.
@@ -77,6 +89,14 @@ impl Ctx {
             service.database.clone(),
             format!("{}/postgres", self.settings.server_url),
         )
+    }
+
+    /// Where the time went over `window`: probes `service` from its start to its end.
+    async fn probe_window(&self, service: &Service, window: Window) -> Report {
+        sleep_until(window.start).await;
+        let probe = self.probe(service);
+        sleep_until(window.end).await;
+        probe.finish().await
     }
 
     async fn stop(&mut self, label: &str, service: Service) -> anyhow::Result<Ended> {

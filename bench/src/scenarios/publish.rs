@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::{Ctx, progress, sleep_until};
+use super::{Ctx, progress};
 use crate::load::{self, ClosedLoop, Events, Window};
 use crate::probe::Report;
 use crate::receiver::Receiver;
@@ -67,12 +67,7 @@ pub async fn publish(ctx: &mut Ctx) -> anyhow::Result<PublishResult> {
             s.duration, s.warmup
         ));
         let window = Window::after(s.warmup, s.duration);
-        let probe_at = async {
-            sleep_until(window.start).await;
-            let probe = ctx.probe(&service);
-            sleep_until(window.end).await;
-            probe.finish().await
-        };
+        let probe_at = ctx.probe_window(&service, window);
         let spec = ClosedLoop {
             callers,
             batch,

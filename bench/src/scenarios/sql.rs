@@ -148,11 +148,7 @@ pub async fn sql(ctx: &mut Ctx) -> anyhow::Result<SqlResult> {
         );
         let mut own = per_snapshot;
         let gate = Gate {
-            cap: if s.max_backlog == 0 {
-                u64::MAX
-            } else {
-                s.max_backlog
-            },
+            cap: s.backlog_cap(),
             fanout: u64::from(fanout),
             receiver: receiver.clone(),
             published: Arc::new(AtomicU64::new(receiver.ok())),
