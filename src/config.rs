@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::domain::{RetrySchedule, parse_duration, parse_schedule};
+
 /// The webhook service of the CRM back office.
 #[derive(Debug, Parser)]
 #[command(name = "webhooks", version, about)]
@@ -448,18 +450,6 @@ impl ServeConfig {
     }
 }
 
-/// Delays between attempts; see [`ServeConfig::retry_schedule`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetrySchedule(pub Vec<Duration>);
-
-impl RetrySchedule {
-    /// The delay before the retry that follows the `failures`-th failed attempt (1-based), or
-    /// `None` when the schedule is exhausted.
-    pub fn delay_after(&self, failures: usize) -> Option<Duration> {
-        failures.checked_sub(1).and_then(|i| self.0.get(i)).copied()
-    }
-}
-
 /// Networks destinations may use even though they are internal; see
 /// [`ServeConfig::allowed_destination_cidrs`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -483,61 +473,9 @@ pub fn parse_cidrs(value: &str) -> Result<DestinationCidrs, String> {
         .map(DestinationCidrs)
 }
 
-/// Parses a retry schedule: comma-separated durations (see [`parse_duration`]); blank means no
-/// retries. Public so the hostile-input tests and fuzz targets can reach it; it never panics.
-pub fn parse_schedule(value: &str) -> Result<RetrySchedule, String> {
-    if value.trim().is_empty() {
-        return Ok(RetrySchedule(Vec::new()));
-    }
-    value
-        .split(',')
-        .map(|part| parse_duration(part.trim()))
-        .collect::<Result<Vec<_>, _>>()
-        .map(RetrySchedule)
-}
-
-/// Parses `250ms`, `5s`, `5m`, `2h`, `1d` (a bare number means seconds).
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{value}` is not a duration like 500ms, 5s, 5m, 2h or 1d"))?;
-    let seconds = match unit {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        "d" => number * 86400.0,
-        _ => {
-            return Err(format!(
-                "`{value}` has an unknown unit: use ms, s, m, h or d"
-            ));
-        }
-    };
-    if !seconds.is_finite() || seconds > 30.0 * 86400.0 {
-        return Err(format!("`{value}` is out of range (at most 30d)"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_and_schedules_parse() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert!(parse_duration("5 weeks").is_err());
-        let schedule = parse_schedule("1s, 2s").unwrap();
-        assert_eq!(schedule.delay_after(1), Some(Duration::from_secs(1)));
-        assert_eq!(schedule.delay_after(2), Some(Duration::from_secs(2)));
-        assert_eq!(schedule.delay_after(3), None);
-    }
 
     #[test]
     fn the_binary_parses_service_and_tool_commands() {

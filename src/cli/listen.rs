@@ -23,9 +23,9 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use super::{CliError, EXIT_CODES_HELP, output};
-use crate::config::parse_duration;
 use crate::delivery::signature::sign;
 use crate::domain::Secret;
+use crate::domain::parse_duration;
 
 /// Largest request body accepted (larger ones get 413).
 const MAX_BODY: usize = 10 * 1024 * 1024;
