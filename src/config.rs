@@ -1,6 +1,10 @@
 //! Command line and environment configuration. Every setting is a flag with an environment
 //! variable fallback, so the same binary is configured the same way locally, in CI and in
 //! production (`webhooks serve --help` lists them).
+//!
+//! This is the service's own command line (`serve`, `migrate`, `keys`, `reencrypt`). The binary's
+//! full parser, with the operator tools, is `cli::BinaryCli`: it builds on these types, and this
+//! module knows nothing of the tools.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,61 +15,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::domain::{RetrySchedule, parse_duration, parse_schedule};
 
 /// The webhook service of the CRM back office.
+// The service commands without the operator tools: tests and embedders parse `serve` settings
+// with it (the binary itself parses `cli::BinaryCli`).
 #[derive(Debug, Parser)]
 #[command(name = "webhooks", version, about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// What `webhooks --help` says first (the doc comment below is for developers).
-const BINARY_ABOUT: &str = "The webhook service of the CRM back office: signed, durable webhook delivery over a gRPC API, and the tools to run and operate it.";
-
-/// What `webhooks --help` says in full.
-const BINARY_LONG_ABOUT: &str = "The webhook service of the CRM back office: signed, durable webhook delivery over a gRPC API, and the tools to run and operate it.
-
-Run the service with `webhooks serve` (settings: `webhooks serve --help`). Manage webhooks, deliveries and events on a running service with `webhooks hooks`, `webhooks deliveries` and `webhooks events` (`--server` and a token select the service), and receive and verify webhooks locally with `webhooks listen`.";
-
-/// The `webhooks` binary's whole command line: the service's own commands ([`Command`]) and
-/// the operator tools of [`crate::cli`], which talk to a running service.
-///
-/// [`Cli`] stays the parser of the service commands alone (tests and embedders match on its two
-/// variants); this one flattens them in, so `webhooks serve` parses exactly as before.
-#[derive(Debug, Parser)]
-#[command(
-    name = "webhooks",
-    version,
-    about = BINARY_ABOUT,
-    long_about = BINARY_LONG_ABOUT,
-    after_help = crate::cli::EXIT_CODES_HELP
-)]
-pub struct BinaryCli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: BinaryCommand,
-}
-
-/// Every subcommand of the `webhooks` binary.
-#[derive(Debug, Subcommand)]
-pub enum BinaryCommand {
-    /// `serve` and `migrate`.
-    #[command(flatten)]
-    Service(Command),
-    /// Manages webhooks: create, list, get, edit, enable, disable, delete, rotate-secret, test,
-    /// stats.
-    Hooks(crate::cli::hooks::HooksArgs),
-    /// Reads the delivery history, resends and recovers deliveries, watches deliveries live.
-    Deliveries(crate::cli::deliveries::DeliveriesArgs),
-    /// Publishes decisions on client requests, as back-office services do.
-    Events(crate::cli::events::EventsArgs),
-    /// Runs a local receiver on 127.0.0.1 that verifies webhook signatures and prints each
-    /// delivery.
-    Listen(crate::cli::listen::ListenArgs),
-    /// Prints a shell completion script, e.g. `webhooks completions bash > /etc/bash_completion.d/webhooks`.
-    Completions(crate::cli::shell::CompletionsArgs),
-    /// Prints the manual page (roff) on stdout, e.g. `webhooks man | man -l -`.
-    Man,
 }
 
 /// Subcommands of the `webhooks` binary.
@@ -476,32 +433,6 @@ pub fn parse_cidrs(value: &str) -> Result<DestinationCidrs, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_binary_parses_service_and_tool_commands() {
-        use clap::CommandFactory;
-        BinaryCli::command().debug_assert();
-        let serve = BinaryCli::parse_from(["webhooks", "serve", "--poll-interval", "2s"]);
-        assert!(matches!(
-            serve.command,
-            BinaryCommand::Service(Command::Serve(ref config))
-                if config.poll_interval == Duration::from_secs(2)
-        ));
-        let list = BinaryCli::parse_from([
-            "webhooks",
-            "hooks",
-            "list",
-            "--output",
-            "json",
-            "--server",
-            "http://h:1",
-        ]);
-        let BinaryCommand::Hooks(hooks) = list.command else {
-            panic!("hooks expected")
-        };
-        assert_eq!(hooks.client.output, crate::cli::Output::Json);
-        assert_eq!(hooks.client.server, "http://h:1");
-    }
 
     #[test]
     fn the_lease_outlives_the_request_timeout() {

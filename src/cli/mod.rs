@@ -7,6 +7,7 @@
 //! deadline of each call, not of the `deliveries watch` stream); errors go to stderr
 //! and the exit code reflects the gRPC status (see [`EXIT_CODES_HELP`]).
 
+mod binary;
 pub mod credentials;
 pub mod deliveries;
 pub mod events;
@@ -37,6 +38,8 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::event_ingest_client::EventIngestClient;
 use crate::proto::v1::webhook_admin_client::WebhookAdminClient;
 use transport::{ServiceChannel, TlsTarget};
+
+pub use binary::{BinaryCli, BinaryCommand};
 
 /// The exit codes of the client commands, shown by their `--help`.
 pub const EXIT_CODES_HELP: &str = "\
