@@ -20,7 +20,7 @@ use crate::domain::{RetrySchedule, parse_duration, parse_schedule};
 #[derive(Debug, Parser)]
 #[command(name = "webhooks", version, about)]
 pub struct Cli {
-    /// What to do.
+    /// Which service command runs; one is required.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,10 +44,11 @@ pub enum Command {
 /// `webhooks keys ...`
 #[derive(Debug, Clone, Args)]
 pub struct KeysCommand {
-    /// Database settings.
+    /// The database holding the keys: keys work on it directly, so the first admin key can be
+    /// made before the service ever ran.
     #[command(flatten)]
     pub database: DatabaseConfig,
-    /// What to do.
+    /// Which key action runs.
     #[command(subcommand)]
     pub action: KeysAction,
 }
@@ -76,7 +77,7 @@ pub enum KeysAction {
 /// `webhooks reencrypt`
 #[derive(Debug, Clone, Args)]
 pub struct ReencryptConfig {
-    /// Database settings.
+    /// The database whose sealed secrets are rewritten.
     #[command(flatten)]
     pub database: DatabaseConfig,
     /// The current key (base64 of 32 bytes).
@@ -126,7 +127,7 @@ pub enum LogFormat {
 /// Settings of `webhooks serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    /// Database settings.
+    /// The database that holds webhooks and deliveries and is the delivery work queue.
     #[command(flatten)]
     pub database: DatabaseConfig,
 

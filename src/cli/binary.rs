@@ -29,7 +29,7 @@ Run the service with `webhooks serve` (settings: `webhooks serve --help`). Manag
     after_help = EXIT_CODES_HELP
 )]
 pub struct BinaryCli {
-    /// What to do.
+    /// Which command runs: a service command or an operator tool; one is required.
     #[command(subcommand)]
     pub command: BinaryCommand,
 }

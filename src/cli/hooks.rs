@@ -20,7 +20,7 @@ pub struct HooksArgs {
     #[command(flatten)]
     pub client: ClientArgs,
 
-    /// What to do.
+    /// Which `hooks` action runs; the connection flags above apply to every one.
     #[command(subcommand)]
     pub command: HooksCommand,
 }

@@ -57,9 +57,13 @@ pub async fn run(args: ListenArgs) -> ExitCode {
     super::finish(execute(args).await)
 }
 
+/// What every request's handler needs, from the flags, shared by all connections.
 struct Settings {
+    /// `--secret`: the key the signatures must be made with.
     secret: Secret,
+    /// `--status`: the answer to a verified request.
     status: StatusCode,
+    /// `--tolerance`: how far `webhook-timestamp` may be from the clock.
     tolerance: Duration,
 }
 

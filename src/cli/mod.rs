@@ -386,7 +386,9 @@ pub type IngestClient = EventIngestClient<InterceptedService<ServiceChannel, Bea
 /// An open connection to the service.
 #[derive(Debug, Clone)]
 pub struct Connection {
+    /// The one channel every client of a command shares, so they reuse one TLS connection.
     channel: ServiceChannel,
+    /// The token and `--timeout` deadline each client adds to its calls.
     token: BearerToken,
 }
 
