@@ -266,6 +266,41 @@ mod tests {
     }
 
     #[test]
+    fn refusals_read_as_webhooks_listen_prints_them() {
+        let texts = [
+            (
+                VerifyError::BadTimestamp("soon".to_owned()),
+                "webhook-timestamp `soon` is not a Unix time in seconds",
+            ),
+            (
+                VerifyError::TooOld {
+                    age: 301,
+                    tolerance: 300,
+                },
+                "webhook-timestamp is 301s old, more than the 300s tolerance (a replay, or a clock out of sync)",
+            ),
+            (
+                VerifyError::InFuture {
+                    ahead: 301,
+                    tolerance: 300,
+                },
+                "webhook-timestamp is 301s in the future, more than the 300s tolerance (a clock out of sync)",
+            ),
+            (
+                VerifyError::NoV1Signature,
+                "webhook-signature holds no v1 signature",
+            ),
+            (
+                VerifyError::NoMatch { checked: 2 },
+                "no signature in webhook-signature matches this secret (2 checked): wrong secret, or the id, timestamp or body changed on the way",
+            ),
+        ];
+        for (refusal, text) in texts {
+            assert_eq!(refusal.to_string(), text);
+        }
+    }
+
+    #[test]
     fn constant_time_eq_compares() {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
