@@ -18,8 +18,9 @@ Run the service with `webhooks serve` (settings: `webhooks serve --help`). Manag
 /// The `webhooks` binary's whole command line: the service's own commands ([`Command`]) and
 /// the operator tools of [`crate::cli`], which talk to a running service.
 ///
-/// [`crate::config::Cli`] stays the parser of the service commands alone (tests and embedders match on its two
-/// variants); this one flattens them in, so `webhooks serve` parses exactly as before.
+/// [`crate::config::Cli`] stays the parser of the service commands alone (tests and embedders
+/// match on its variants); this one flattens them in, so `webhooks serve` parses exactly as
+/// before.
 #[derive(Debug, Parser)]
 #[command(
     name = "webhooks",
