@@ -34,7 +34,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
-use webhooks::config::parse_duration;
+use webhooks::domain::parse_duration;
 
 use machine::{machine, machine_load, now_rfc3339};
 use scenarios::{Ctx, E2eRun, LatencyRun, Settings};

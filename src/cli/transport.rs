@@ -86,9 +86,12 @@ impl Notes {
 /// client says so in its error's sources.
 #[derive(Debug, Clone)]
 pub struct ServiceChannel {
+    /// The tonic channel the calls go through.
     channel: Channel,
+    /// What the connections saw of the service's TLS verdict, to explain a failed call.
     notes: Notes,
-    /// Whether this client presents a certificate.
+    /// Whether this client presents a certificate, so a refusal after the service asked for one
+    /// can say whether it refused this one or wanted one.
     presents_certificate: bool,
 }
 

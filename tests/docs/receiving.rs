@@ -454,7 +454,7 @@ fn the_stated_defaults_are_the_services() {
     );
     let delays: Vec<Duration> = schedule
         .split(',')
-        .map(|d| webhooks::config::parse_duration(d).expect("a duration"))
+        .map(|d| webhooks::domain::parse_duration(d).expect("a duration"))
         .collect();
     let mut table = String::from(
         "| attempt | after the previous one | after the first one (without jitter) |\n| --- | --- | --- |\n| 1 | immediately | 0 |\n",
@@ -473,7 +473,7 @@ fn the_stated_defaults_are_the_services() {
         doc.text.contains(&table),
         "{PAGE}: the retry table should read, for the default schedule:\n{table}"
     );
-    let timeout = webhooks::config::parse_duration(&serve_default("request_timeout"))
+    let timeout = webhooks::domain::parse_duration(&serve_default("request_timeout"))
         .expect("a duration")
         .as_secs();
     assert!(
@@ -481,7 +481,7 @@ fn the_stated_defaults_are_the_services() {
             && text.contains(&format!("within {timeout} seconds")),
         "{PAGE} should state the {timeout}-second request timeout"
     );
-    let connect = webhooks::config::parse_duration(&serve_default("connect_timeout"))
+    let connect = webhooks::domain::parse_duration(&serve_default("connect_timeout"))
         .expect("a duration")
         .as_secs();
     assert!(
@@ -502,7 +502,7 @@ fn the_stated_defaults_are_the_services() {
     );
     let number = |id: &str| serve_default(id);
     let seconds = |id: &str| {
-        webhooks::config::parse_duration(&serve_default(id))
+        webhooks::domain::parse_duration(&serve_default(id))
             .expect("a duration")
             .as_secs()
     };

@@ -534,7 +534,7 @@ pub fn serve_default(id: &str) -> String {
 
 /// A default duration of `webhooks serve`, in whole seconds.
 pub fn serve_default_seconds(id: &str) -> u64 {
-    webhooks::config::parse_duration(&serve_default(id))
+    webhooks::domain::parse_duration(&serve_default(id))
         .unwrap_or_else(|e| panic!("the default of {id} is not a duration: {e}"))
         .as_secs()
 }
