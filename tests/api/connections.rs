@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 use webhooks::proto::v1 as pb;
 use webhooks::proto::v1::webhook_admin_client::WebhookAdminClient;
 
-use crate::helpers::{Receiver, spawn_app_with, wait_until, withdrawal_event};
+use testkit::{Receiver, spawn_app_with, wait_until, withdrawal_event};
 
 /// The HTTP/2 connection preface (RFC 9113, section 3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

@@ -1,10 +1,8 @@
 //! A throwaway PostgreSQL cluster for one test (initdb, pg_ctl from Debian's
 //! `/usr/lib/postgresql/*/bin`) on a free port of 127.0.0.1, with a certificate for `localhost`
 //! signed by a throwaway CA: `hostssl` lines only (so plain connections are refused), or plain
-//! only. Shared by the API tests (tests/api/database_tls.rs) and the documentation tests, which
-//! run operations.md's TLS examples against it.
-
-#![allow(dead_code)]
+//! only. Used by the API tests (tests/api/database_tls.rs) and the documentation tests, which run
+//! operations.md's TLS examples against it.
 
 use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
