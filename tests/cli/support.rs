@@ -191,35 +191,29 @@ pub async fn run(args: &[String], input: Option<&str>) -> Run {
 /// `script -qec '<binary> <args>' /dev/null`: the binary runs on a pseudo terminal (so stdin
 /// is a terminal), `input` is typed into it, and `script` exits with the binary's code.
 pub async fn run_in_terminal(args: &[String], input: &str) -> Run {
-    let line = std::iter::once(BIN.to_owned())
-        .chain(args.iter().cloned())
-        .map(|word| shell_quote(&word))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut command = cli_command("script");
-    command
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut all = vec!["script".to_owned(), "-qec".to_owned(), line];
-    all.push("/dev/null".to_owned());
-    finish(command, all, Some(input)).await
+    in_terminal(args, input, None).await
 }
 
 /// [`run_in_terminal`] with `env` set (and `NO_COLOR`, `CLICOLOR_FORCE` unset unless `env` sets
 /// them), typing nothing.
 pub async fn run_in_terminal_with_env(args: &[String], env: &[(&str, &str)]) -> Run {
+    in_terminal(args, "", Some(env)).await
+}
+
+async fn in_terminal(args: &[String], input: &str, env: Option<&[(&str, &str)]>) -> Run {
     let line = std::iter::once(BIN.to_owned())
         .chain(args.iter().cloned())
         .map(|word| shell_quote(&word))
         .collect::<Vec<_>>()
         .join(" ");
     let mut command = cli_command("script");
+    if let Some(env) = env {
+        command
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .envs(env.iter().copied());
+    }
     command
-        .env_remove("NO_COLOR")
-        .env_remove("CLICOLOR_FORCE")
-        .envs(env.iter().copied())
         .args(["-qec", &line, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -230,7 +224,7 @@ pub async fn run_in_terminal_with_env(args: &[String], env: &[(&str, &str)]) -> 
         line,
         "/dev/null".to_owned(),
     ];
-    finish(command, all, Some("")).await
+    finish(command, all, Some(input)).await
 }
 
 fn shell_quote(word: &str) -> String {
