@@ -98,7 +98,7 @@ async fn an_approved_withdrawal_arrives_signed_so_the_standardwebhooks_crate_and
     let expected = expected_signature(
         &secret,
         &request.header("webhook-id"),
-        &request.header("webhook-timestamp"),
+        request.header("webhook-timestamp"),
         &request.body,
     );
     assert_eq!(
