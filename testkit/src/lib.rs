@@ -6,6 +6,16 @@
 //!
 //! It is a crate rather than a `#[path]`-shared file so that each suite compiles only what it
 //! needs without `dead_code` allowances, and so that one fix reaches every suite.
+//!
+//! ```text
+//! let app = TestApp::builder().args(&["--require-auth", "true"]).spawn().await;
+//! let receiver = Receiver::start().await;
+//! receiver.script([Reply::status(503), Reply::status(200).after(Duration::from_secs(1))]);
+//! let service = Service::start(testkit::webhooks_bin!(), &TestDatabase::fresh(), &[]).await;
+//! ```
+//!
+//! Suites keep only what is theirs (the CLI suite's command runners, the documentation suite's
+//! token-per-role service) in their own `support.rs`.
 
 mod app;
 mod db;
