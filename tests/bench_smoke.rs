@@ -11,14 +11,6 @@ use std::time::{Duration, Instant};
 /// The whole smoke run must finish within this (it takes about a minute or two).
 const DEADLINE: Duration = Duration::from_secs(15 * 60);
 
-/// The Postgres server the tests use (no database name), as in the other test suites.
-fn server_url() -> String {
-    std::env::var("WEBHOOKS_TEST_DATABASE_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned())
-}
-
 /// The debug (or whichever profile runs the tests) `webhooks-bench`, next to the `webhooks` binary
 /// under test. It lives in its own package (bench/), so cargo builds it for this test only when
 /// asked: with the cargo that runs the test, which rebuilds it when stale and does nothing when not.
@@ -79,9 +71,9 @@ fn the_benchmark_smoke_run_completes_with_every_scenario_and_no_bad_signature() 
     let mut child = Command::new(bench_bin())
         .args(["--smoke", "--scenario", "all"])
         .arg("--service-bin")
-        .arg(env!("CARGO_BIN_EXE_webhooks"))
+        .arg(testkit::webhooks_bin!())
         .arg("--database-server")
-        .arg(server_url())
+        .arg(testkit::server_url())
         .arg("--json")
         .arg(&json_path)
         .env_remove("DATABASE_URL")
