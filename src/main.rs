@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use webhooks::config::{BinaryCli, BinaryCommand, Command, DatabaseConfig, LogFormat, ServeConfig};
+use webhooks::cli::{BinaryCli, BinaryCommand};
+use webhooks::config::{Command, DatabaseConfig, LogFormat, ServeConfig};
 use webhooks::startup::{Application, shutdown_signal};
 use webhooks::store::Store;
 use webhooks::{cli, telemetry};

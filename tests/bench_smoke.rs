@@ -1,7 +1,8 @@
 //! CI smoke run of the benchmark (issue 7, item 4): `webhooks-bench --smoke` against the
 //! `webhooks` binary of this build must finish, write valid JSON with every scenario present
 //! and see no bad signature. Timings are never asserted: CI machines are shared and debug builds
-//! are slow; the numbers worth reading come from a release run (BENCHMARKS.md).
+//! are slow; the numbers worth reading come from a release run (BENCHMARKS.md). The bench is a
+//! crate of its own (bench/); this test builds it when it is missing or stale.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -10,12 +11,53 @@ use std::time::{Duration, Instant};
 /// The whole smoke run must finish within this (it takes about a minute or two).
 const DEADLINE: Duration = Duration::from_secs(15 * 60);
 
-/// The Postgres server the tests use (no database name), as in the other test suites.
-fn server_url() -> String {
-    std::env::var("WEBHOOKS_TEST_DATABASE_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned())
+/// The debug (or whichever profile runs the tests) `webhooks-bench`, next to the `webhooks` binary
+/// under test. It lives in its own package (bench/), so cargo builds it for this test only when
+/// asked: with the cargo that runs the test, which rebuilds it when stale and does nothing when not.
+fn bench_bin() -> PathBuf {
+    let service = PathBuf::from(env!("CARGO_BIN_EXE_webhooks"));
+    let profile_dir = service
+        .parent()
+        .expect("the webhooks binary has a directory");
+    let bench = profile_dir.join(format!("webhooks-bench{}", std::env::consts::EXE_SUFFIX));
+    let Ok(cargo) = std::env::var("CARGO") else {
+        // Run outside cargo: take the binary as it is.
+        assert!(
+            bench.is_file(),
+            "{} is missing: build it with `cargo build -p webhooks-bench`",
+            bench.display()
+        );
+        return bench;
+    };
+    let profile = match profile_dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") | None => "dev",
+        Some(name) => name,
+    };
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "webhooks-bench",
+            "--bin",
+            "webhooks-bench",
+        ])
+        .args(["--profile", profile])
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(
+            profile_dir
+                .parent()
+                .expect("the profile directory has a parent"),
+        )
+        .status()
+        .expect("cargo starts");
+    assert!(
+        status.success(),
+        "cargo build -p webhooks-bench failed ({status})"
+    );
+    bench
 }
 
 #[test]
@@ -26,12 +68,12 @@ fn the_benchmark_smoke_run_completes_with_every_scenario_and_no_bad_signature() 
     ));
     let log_path = json_path.with_extension("log");
     let log = std::fs::File::create(&log_path).expect("can create the log file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webhooks-bench"))
+    let mut child = Command::new(bench_bin())
         .args(["--smoke", "--scenario", "all"])
         .arg("--service-bin")
-        .arg(env!("CARGO_BIN_EXE_webhooks"))
+        .arg(testkit::webhooks_bin!())
         .arg("--database-server")
-        .arg(server_url())
+        .arg(testkit::server_url())
         .arg("--json")
         .arg(&json_path)
         .env_remove("DATABASE_URL")

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use webhooks::config::{parse_duration, parse_schedule};
+use webhooks::domain::{parse_duration, parse_schedule};
 
 const MAX: Duration = Duration::from_secs(30 * 86400);
 

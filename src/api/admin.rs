@@ -512,11 +512,14 @@ fn merge_update(
         match field {
             UpdateField::Name => changes.name = WebhookName::parse("webhook.name", &update.name)?,
             UpdateField::DestinationUrl => {
-                changes.destination_url =
-                    DestinationUrl::parse("webhook.destination_url", &update.destination_url, true)?
+                changes.destination_url = DestinationUrl::parse(
+                    "webhook.destination_url",
+                    &update.destination_url,
+                    true,
+                )?;
             }
             UpdateField::Function => {
-                changes.function = Function::from_proto("webhook.function", update.function)?
+                changes.function = Function::from_proto("webhook.function", update.function)?;
             }
             UpdateField::Events => {
                 if update.events.is_none() {
@@ -539,10 +542,10 @@ fn merge_update(
             }
             UpdateField::Description => {
                 changes.description =
-                    Description::parse("webhook.description", &update.description)?
+                    Description::parse("webhook.description", &update.description)?;
             }
             UpdateField::DeliverOncePerRequest => {
-                changes.deliver_once_per_request = update.deliver_once_per_request
+                changes.deliver_once_per_request = update.deliver_once_per_request;
             }
             UpdateField::Headers => {
                 changes.headers = parse_headers(update, Some(current_headers))?;

@@ -10,7 +10,7 @@
 //! RPCs and WatchDeliveries. Reflection is open to any valid token. Health needs none.
 //!
 //! A credential is checked for as long as its call lasts, not only when it starts: a response
-//! body still open after [`RECHECK_INTERVAL`] has its token checked again (and again every
+//! body still open after `RECHECK_INTERVAL` has its token checked again (and again every
 //! interval), and ends with UNAUTHENTICATED once the token no longer passes. So a revoked API
 //! key's `WatchDeliveries` streams end within [`REVOCATION_BOUND`] instead of running until the
 //! client hangs up. Configured tokens only change with a restart, which ends every stream.
@@ -39,7 +39,7 @@ const KEY_CACHE_MAX: usize = 10_000;
 /// the key cache, so many streams of one key cost one lookup per [`KEY_CACHE_TTL`].
 const RECHECK_INTERVAL: Duration = KEY_CACHE_TTL;
 /// How long after a key's revocation its streams may still run: a cached answer is trusted for
-/// [`KEY_CACHE_TTL`], and a stream checks every [`RECHECK_INTERVAL`]. docs/operations.md and
+/// `KEY_CACHE_TTL`, and a stream checks every `RECHECK_INTERVAL`. docs/operations.md and
 /// docs/grpc-api.md state this bound.
 pub const REVOCATION_BOUND: Duration = Duration::from_secs(10);
 const _: () =

@@ -83,7 +83,7 @@ fn restate_in(headers: &mut http::HeaderMap) {
     }
 }
 
-/// A tower layer applying [`restated`] to every gRPC answer.
+/// A tower layer applying `restated` to every gRPC answer.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestErrorsLayer;
 

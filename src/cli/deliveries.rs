@@ -28,7 +28,7 @@ pub struct DeliveriesArgs {
     #[command(flatten)]
     pub client: ClientArgs,
 
-    /// What to do.
+    /// Which `deliveries` action runs; the connection flags above apply to every one.
     #[command(subcommand)]
     pub command: DeliveriesCommand,
 }

@@ -19,7 +19,7 @@ pub struct EventsArgs {
     #[command(flatten)]
     pub client: ClientArgs,
 
-    /// What to do.
+    /// Which `events` action runs; the connection flags above apply to every one.
     #[command(subcommand)]
     pub command: EventsCommand,
 }

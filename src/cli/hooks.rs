@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::output;
 use super::{AdminClient, CliError, ClientArgs, EXIT_CODES_HELP, FunctionArg, Output};
-use crate::config::parse_duration;
+use crate::domain::parse_duration;
 use crate::proto::v1 as pb;
 
 /// `webhooks hooks`: the webhooks configured in the back office.
@@ -20,7 +20,7 @@ pub struct HooksArgs {
     #[command(flatten)]
     pub client: ClientArgs,
 
-    /// What to do.
+    /// Which `hooks` action runs; the connection flags above apply to every one.
     #[command(subcommand)]
     pub command: HooksCommand,
 }

@@ -7,6 +7,7 @@
 //! deadline of each call, not of the `deliveries watch` stream); errors go to stderr
 //! and the exit code reflects the gRPC status (see [`EXIT_CODES_HELP`]).
 
+mod binary;
 pub mod credentials;
 pub mod deliveries;
 pub mod events;
@@ -37,6 +38,8 @@ use crate::proto::v1 as pb;
 use crate::proto::v1::event_ingest_client::EventIngestClient;
 use crate::proto::v1::webhook_admin_client::WebhookAdminClient;
 use transport::{ServiceChannel, TlsTarget};
+
+pub use binary::{BinaryCli, BinaryCommand};
 
 /// The exit codes of the client commands, shown by their `--help`.
 pub const EXIT_CODES_HELP: &str = "\
@@ -132,7 +135,7 @@ pub struct ClientArgs {
         long,
         env = "WEBHOOKS_TIMEOUT",
         value_name = "DURATION",
-        value_parser = parse_duration,
+        value_parser = parse_timeout,
         default_value = "30s",
         global = true
     )]
@@ -140,8 +143,9 @@ pub struct ClientArgs {
 }
 
 /// Parses a `--timeout` value: a positive number with a unit (`ms`, `s`, `m`, `h`), or a bare
-/// number of seconds.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
+/// number of seconds. Stricter than [`crate::domain::parse_duration`]: a zero deadline would fail
+/// every call, so it is refused here.
+pub fn parse_timeout(value: &str) -> Result<Duration, String> {
     let text = value.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -382,7 +386,9 @@ pub type IngestClient = EventIngestClient<InterceptedService<ServiceChannel, Bea
 /// An open connection to the service.
 #[derive(Debug, Clone)]
 pub struct Connection {
+    /// The one channel every client of a command shares, so they reuse one TLS connection.
     channel: ServiceChannel,
+    /// The token and `--timeout` deadline each client adds to its calls.
     token: BearerToken,
 }
 
@@ -715,13 +721,13 @@ mod tests {
 
     #[test]
     fn timeouts_parse_with_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("3 days").is_err());
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_timeout("1.5m"), Ok(Duration::from_secs(90)));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("soon").is_err());
+        assert!(parse_timeout("3 days").is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! timestamps in RFC 3339, durations as `"1.500s"`, 64-bit integers as strings, and fields that
 //! hold their default value (empty strings, zeros, `false`, empty lists, unset messages) left out.
 //! It is not written field by field: each prost message is re-read as a
-//! [`DynamicMessage`](prost_reflect::DynamicMessage) over the descriptor set the build embeds
+//! [`DynamicMessage`] over the descriptor set the build embeds
 //! ([`crate::proto::FILE_DESCRIPTOR_SET`], the one reflection serves to grpcurl) and serialised
 //! by prost-reflect, so a field added to a `.proto` file shows up here without a code change.
 //! The same mapping parses `events publish --file` (see [`message_from_json`]).

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, ValueEnum};
 
-use crate::config::BinaryCli;
+use super::BinaryCli;
 
 /// The shells `webhooks completions` writes scripts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

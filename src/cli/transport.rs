@@ -5,13 +5,13 @@
 //! looked at the client's certificate, so a service that refuses it (or wanted one) says so
 //! with an alert on the connection afterwards. tonic's connector reads that alert inside its
 //! connection task and the call only sees "connection closed" (CANCELLED), which tells the
-//! operator nothing. Here the TLS stream is ours: [`Recording`] keeps the TLS error the
+//! operator nothing. Here the TLS stream is ours: `Recording` keeps the TLS error the
 //! connection died of, and [`ServiceChannel`] puts it under the error of the calls that fail
 //! because of it, where [`super::credentials::tls_failure`] finds it.
 //!
 //! The alert is not always there to read: a server that drops a refused connection with the
 //! client's first bytes unread makes the kernel reset it, and the reset may overtake the alert.
-//! So the handshake is watched too ([`NoticingResolver`]): when the service asked for a client
+//! So the handshake is watched too (`NoticingResolver`): when the service asked for a client
 //! certificate and then closed a connection before sending a byte over it, that is reported as
 //! the likely refusal it is ([`ClosedAfterCertificateRequest`]).
 
@@ -86,9 +86,12 @@ impl Notes {
 /// client says so in its error's sources.
 #[derive(Debug, Clone)]
 pub struct ServiceChannel {
+    /// The tonic channel the calls go through.
     channel: Channel,
+    /// What the connections saw of the service's TLS verdict, to explain a failed call.
     notes: Notes,
-    /// Whether this client presents a certificate.
+    /// Whether this client presents a certificate, so a refusal after the service asked for one
+    /// can say whether it refused this one or wanted one.
     presents_certificate: bool,
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::sender::AttemptResult;
-use crate::config::RetrySchedule;
+use crate::domain::RetrySchedule;
 use crate::store::Outcome;
 
 /// The longest `Retry-After` honoured; a longer one is cut to this.

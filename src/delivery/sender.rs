@@ -311,7 +311,7 @@ fn client_config(tls: &DestinationTls) -> Result<rustls::ClientConfig, String> {
 }
 
 fn status_text(status: StatusCode) -> String {
-    format!("HTTP {}", status)
+    format!("HTTP {status}")
 }
 
 /// Reads the body up to the cap; a body that fails midway keeps what arrived.

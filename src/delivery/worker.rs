@@ -17,7 +17,7 @@ use super::recorder::{self, Finished, RecorderHandle};
 use super::retry::decide;
 use super::sender::{AttemptResult, HttpSender};
 use super::signature::sign;
-use crate::config::RetrySchedule;
+use crate::domain::RetrySchedule;
 use crate::shutdown::Shutdown;
 use crate::store::{
     ClaimedDelivery, DeliveryPolicy, FinishedAttempt, NewAttempt, Outcome, Store, Wakeup,

@@ -3,9 +3,11 @@
 
 mod address;
 mod credentials;
+mod duration;
 mod event;
 mod ids;
 mod page_token;
+mod schedule;
 mod secret;
 pub mod timestamps;
 mod webhook;
@@ -17,9 +19,11 @@ pub use credentials::{
     CertificateInfo, Change, ClientCertificate, CustomHeader, CustomHeaders, DestinationTls,
     MAX_HEADERS, PrivateCa, is_reserved_header,
 };
+pub use duration::parse_duration;
 pub use event::{Decision, PublishedEvent, TEST_EVENT_TYPE};
 pub use ids::parse_id;
 pub use page_token::{PageFilters, PageToken, PageTokenKeys, page_size};
+pub use schedule::{RetrySchedule, parse_schedule};
 pub use secret::{Secret, SecretError, WHSEC_KEY_BYTES};
 pub use webhook::{
     ALLOW_PRIVATE_SETTING, Description, DestinationUrl, EventSelection, Function, UpdateField,

@@ -143,7 +143,7 @@ impl PageFilters {
         match value {
             Some(value) => {
                 self.canonical
-                    .push_str(&format!("{}:{name}={}:{value};", name.len(), value.len()))
+                    .push_str(&format!("{}:{name}={}:{value};", name.len(), value.len()));
             }
             None => self.canonical.push_str(&format!("{}:{name}~;", name.len())),
         }

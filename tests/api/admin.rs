@@ -3,7 +3,7 @@
 use tonic::Code;
 use webhooks::proto::v1 as pb;
 
-use crate::helpers::{assert_status, spawn_app};
+use testkit::{assert_status, spawn_app};
 
 fn webhook(
     name: &str,
@@ -326,7 +326,7 @@ async fn create_refuses_each_bad_input_naming_the_field() {
 
 #[tokio::test]
 async fn private_destinations_are_refused_unless_allowed() {
-    let app = crate::helpers::spawn_app_with(&["--allow-private-destinations", "false"]).await;
+    let app = testkit::spawn_app_with(&["--allow-private-destinations", "false"]).await;
     let mut admin = app.admin.clone();
     for url in [
         "http://127.0.0.1:8080/h",
@@ -786,13 +786,13 @@ async fn a_lost_database_is_unavailable_without_leaking_sql() {
         .unwrap();
     // Cut the service off from its database, as an outage would.
     let (admin_db, connection) = tokio_postgres::connect(
-        &format!("{}/postgres", crate::helpers::server_url()),
+        &format!("{}/postgres", testkit::server_url()),
         tokio_postgres::NoTls,
     )
     .await
     .unwrap();
     tokio::spawn(connection);
-    let name = &app.database_name;
+    let name = &app.database.name;
     admin_db
         .batch_execute(&format!(
             "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"

@@ -7,7 +7,7 @@ use tonic::Code;
 use webhooks::proto::v1 as pb;
 use webhooks::store::{Role, Store};
 
-use crate::helpers::{
+use testkit::{
     Receiver, fresh_database_url, serve_config, spawn_app_with, with_token, withdrawal_event,
 };
 
@@ -167,7 +167,7 @@ async fn each_role_may_do_its_part_only() {
 #[tokio::test]
 async fn api_keys_from_the_store_work_until_revoked() {
     let (url, name) = fresh_database_url();
-    let app = crate::helpers::spawn_app_on(&url, &name, &["--require-auth", "true"]).await;
+    let app = testkit::spawn_app_on(&url, &name, &["--require-auth", "true"]).await;
     let store = Store::connect(&url, 2).unwrap();
     let (key, token) = store.create_api_key("ci", Role::Viewer).await.unwrap();
     assert!(token.starts_with("whk_"));
@@ -299,7 +299,7 @@ fn keys_cli(database_url: &str, args: &[&str]) -> String {
 #[tokio::test]
 async fn the_keys_command_creates_lists_and_revokes_working_tokens() {
     let (url, name) = fresh_database_url();
-    let app = crate::helpers::spawn_app_on(&url, &name, &["--require-auth", "true"]).await;
+    let app = testkit::spawn_app_on(&url, &name, &["--require-auth", "true"]).await;
     let created = keys_cli(&url, &["create", "--name", "payments", "--role", "ingest"]);
     let token = created
         .lines()
@@ -340,7 +340,7 @@ async fn reencrypt_moves_every_secret_to_the_new_key() {
     let old = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
     let new = base64::engine::general_purpose::STANDARD.encode([2u8; 32]);
     let (url, name) = fresh_database_url();
-    let app = crate::helpers::spawn_app_on(&url, &name, &["--encryption-key", &old]).await;
+    let app = testkit::spawn_app_on(&url, &name, &["--encryption-key", &old]).await;
     let receiver = Receiver::start().await;
     let created = app
         .admin
@@ -355,7 +355,7 @@ async fn reencrypt_moves_every_secret_to_the_new_key() {
     assert!(printed.contains("re-sealed 1"));
 
     // Only the new key is needed now, and deliveries still verify with the same secret.
-    let app = crate::helpers::spawn_app_on(&url, &name, &["--encryption-key", &new]).await;
+    let app = testkit::spawn_app_on(&url, &name, &["--encryption-key", &new]).await;
     app.ingest
         .clone()
         .publish_event(withdrawal_event(

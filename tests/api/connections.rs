@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 use webhooks::proto::v1 as pb;
 use webhooks::proto::v1::webhook_admin_client::WebhookAdminClient;
 
-use crate::helpers::{Receiver, spawn_app_with, wait_until, withdrawal_event};
+use testkit::{Receiver, spawn_app_with, wait_until, withdrawal_event};
 
 /// The HTTP/2 connection preface (RFC 9113, section 3.4).
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -22,25 +22,6 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const EMPTY_SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
 /// Time allowed beyond a timeout for the service (on a shared, busy machine) to act on it.
 const MARGIN: Duration = Duration::from_secs(3);
-
-/// Raises this process's soft limit on open files to `wanted` (or the hard limit): the service
-/// and thousands of client sockets share the test process.
-fn raise_fd_limit(wanted: u64) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return;
-        }
-        if limit.rlim_cur < wanted {
-            limit.rlim_cur = wanted.min(limit.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
 
 /// Reads (and discards) until the peer closes the connection: true if it did by `deadline`.
 async fn closed_by(stream: &mut TcpStream, deadline: Instant) -> bool {
@@ -94,7 +75,7 @@ async fn list(client: &WebhookAdminClient<Channel>) -> Result<(), tonic::Status>
 
 #[tokio::test]
 async fn two_thousand_silent_connections_are_closed_within_the_handshake_timeout() {
-    raise_fd_limit(8192);
+    testkit::os::raise_fd_limit(8192);
     let app = spawn_app_with(&["--handshake-timeout", "1s"]).await;
 
     let mut silent = open(app.addr, 2000, b"").await;

@@ -17,7 +17,7 @@ use webhooks::console::assets;
 use webhooks::proto::v1 as pb;
 use webhooks::proto::v1::webhook_admin_client::WebhookAdminClient;
 
-use crate::helpers::{
+use testkit::{
     PATIENCE, Receiver, Reply, TestApp, fresh_database_url, serve_config, spawn_app,
     spawn_app_with, webhook_spec, with_token, withdrawal_event,
 };

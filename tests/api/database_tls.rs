@@ -10,10 +10,8 @@ use std::process::Command;
 use webhooks::proto::v1 as pb;
 use webhooks::startup::Application;
 
-use crate::helpers::{
-    PATIENCE, Receiver, serve_config, spawn_app_on, wait_until, withdrawal_event,
-};
-use crate::pg_cluster::{Cluster, Transport};
+use testkit::pg_cluster::{Cluster, Transport};
+use testkit::{PATIENCE, Receiver, serve_config, spawn_app_on, wait_until, withdrawal_event};
 
 /// The error of a service start that should fail, with its whole chain.
 async fn start_error(database_url: &str, extra: &[&str]) -> String {

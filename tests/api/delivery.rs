@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use tonic::Code;
 use webhooks::proto::v1 as pb;
 
-use crate::helpers::{
+use testkit::{
     Receiver, Reply, TestApp, assert_status, expected_signature, spawn_app, spawn_app_with,
     verify_with_standardwebhooks, wait_until, withdrawal_event,
 };
@@ -98,7 +98,7 @@ async fn an_approved_withdrawal_arrives_signed_so_the_standardwebhooks_crate_and
     let expected = expected_signature(
         &secret,
         &request.header("webhook-id"),
-        &request.header("webhook-timestamp"),
+        request.header("webhook-timestamp"),
         &request.body,
     );
     assert_eq!(
@@ -442,18 +442,14 @@ async fn a_410_gone_disables_the_webhook_and_re_enabling_resumes_its_pending_del
         .await;
     let delivery_id = &published.delivery_ids[0];
 
-    let disabled = wait_until(
-        "the webhook to be disabled",
-        crate::helpers::PATIENCE,
-        || {
-            let app = &app;
-            let id = gone.id.clone();
-            async move {
-                let webhook = app.get_webhook(&id).await;
-                (!webhook.enabled).then_some(webhook)
-            }
-        },
-    )
+    let disabled = wait_until("the webhook to be disabled", testkit::PATIENCE, || {
+        let app = &app;
+        let id = gone.id.clone();
+        async move {
+            let webhook = app.get_webhook(&id).await;
+            (!webhook.enabled).then_some(webhook)
+        }
+    })
     .await;
     assert!(
         disabled.disabled_reason.contains("410"),

@@ -28,7 +28,7 @@ use webhooks::proto::v1 as pb;
 use webhooks::proto::v1::event_ingest_client::EventIngestClient;
 use webhooks::proto::v1::webhook_admin_client::WebhookAdminClient;
 
-use crate::helpers::{
+use testkit::{
     Receiver, TEST_FLAGS, fresh_database_url, spawn_app, spawn_app_on, withdrawal_event,
 };
 
@@ -385,12 +385,9 @@ async fn a_partner_demanding_a_client_certificate_and_its_own_authorization_gets
         .first()
         .cloned()
         .expect("one delivery");
-    let delivered = crate::helpers::wait_for_delivery_status_of(
-        &admin,
-        &delivery_id,
-        pb::DeliveryStatus::Succeeded,
-    )
-    .await;
+    let delivered =
+        testkit::wait_for_delivery_status_of(&admin, &delivery_id, pb::DeliveryStatus::Succeeded)
+            .await;
     let test = admin
         .clone()
         .send_test_event(pb::SendTestEventRequest {
@@ -399,8 +396,7 @@ async fn a_partner_demanding_a_client_certificate_and_its_own_authorization_gets
         .await
         .expect("test sent")
         .into_inner();
-    crate::helpers::wait_for_delivery_status_of(&admin, &test.id, pb::DeliveryStatus::Succeeded)
-        .await;
+    testkit::wait_for_delivery_status_of(&admin, &test.id, pb::DeliveryStatus::Succeeded).await;
     admin
         .clone()
         .resend_delivery(pb::ResendDeliveryRequest {
@@ -410,7 +406,7 @@ async fn a_partner_demanding_a_client_certificate_and_its_own_authorization_gets
         .expect("resent");
     let mut resent = delivered.clone();
     for _ in 0..100 {
-        resent = crate::helpers::wait_for_delivery_status_of(
+        resent = testkit::wait_for_delivery_status_of(
             &admin,
             &delivery_id,
             pb::DeliveryStatus::Succeeded,

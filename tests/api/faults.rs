@@ -6,14 +6,14 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webhooks::proto::v1 as pb;
 
-use crate::helpers::{Receiver, Reply, server_url, spawn_app_with, withdrawal_event};
+use testkit::{Receiver, Reply, server_url, spawn_app_with, withdrawal_event};
 
 /// The service with `retry_schedule`, one withdrawal webhook to a receiver answering 204 after
 /// `delay`, and a connection to the server's maintenance database to terminate backends from.
 async fn app_with_one_webhook(
     retry_schedule: &str,
     delay: Duration,
-) -> (crate::helpers::TestApp, Receiver, tokio_postgres::Client) {
+) -> (testkit::TestApp, Receiver, tokio_postgres::Client) {
     let app = spawn_app_with(&["--retry-schedule", retry_schedule]).await;
     let receiver = Receiver::start().await;
     receiver.reply_by_default(Reply::status(204).after(delay));
@@ -34,7 +34,7 @@ async fn connections_dropped_mid_delivery_lose_no_acknowledged_event() {
         Duration::from_millis(20),
     )
     .await;
-    let name = app.database_name.clone();
+    let name = app.database.name.clone();
     let mut acknowledged = Vec::new();
     let mut ingest = app.ingest.clone();
     for round in 0..4 {
@@ -153,7 +153,7 @@ async fn publish_as_documented(
 async fn publishes_while_backends_are_terminated_are_retryable_and_all_delivered() {
     let (app, receiver, admin_db) =
         app_with_one_webhook("100ms,100ms,100ms,100ms,100ms", Duration::ZERO).await;
-    let name = app.database_name.clone();
+    let name = app.database.name.clone();
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     // Terminates every backend of the service's database, over and over, while it publishes.
     let terminator = tokio::spawn(async move {

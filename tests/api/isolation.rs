@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use webhooks::proto::v1 as pb;
 
-use crate::helpers::{Receiver, Reply, spawn_app_with, withdrawal_event};
+use testkit::{Receiver, Reply, spawn_app_with, withdrawal_event};
 
 fn participation(key: &str) -> pb::PublishEventRequest {
     pb::PublishEventRequest {

@@ -1,5 +1,6 @@
 //! End-to-end tests: each spawns the real service on a random port against its own fresh
-//! database, and drives it through the generated gRPC clients over a real socket.
+//! database, and drives it through the generated gRPC clients over a real socket. The harness is
+//! the `testkit` crate; `helpers` holds what only this suite needs.
 
 mod admin;
 mod auth;
@@ -13,10 +14,6 @@ mod helpers;
 mod isolation;
 mod ops;
 mod page_tokens;
-#[path = "../shared/pg_cluster.rs"]
-mod pg_cluster;
-#[path = "../shared/pki.rs"]
-mod pki;
 mod recording;
 mod requests;
 mod routing;

@@ -8,7 +8,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use webhooks::proto::v1 as pb;
 
-use crate::helpers::{Receiver, Reply, server_url, spawn_app, withdrawal_event};
+use testkit::{Receiver, Reply, server_url, spawn_app, withdrawal_event};
 
 async fn health(addr: std::net::SocketAddr, service: &str) -> i32 {
     let channel = Channel::from_shared(format!("http://{addr}"))
@@ -41,7 +41,7 @@ async fn wait_for_health(addr: std::net::SocketAddr, want: ServingStatus) {
 /// the app's database, from a maintenance connection (made when `admin_db` is None), returned
 /// for the next call.
 async fn set_database_reachable(
-    app: &crate::helpers::TestApp,
+    app: &testkit::TestApp,
     reachable: bool,
     admin_db: Option<tokio_postgres::Client>,
 ) -> tokio_postgres::Client {
@@ -58,7 +58,7 @@ async fn set_database_reachable(
             client
         }
     };
-    let name = &app.database_name;
+    let name = &app.database.name;
     admin_db
         .batch_execute(&format!(
             "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {reachable}"
@@ -116,7 +116,7 @@ async fn wait_for_readyz(addr: std::net::SocketAddr, want: u16) -> String {
 
 #[tokio::test]
 async fn http_probes_report_liveness_and_readiness_with_a_reason() {
-    let app = crate::helpers::spawn_app_with(&["--metrics-addr", "127.0.0.1:0"]).await;
+    let app = testkit::spawn_app_with(&["--metrics-addr", "127.0.0.1:0"]).await;
     let metrics = app.metrics_addr.expect("the metrics port listens");
     let (status, body) = probe(metrics, "/healthz").await;
     assert_eq!((status, body.trim()), (200, "ok: the process is running"));
@@ -212,7 +212,7 @@ async fn stats_count_attempts_successes_and_latency() {
 
 #[tokio::test]
 async fn an_event_whose_body_exceeds_the_payload_cap_is_refused() {
-    let app = crate::helpers::spawn_app_with(&["--max-payload-bytes", "1000"]).await;
+    let app = testkit::spawn_app_with(&["--max-payload-bytes", "1000"]).await;
     let mut event = withdrawal_event("big-1", "W-BIG", pb::Decision::Rejected, None);
     if let Some(pb::publish_event_request::Request::Withdrawal(w)) = &mut event.request {
         w.remarks = "x".repeat(900);
@@ -239,7 +239,7 @@ async fn an_event_whose_body_exceeds_the_payload_cap_is_refused() {
 
 #[tokio::test]
 async fn retention_purges_finished_history_and_keeps_pending_deliveries() {
-    let app = crate::helpers::spawn_app_with(&["--retry-schedule", "1h"]).await;
+    let app = testkit::spawn_app_with(&["--retry-schedule", "1h"]).await;
     let receiver = Receiver::start().await;
     let failing = Receiver::start().await;
     failing.reply_by_default(Reply::status(500));
@@ -294,7 +294,7 @@ async fn retention_purges_finished_history_and_keeps_pending_deliveries() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recorded);
-    let store = webhooks::store::Store::connect(&app.database_url, 2).unwrap();
+    let store = webhooks::store::Store::connect(&app.database.url, 2).unwrap();
     let future = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
     let mut purged = 0;
     loop {
@@ -360,9 +360,9 @@ async fn shutdown_ends_open_watch_streams_with_unavailable() {
 async fn instances_starting_at_once_on_a_new_database_all_start() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     for round in 0..3 {
-        let (database_url, _) = crate::helpers::fresh_database_url();
+        let (database_url, _) = testkit::fresh_database_url();
         let builds = (0..4).map(|_| {
-            webhooks::startup::Application::build(crate::helpers::serve_config(&database_url, &[]))
+            webhooks::startup::Application::build(testkit::serve_config(&database_url, &[]))
         });
         for (instance, built) in futures_util::future::join_all(builds)
             .await

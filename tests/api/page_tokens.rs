@@ -8,9 +8,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use tonic::Code;
 use webhooks::proto::v1 as pb;
 
-use crate::helpers::{
-    TestApp, fresh_database_url, server_url, spawn_app, spawn_app_on, withdrawal_event,
-};
+use testkit::{TestApp, fresh_database_url, server_url, spawn_app, spawn_app_on, withdrawal_event};
 
 /// Creates `count` withdrawal webhooks; their ids in creation order (the listing's order).
 async fn seed(app: &TestApp, count: usize) -> Vec<String> {
@@ -182,7 +180,7 @@ async fn a_page_token_moved_to_a_listing_with_other_filters_is_refused() {
 
 /// An instance whose workers stay off, so deliveries stay put while they are listed.
 async fn spawn_app_with_workers_off() -> TestApp {
-    crate::helpers::spawn_app_with(&["--disable-workers", "true"]).await
+    testkit::spawn_app_with(&["--disable-workers", "true"]).await
 }
 
 /// Pages through every webhook one at a time, asking `apps` in turn (each page's token is

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use webhooks::proto::v1 as pb;
 use webhooks::store::{DeliveryPolicy, FinishedAttempt, NewAttempt, Outcome, Store};
 
-use crate::helpers::{Receiver, TestApp, spawn_app_with, withdrawal_event};
+use testkit::{Receiver, TestApp, spawn_app_with, withdrawal_event};
 
 const APPROVED: pb::Decision = pb::Decision::Approved;
 
@@ -40,7 +40,7 @@ async fn claimed_deliveries(
         ))
         .await;
     }
-    let store = Store::connect(&app.database_url, 2).unwrap();
+    let store = Store::connect(&app.database.url, 2).unwrap();
     let claimed = store
         .claim_due(
             n as i64,

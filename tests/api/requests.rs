@@ -9,7 +9,7 @@ use tonic::Code;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 
-use crate::helpers::spawn_app;
+use testkit::spawn_app;
 
 /// Sends and receives messages as raw bytes, so a test can send what no generated client would.
 #[derive(Debug, Clone, Copy, Default)]
@@ -107,7 +107,7 @@ async fn call_raw(channel: Channel, rpc: &Rpc, message: Bytes) -> tonic::Status 
 }
 
 /// A channel to `app` for raw calls.
-async fn raw_channel(app: &crate::helpers::TestApp) -> Channel {
+async fn raw_channel(app: &testkit::TestApp) -> Channel {
     Channel::from_shared(format!("http://{}", app.addr))
         .expect("a valid endpoint")
         .connect()
@@ -301,7 +301,7 @@ async fn post_grpc_web_text(
 #[tokio::test]
 async fn a_grpc_web_text_request_gets_a_text_reply_on_both_ports() {
     use base64::Engine;
-    let app = crate::helpers::spawn_app_with(&["--console-addr", "127.0.0.1:0"]).await;
+    let app = testkit::spawn_app_with(&["--console-addr", "127.0.0.1:0"]).await;
     let console = app.console_addr.expect("the console listens");
     // An empty ListWebhooksRequest in one gRPC frame, base64 as gRPC-Web-text sends it.
     let request = base64::engine::general_purpose::STANDARD.encode([0u8, 0, 0, 0, 0]);

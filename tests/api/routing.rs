@@ -7,7 +7,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use webhooks::proto::v1 as pb;
 
-use crate::helpers::{
+use testkit::{
     Receiver, Reply, TestApp, assert_status, event_for, event_prefix, spawn_app, spawn_app_with,
     webhook_spec, withdrawal_event,
 };

@@ -16,7 +16,7 @@ use webhooks::delivery::guard::Lookup;
 use webhooks::domain::{Handling, SPECIAL_RANGES, SpecialRange, special_range};
 use webhooks::proto::v1 as pb;
 
-use crate::helpers::{
+use testkit::{
     Receiver, TestApp, fresh_database_url, spawn_app, spawn_app_on, spawn_app_on_resolving,
     spawn_app_with, webhook_spec, withdrawal_event,
 };

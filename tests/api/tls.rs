@@ -11,8 +11,8 @@ use webhooks::config::Cli;
 use webhooks::proto::v1 as pb;
 use webhooks::proto::v1::webhook_admin_client::WebhookAdminClient;
 
-use crate::helpers::{fresh_database_url, serve_config, with_token};
-use crate::pki::{CertFiles, Pki};
+use testkit::pki::{CertFiles, Pki};
+use testkit::{fresh_database_url, serve_config, with_token};
 
 const ADMIN: &str = "mtls-admin-token-0123456789";
 

@@ -13,7 +13,7 @@ use webhooks::proto::v1::webhook_admin_client::WebhookAdminClient;
 use webhooks::startup::Application;
 use webhooks::stream::UpdateHub;
 
-use crate::helpers::{Receiver, Reply, fresh_database_url, serve_config, withdrawal_event};
+use testkit::{Receiver, Reply, fresh_database_url, serve_config, withdrawal_event};
 
 /// A service instance whose update hub the test can inspect.
 struct Instance {
@@ -467,16 +467,6 @@ fn in_a_process_of_its_own(test: &str) -> bool {
     false
 }
 
-/// Gives the heap's free memory back to the system, so that the next allocations show in the
-/// RSS instead of reusing what earlier work (filling the log) freed.
-fn trim_the_heap() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases free memory of glibc's heap; it touches nothing in use.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// This process's resident set size, in KiB (`VmRSS` of /proc/self/status).
 fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
@@ -580,7 +570,7 @@ async fn fill_the_log(instance: &Instance, url: &str, count: usize) {
         .unwrap();
     tokio::spawn(connection);
     let want = i64::try_from(count).unwrap();
-    crate::helpers::wait_until(
+    testkit::wait_until(
         "the log to hold every update",
         Duration::from_secs(60),
         || {
@@ -639,7 +629,7 @@ async fn replaying_watchers_that_never_read_hold_a_few_pages_not_the_log() {
     for connection in warm_connections {
         connection.abort();
     }
-    crate::helpers::wait_until("warm-up streams to close", Duration::from_secs(10), || {
+    testkit::wait_until("warm-up streams to close", Duration::from_secs(10), || {
         let open = instance.hub.open_watchers();
         async move { (open == 0).then_some(()) }
     })
@@ -648,7 +638,7 @@ async fn replaying_watchers_that_never_read_hold_a_few_pages_not_the_log() {
     let tasks_before = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
-    trim_the_heap();
+    testkit::os::trim_the_heap();
     let before = rss_kib();
     let (mut clients, connections) = stalled_connections(addr, CONNECTIONS, 1024).await;
     let mut streams = Vec::new();
@@ -692,7 +682,7 @@ async fn replaying_watchers_that_never_read_hold_a_few_pages_not_the_log() {
 
     // Cancelling the streams (RST_STREAM, the connections stay up) frees their watchers.
     drop(streams);
-    crate::helpers::wait_until(
+    testkit::wait_until(
         "cancelled streams to close",
         Duration::from_secs(10),
         || {
@@ -768,7 +758,7 @@ async fn grpc_web_watch(
 #[tokio::test]
 async fn a_revoked_keys_streams_end_unauthenticated_on_the_grpc_port_and_the_console() {
     let (url, name) = fresh_database_url();
-    let app = crate::helpers::spawn_app_on(
+    let app = testkit::spawn_app_on(
         &url,
         &name,
         &["--require-auth", "true", "--console-addr", "127.0.0.1:0"],
@@ -783,7 +773,7 @@ async fn a_revoked_keys_streams_end_unauthenticated_on_the_grpc_port_and_the_con
     let mut grpc = app
         .admin
         .clone()
-        .watch_deliveries(crate::helpers::with_token(
+        .watch_deliveries(testkit::with_token(
             pb::WatchDeliveriesRequest::default(),
             Some(&token),
         ))
@@ -833,11 +823,11 @@ async fn a_token_removed_by_a_restart_ends_its_streams_then_is_refused() {
     const OLD: &str = "old-admin-token-0123456789";
     const NEW: &str = "new-admin-token-0123456789";
     let (url, name) = fresh_database_url();
-    let app = crate::helpers::spawn_app_on(&url, &name, &["--admin-token", OLD]).await;
+    let app = testkit::spawn_app_on(&url, &name, &["--admin-token", OLD]).await;
     let mut stream = app
         .admin
         .clone()
-        .watch_deliveries(crate::helpers::with_token(
+        .watch_deliveries(testkit::with_token(
             pb::WatchDeliveriesRequest::default(),
             Some(OLD),
         ))
@@ -851,19 +841,19 @@ async fn a_token_removed_by_a_restart_ends_its_streams_then_is_refused() {
     }
 
     // The instance comes back without the old token.
-    let app = crate::helpers::spawn_app_on(&url, &name, &["--admin-token", NEW]).await;
+    let app = testkit::spawn_app_on(&url, &name, &["--admin-token", NEW]).await;
     let refused = app
         .admin
         .clone()
-        .watch_deliveries(crate::helpers::with_token(
+        .watch_deliveries(testkit::with_token(
             pb::WatchDeliveriesRequest::default(),
             Some(OLD),
         ))
         .await;
-    crate::helpers::assert_status(refused, Code::Unauthenticated, "invalid or revoked token");
+    testkit::assert_status(refused, Code::Unauthenticated, "invalid or revoked token");
     app.admin
         .clone()
-        .watch_deliveries(crate::helpers::with_token(
+        .watch_deliveries(testkit::with_token(
             pb::WatchDeliveriesRequest::default(),
             Some(NEW),
         ))
@@ -878,7 +868,7 @@ async fn try_watch(
 ) -> Result<Streaming<pb::DeliveryUpdate>, tonic::Status> {
     admin
         .clone()
-        .watch_deliveries(crate::helpers::with_token(
+        .watch_deliveries(testkit::with_token(
             pb::WatchDeliveriesRequest::default(),
             token,
         ))
@@ -890,7 +880,7 @@ async fn try_watch(
 async fn each_credential_may_open_only_so_many_streams() {
     const ADMIN: &str = "capped-admin-token-0123456789";
     const VIEWER: &str = "capped-viewer-token-0123456789";
-    let app = crate::helpers::spawn_app_with(&[
+    let app = testkit::spawn_app_with(&[
         "--admin-token",
         ADMIN,
         "--viewer-token",
@@ -908,13 +898,13 @@ async fn each_credential_may_open_only_so_many_streams() {
         );
     }
     let refused = try_watch(&app.admin, Some(ADMIN)).await;
-    crate::helpers::assert_status(
+    testkit::assert_status(
         refused,
         Code::ResourceExhausted,
         "at most 3 WatchDeliveries streams may be open per credential",
     );
     let refused = try_watch(&app.admin, Some(ADMIN)).await;
-    crate::helpers::assert_status(
+    testkit::assert_status(
         refused,
         Code::ResourceExhausted,
         "WEBHOOKS_MAX_WATCH_STREAMS_PER_CREDENTIAL",
@@ -926,7 +916,7 @@ async fn each_credential_may_open_only_so_many_streams() {
 
     // Cancelling a stream gives its slot back (once the server saw the RST_STREAM).
     drop(open.pop());
-    let reopened = crate::helpers::wait_until(
+    let reopened = testkit::wait_until(
         "a cancelled stream's slot to be free again",
         Duration::from_secs(10),
         || async { try_watch(&app.admin, Some(ADMIN)).await.ok() },
@@ -942,12 +932,12 @@ async fn each_credential_may_open_only_so_many_streams() {
 
 #[tokio::test]
 async fn with_authentication_off_streams_are_capped_per_client_address() {
-    let app = crate::helpers::spawn_app_with(&["--max-watch-streams-per-credential", "2"]).await;
+    let app = testkit::spawn_app_with(&["--max-watch-streams-per-credential", "2"]).await;
     let _first = try_watch(&app.admin, None).await.expect("within the cap");
     // A token means nothing with authentication off: it does not open a bucket of its own.
     let _second = try_watch(&app.admin, Some("anything"))
         .await
         .expect("within the cap");
     let refused = try_watch(&app.admin, Some("something-else")).await;
-    crate::helpers::assert_status(refused, Code::ResourceExhausted, "per client address");
+    testkit::assert_status(refused, Code::ResourceExhausted, "per client address");
 }

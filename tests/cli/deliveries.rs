@@ -3,24 +3,25 @@
 
 use webhooks::proto::v1 as pb;
 
-use crate::support::{Receiver, spawn_app};
+use crate::support::spawn_app;
+use testkit::Receiver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_show_resend_and_recover() {
     let app = spawn_app(&[]).await;
     let receiver = Receiver::start().await;
-    receiver.answer(500);
+    receiver.reply_by_default(testkit::Reply::status(500));
     let since = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
     let since = since
         .format(&time::format_description::well_known::Rfc3339)
         .expect("formats");
     let hook = app
-        .create_webhook("Failing desk", &receiver.url("/d"), "")
+        .create_withdrawal_webhook("Failing desk", &receiver.url("/d"), "")
         .await;
 
     // A delivery that fails every attempt (three: the first and two retries).
     let first = app.publish_withdrawal("wd-100", "WD-100").await;
-    app.wait_for_status(&first, pb::DeliveryStatus::Failed)
+    app.wait_for_delivery_status(&first, pb::DeliveryStatus::Failed)
         .await;
 
     // list: JSON and table, with filters.
@@ -141,13 +142,13 @@ async fn list_show_resend_and_recover() {
         .stdout_has("\"amount\": \"10.00\"");
 
     // resend: a new attempt now, which succeeds.
-    receiver.answer(204);
+    receiver.reply_by_default(testkit::Reply::status(204));
     let resent = app
         .cli(&["deliveries", "resend", &first, "--yes", "--output", "json"])
         .await
         .json();
     assert_eq!(resent["id"], first.as_str());
-    app.wait_for_status(&first, pb::DeliveryStatus::Succeeded)
+    app.wait_for_delivery_status(&first, pb::DeliveryStatus::Succeeded)
         .await;
     let shown = app
         .cli(&["deliveries", "show", &first, "--output", "json"])
@@ -158,11 +159,11 @@ async fn list_show_resend_and_recover() {
     assert_eq!(shown["attempts"][3]["responseStatus"], 204);
 
     // recover: re-queues the failed deliveries since a time (only the second one is failed).
-    receiver.answer(500);
+    receiver.reply_by_default(testkit::Reply::status(500));
     let second = app.publish_withdrawal("wd-101", "WD-101").await;
-    app.wait_for_status(&second, pb::DeliveryStatus::Failed)
+    app.wait_for_delivery_status(&second, pb::DeliveryStatus::Failed)
         .await;
-    receiver.answer(204);
+    receiver.reply_by_default(testkit::Reply::status(204));
     let recovered = app
         .cli(&[
             "deliveries",
@@ -179,7 +180,7 @@ async fn list_show_resend_and_recover() {
         .json();
     assert_eq!(recovered, serde_json::json!({"recovered": 1}));
     let done = app
-        .wait_for_status(&second, pb::DeliveryStatus::Succeeded)
+        .wait_for_delivery_status(&second, pb::DeliveryStatus::Succeeded)
         .await;
     assert_eq!(
         done.attempts.last().map(|a| a.trigger),
@@ -205,10 +206,10 @@ async fn delete_resend_and_recover_ask_first() {
     let app = spawn_app(&[]).await;
     let receiver = Receiver::start().await;
     let hook = app
-        .create_webhook("Careful desk", &receiver.url("/c"), "")
+        .create_withdrawal_webhook("Careful desk", &receiver.url("/c"), "")
         .await;
     let delivery = app.publish_withdrawal("wd-200", "WD-200").await;
-    app.wait_for_status(&delivery, pb::DeliveryStatus::Succeeded)
+    app.wait_for_delivery_status(&delivery, pb::DeliveryStatus::Succeeded)
         .await;
     let since = "2000-01-01T00:00:00Z";
 
@@ -218,7 +219,7 @@ async fn delete_resend_and_recover_ask_first() {
         .exits(7)
         .stderr_has("--yes");
     assert!(
-        app.get_webhook(&hook.id).await.is_ok(),
+        app.try_get_webhook(&hook.id).await.is_ok(),
         "the webhook was deleted"
     );
     app.cli(&["deliveries", "resend", &delivery])
@@ -254,7 +255,7 @@ async fn delete_resend_and_recover_ask_first() {
         .stdout_has("[y/N]")
         .stdout_has("nothing was deleted");
     assert!(
-        app.get_webhook(&hook.id).await.is_ok(),
+        app.try_get_webhook(&hook.id).await.is_ok(),
         "the webhook was deleted"
     );
     app.cli_in_terminal(&["deliveries", "resend", &delivery], "\n")
@@ -291,7 +292,7 @@ async fn delete_resend_and_recover_ask_first() {
         .ok()
         .stdout_has(&format!("Deleted webhook {} (Careful desk).", hook.id));
     assert_eq!(
-        app.get_webhook(&hook.id)
+        app.try_get_webhook(&hook.id)
             .await
             .map(|_| ())
             .map_err(|s| s.code()),

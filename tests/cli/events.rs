@@ -3,7 +3,8 @@
 use serde_json::json;
 use webhooks::proto::v1 as pb;
 
-use crate::support::{Receiver, spawn_app, strings};
+use crate::support::{spawn_app, strings};
+use testkit::Receiver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_from_flags_and_from_a_file() {
@@ -85,7 +86,7 @@ async fn publish_from_flags_and_from_a_file() {
             .is_some_and(|id| !id.is_empty())
     );
     let body = receiver
-        .wait_for("the withdrawal approval", |r| r.path == "/w")
+        .wait_for_one("the withdrawal approval", |r| r.path == "/w")
         .await
         .json();
     assert_eq!(body["type"], "withdrawal.approved");
@@ -227,7 +228,7 @@ async fn publish_from_flags_and_from_a_file() {
     assert_eq!(from_file["eventType"], "prop_trading.live_stage.approved");
     assert_eq!(strings(&from_file["deliveryIds"]).len(), 1, "{from_file}");
     let body = receiver
-        .wait_for("the live-stage approval", |r| r.path == "/l")
+        .wait_for_one("the live-stage approval", |r| r.path == "/l")
         .await
         .json();
     let stage = &body["data"]["prop_trading_live_stage"];
@@ -253,7 +254,7 @@ async fn publish_from_flags_and_from_a_file() {
     .ok()
     .stdout_has("withdrawal.rejected");
     let body = receiver
-        .wait_for("the rejection", |r| {
+        .wait_for_one("the rejection", |r| {
             r.json()["type"] == "withdrawal.rejected"
         })
         .await

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::Value;
 use webhooks::proto::v1 as pb;
 
-use crate::support::{Receiver, Running, spawn_app};
+use crate::support::{Running, spawn_app};
+use testkit::Receiver;
 
 /// Every JSON document grpcurl printed (a stream prints one after the other).
 async fn grpcurl(addr: &str, method: &str, request: &Value, extra: &[&str]) -> Vec<Value> {
@@ -47,7 +48,7 @@ async fn json_output_is_what_grpcurl_prints() {
     let addr = app.addr.to_string();
     let receiver = Receiver::start().await;
     let hook = app
-        .create_webhook("Payments desk", &receiver.url("/hook"), "")
+        .create_withdrawal_webhook("Payments desk", &receiver.url("/hook"), "")
         .await;
 
     // Webhook (GetWebhook).
@@ -90,7 +91,7 @@ async fn json_output_is_what_grpcurl_prints() {
         .await;
     let delivery_id = app.publish_withdrawal("grpcurl-1", "WD-1").await;
     let delivery = app
-        .wait_for_status(&delivery_id, pb::DeliveryStatus::Succeeded)
+        .wait_for_delivery_status(&delivery_id, pb::DeliveryStatus::Succeeded)
         .await;
     let lines = watch
         .wait_stdout("two updates", |lines| lines.len() >= 2)

@@ -2,7 +2,8 @@
 
 use webhooks::proto::v1 as pb;
 
-use crate::support::{Receiver, spawn_app};
+use crate::support::spawn_app;
+use testkit::Receiver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_life_of_a_webhook() {
@@ -53,7 +54,7 @@ async fn the_whole_life_of_a_webhook() {
         .unwrap_or_else(|e| panic!("created_at `{created_at}` is not RFC 3339: {e}"));
 
     // create, as a table, with a chosen secret: printed once.
-    let chosen = crate::support::new_secret();
+    let chosen = testkit::new_secret();
     let table = app
         .cli(&[
             "hooks",
@@ -87,7 +88,7 @@ async fn the_whole_life_of_a_webhook() {
         .as_str()
         .expect("the prop webhook is listed")
         .to_owned();
-    let prop = app.get_webhook(&prop_id).await.expect("readable");
+    let prop = app.try_get_webhook(&prop_id).await.expect("readable");
     assert!(prop.deliver_once_per_request);
     assert_eq!(prop.function, pb::Function::PropTradingParticipation as i32);
 
@@ -185,7 +186,7 @@ async fn the_whole_life_of_a_webhook() {
     assert_eq!(edited["events"], serde_json::json!({"approvalNodes": [3]}));
     assert_eq!(edited["description"], "first");
     assert_eq!(edited["destinationUrl"], receiver.url("/hooks").as_str());
-    let stored = app.get_webhook(&id).await.expect("readable");
+    let stored = app.try_get_webhook(&id).await.expect("readable");
     assert_eq!(stored.name, "Payments desk (node 3)");
     // Taking away the last event is refused by the service, naming the flags.
     app.cli(&["hooks", "edit", &id, "--no-approve-nodes"])
@@ -210,12 +211,12 @@ async fn the_whole_life_of_a_webhook() {
     );
     assert_ne!(disabled["disabledReason"], "", "{disabled}");
     assert!(disabled["disabledAt"].is_string(), "{disabled}");
-    assert!(!app.get_webhook(&id).await.expect("readable").enabled);
+    assert!(!app.try_get_webhook(&id).await.expect("readable").enabled);
     app.cli(&["hooks", "enable", &id])
         .await
         .ok()
         .stdout_has("enabled:");
-    assert!(app.get_webhook(&id).await.expect("readable").enabled);
+    assert!(app.try_get_webhook(&id).await.expect("readable").enabled);
 
     // rotate-secret: a new secret, shown once, with the hint to match.
     let rotated = app
@@ -247,14 +248,14 @@ async fn the_whole_life_of_a_webhook() {
     assert_eq!(ping["webhookId"], id.as_str());
     let ping_id = ping["id"].as_str().expect("a delivery id").to_owned();
     let received = receiver
-        .wait_for("the test ping", |r| r.path == "/hooks")
+        .wait_for_one("the test ping", |r| r.path == "/hooks")
         .await;
     assert_eq!(received.json()["type"], "webhook.test");
     standardwebhooks::Webhook::new(&new_secret)
         .expect("secret accepted")
         .verify(&received.body, &received.headers)
         .expect("the ping is signed with the new secret");
-    app.wait_for_status(&ping_id, pb::DeliveryStatus::Succeeded)
+    app.wait_for_delivery_status(&ping_id, pb::DeliveryStatus::Succeeded)
         .await;
     app.cli(&["hooks", "test", &id])
         .await
@@ -268,7 +269,10 @@ async fn the_whole_life_of_a_webhook() {
         .ok()
         .stdout_has(&format!("Deleted webhook {id}"));
     assert_eq!(
-        app.get_webhook(&id).await.map(|_| ()).map_err(|s| s.code()),
+        app.try_get_webhook(&id)
+            .await
+            .map(|_| ())
+            .map_err(|s| s.code()),
         Err(tonic::Code::NotFound)
     );
     app.cli(&["hooks", "get", &id])

@@ -2,7 +2,8 @@
 
 use webhooks::proto::v1 as pb;
 
-use crate::support::{Running, new_secret, post, raw_request, signature, spawn_app, unix_now};
+use crate::support::{Running, post, raw_request, spawn_app};
+use testkit::{expected_signature, new_secret, unix_now};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_verifies_real_deliveries_and_refuses_forgeries() {
@@ -75,7 +76,7 @@ async fn listen_verifies_real_deliveries_and_refuses_forgeries() {
         .pop()
         .expect("one delivery");
     let done = app
-        .wait_for_status(&delivery, pb::DeliveryStatus::Succeeded)
+        .wait_for_delivery_status(&delivery, pb::DeliveryStatus::Succeeded)
         .await;
     assert_eq!(
         done.last_response_status, 202,
@@ -101,7 +102,7 @@ async fn listen_verifies_real_deliveries_and_refuses_forgeries() {
 
     // A webhook with another secret: its deliveries are refused with 401.
     let other = app
-        .create_webhook(
+        .create_withdrawal_webhook(
             "Wrong secret",
             &format!("http://{addr}/wrong"),
             &new_secret(),
@@ -141,7 +142,9 @@ async fn listen_verifies_real_deliveries_and_refuses_forgeries() {
             app.wait_for_delivery(id, "a 401 answer", |d| d.last_response_status == 401)
                 .await;
         } else {
-            let ok = app.wait_for_status(id, pb::DeliveryStatus::Succeeded).await;
+            let ok = app
+                .wait_for_delivery_status(id, pb::DeliveryStatus::Succeeded)
+                .await;
             assert_eq!(ok.last_response_status, 202);
         }
     }
@@ -149,7 +152,7 @@ async fn listen_verifies_real_deliveries_and_refuses_forgeries() {
     // Direct requests: a correct signature passes (also as the second of two)...
     let body = r#"{"type":"withdrawal.rejected","data":{"withdrawal":{"id":"WD-X"}}}"#;
     let now = unix_now();
-    let good = signature(&secret, "msg_direct", now, body);
+    let good = expected_signature(&secret, "msg_direct", now, body);
     let headers = |id: &str, timestamp: i64, signature: String| {
         vec![
             ("webhook-id", id.to_owned()),
@@ -167,13 +170,13 @@ async fn listen_verifies_real_deliveries_and_refuses_forgeries() {
     assert_eq!(status, 202);
     let both = format!(
         "{} {good}",
-        signature(&new_secret(), "msg_direct", now, body)
+        expected_signature(&new_secret(), "msg_direct", now, body)
     );
     let (status, _) = post(&addr, "/direct", &headers("msg_direct", now, both), body).await;
     assert_eq!(status, 202, "any of the signatures may match");
 
     // ...a bad signature does not...
-    let forged = signature(&new_secret(), "msg_direct", now, body);
+    let forged = expected_signature(&new_secret(), "msg_direct", now, body);
     let (status, reply) = post(&addr, "/direct", &headers("msg_direct", now, forged), body).await;
     assert_eq!(status, 401);
     assert!(reply.contains("no signature"), "{reply}");
@@ -195,7 +198,7 @@ async fn listen_verifies_real_deliveries_and_refuses_forgeries() {
         &headers(
             "msg_stale",
             stale,
-            signature(&secret, "msg_stale", stale, body),
+            expected_signature(&secret, "msg_stale", stale, body),
         ),
         body,
     )
@@ -209,7 +212,7 @@ async fn listen_verifies_real_deliveries_and_refuses_forgeries() {
         &headers(
             "msg_future",
             future,
-            signature(&secret, "msg_future", future, body),
+            expected_signature(&secret, "msg_future", future, body),
         ),
         body,
     )

@@ -7,8 +7,6 @@ mod grpcurl;
 mod help;
 mod hooks;
 mod listen;
-#[path = "../shared/pki.rs"]
-mod pki;
 mod shell;
 mod support;
 mod tls;

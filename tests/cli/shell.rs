@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use webhooks::proto::v1 as pb;
 
-use crate::support::{Receiver, Running, run, run_in_terminal_with_env, spawn_app};
+use crate::support::{Running, run, run_in_terminal_with_env, spawn_app};
+use testkit::Receiver;
 
 fn words(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| (*a).to_owned()).collect()
@@ -96,7 +97,9 @@ async fn timeout_is_the_deadline_of_each_call() {
 async fn watch_is_not_cut_by_the_timeout() {
     let app = spawn_app(&[]).await;
     let receiver = Receiver::start().await;
-    let hook = app.create_webhook("Watched", &receiver.url("/w"), "").await;
+    let hook = app
+        .create_withdrawal_webhook("Watched", &receiver.url("/w"), "")
+        .await;
     let mut watch = Running::start(&words(&[
         "deliveries",
         "watch",
@@ -137,10 +140,10 @@ async fn hooks_stats_shows_the_webhooks_statistics() {
     let app = spawn_app(&[]).await;
     let receiver = Receiver::start().await;
     let hook = app
-        .create_webhook("Stats desk", &receiver.url("/s"), "")
+        .create_withdrawal_webhook("Stats desk", &receiver.url("/s"), "")
         .await;
     let delivery = app.publish_withdrawal("stats-1", "WD-S1").await;
-    app.wait_for_status(&delivery, pb::DeliveryStatus::Succeeded)
+    app.wait_for_delivery_status(&delivery, pb::DeliveryStatus::Succeeded)
         .await;
 
     let stats = app
@@ -168,7 +171,8 @@ async fn hooks_stats_shows_the_webhooks_statistics() {
 async fn deliveries_list_all_follows_every_page() {
     let app = spawn_app(&[]).await;
     let receiver = Receiver::start().await;
-    app.create_webhook("Paged", &receiver.url("/p"), "").await;
+    app.create_withdrawal_webhook("Paged", &receiver.url("/p"), "")
+        .await;
     let mut published = Vec::new();
     for i in 0..3 {
         published.push(

@@ -1,39 +1,24 @@
-//! Harness of the CLI tests: the real service in-process on a random port with a fresh database,
-//! the real `webhooks` binary run as child processes (one-shot with a deadline, under a pseudo
-//! terminal with `script`, or long-running with their output collected line by line), a
-//! recording HTTP receiver, and a TCP proxy that can cut connections.
-
-#![allow(dead_code)]
+//! Harness of the CLI tests, on top of `testkit`: the real service in-process with the CLI's
+//! test flags, the real `webhooks` binary run as child processes (one-shot with a deadline,
+//! under a pseudo terminal with `script`, or long-running with their output collected line by
+//! line), and a TCP proxy that can cut connections.
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use clap::Parser;
 use serde_json::Value;
+use testkit::PATIENCE;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
-use uuid::Uuid;
-use webhooks::config::{Cli, Command as ServiceCommand, ServeConfig};
-use webhooks::proto::v1 as pb;
-use webhooks::proto::v1::event_ingest_client::EventIngestClient;
-use webhooks::proto::v1::webhook_admin_client::WebhookAdminClient;
-use webhooks::startup::Application;
 
 /// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_webhooks");
-
-/// How long anything the service should do "soon" may take (the machine is shared and noisy).
-pub const PATIENCE: Duration = Duration::from_secs(30);
+pub const BIN: &str = testkit::webhooks_bin!();
 
 /// How long one CLI invocation may take.
 const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
@@ -54,102 +39,34 @@ const CLI_ENV: &[&str] = &[
 // The service
 // ---------------------------------------------------------------------------------------------
 
-/// The Postgres server the tests create their databases on (no database name).
-pub fn server_url() -> String {
-    std::env::var("WEBHOOKS_TEST_DATABASE_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned())
-        .trim_end_matches('/')
-        .to_owned()
-}
+/// The service in-process ([`testkit::TestApp`]), with the CLI run against it.
+pub struct TestApp(testkit::TestApp);
 
-/// Flags for tests: loopback destinations, fast polling and retries (two retries: a delivery to a
-/// failing receiver is FAILED after three attempts, within about a second).
-const TEST_FLAGS: &[&str] = &[
-    "--allow-private-destinations",
-    "true",
-    "--poll-interval",
-    "100ms",
-    "--retry-schedule",
-    "300ms,300ms",
-    "--request-timeout",
-    "3s",
-    "--connect-timeout",
-    "1s",
-    "--log-level",
-    "warn",
-];
+impl Deref for TestApp {
+    type Target = testkit::TestApp;
 
-/// The service running in-process, and gRPC clients to it for setting up and checking.
-pub struct TestApp {
-    pub addr: SocketAddr,
-    /// `http://127.0.0.1:port` (`https://` with [`spawn_tls_app`]), for `--server`.
-    pub server: String,
-    pub admin: WebhookAdminClient<Channel>,
-    pub ingest: EventIngestClient<Channel>,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    fn deref(&self) -> &testkit::TestApp {
+        &self.0
     }
+}
+
+/// The test defaults with two retries: a delivery to a failing receiver is FAILED after three
+/// attempts, within about a second.
+fn builder(extra: &[&str]) -> testkit::TestAppBuilder {
+    testkit::TestApp::builder()
+        .default_flag("--retry-schedule", "300ms,300ms")
+        .args(extra)
 }
 
 /// Starts the service on a fresh database with the test flags and `extra` ones.
 pub async fn spawn_app(extra: &[&str]) -> TestApp {
-    spawn(extra, None).await
+    TestApp(builder(extra).spawn().await)
 }
 
 /// Starts the service with `extra` flags that give it TLS (`--tls-cert`, `--tls-key`, maybe
 /// `--tls-client-ca`); the test's own clients connect with `tls`.
 pub async fn spawn_tls_app(extra: &[&str], tls: tonic::transport::ClientTlsConfig) -> TestApp {
-    spawn(extra, Some(tls)).await
-}
-
-async fn spawn(extra: &[&str], tls: Option<tonic::transport::ClientTlsConfig>) -> TestApp {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    webhooks::telemetry::init("warn", webhooks::config::LogFormat::Text);
-    let database_url = format!("{}/webhooks_test_{}", server_url(), Uuid::new_v4().simple());
-    let mut args = vec![
-        "webhooks",
-        "serve",
-        "--database-url",
-        database_url.as_str(),
-        "--grpc-addr",
-        "127.0.0.1:0",
-    ];
-    args.extend_from_slice(TEST_FLAGS);
-    args.extend_from_slice(extra);
-    let ServiceCommand::Serve(config) = Cli::parse_from(args).command else {
-        panic!("serve was parsed")
-    };
-    let config: ServeConfig = config;
-    let app = Application::build(config)
-        .await
-        .expect("the service starts");
-    let addr = app.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let server = format!("{scheme}://{addr}");
-    let mut endpoint = Channel::from_shared(server.clone()).expect("valid endpoint");
-    if let Some(tls) = tls {
-        endpoint = endpoint.tls_config(tls).expect("a TLS client");
-    }
-    let channel = endpoint.connect().await.expect("connects");
-    TestApp {
-        addr,
-        server,
-        admin: WebhookAdminClient::new(channel.clone()),
-        ingest: EventIngestClient::new(channel),
-        stop: Some(stop),
-    }
+    TestApp(builder(extra).tls(tls).spawn().await)
 }
 
 impl TestApp {
@@ -188,104 +105,6 @@ impl TestApp {
         all.push(self.server.clone());
         all
     }
-
-    /// GetDelivery, expected to succeed.
-    pub async fn get_delivery(&self, id: &str) -> pb::Delivery {
-        self.admin
-            .clone()
-            .get_delivery(pb::GetDeliveryRequest { id: id.into() })
-            .await
-            .expect("delivery readable")
-            .into_inner()
-    }
-
-    /// GetWebhook.
-    pub async fn get_webhook(&self, id: &str) -> Result<pb::Webhook, tonic::Status> {
-        self.admin
-            .clone()
-            .get_webhook(pb::GetWebhookRequest { id: id.into() })
-            .await
-            .map(tonic::Response::into_inner)
-    }
-
-    /// Waits until the delivery satisfies `check` and returns it.
-    pub async fn wait_for_delivery(
-        &self,
-        id: &str,
-        what: &str,
-        check: impl Fn(&pb::Delivery) -> bool,
-    ) -> pb::Delivery {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let delivery = self.get_delivery(id).await;
-            if check(&delivery) {
-                return delivery;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "delivery {id} never got {what}; last seen: {delivery:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Waits until the delivery has `status`.
-    pub async fn wait_for_status(&self, id: &str, status: pb::DeliveryStatus) -> pb::Delivery {
-        self.wait_for_delivery(id, &format!("{status:?}"), |d| d.status == status as i32)
-            .await
-    }
-
-    /// Creates a withdrawal webhook (approval at node 1, rejection) to `url`, via the API.
-    pub async fn create_webhook(&self, name: &str, url: &str, secret: &str) -> pb::Webhook {
-        self.admin
-            .clone()
-            .create_webhook(pb::CreateWebhookRequest {
-                webhook: Some(pb::Webhook {
-                    name: name.into(),
-                    destination_url: url.into(),
-                    function: pb::Function::Withdrawal as i32,
-                    events: Some(pb::EventSelection {
-                        approval_nodes: vec![1],
-                        rejection: true,
-                    }),
-                    ..Default::default()
-                }),
-                secret: secret.into(),
-            })
-            .await
-            .expect("webhook created")
-            .into_inner()
-            .webhook
-            .expect("the webhook is returned")
-    }
-
-    /// Publishes a withdrawal approval at node 1 for `request_id` via the API; returns its one
-    /// delivery id.
-    pub async fn publish_withdrawal(&self, key: &str, request_id: &str) -> String {
-        let response = self
-            .ingest
-            .clone()
-            .publish_event(pb::PublishEventRequest {
-                idempotency_key: key.into(),
-                decision: pb::Decision::Approved as i32,
-                approval_node: Some(1),
-                occurred_at: None,
-                request: Some(pb::publish_event_request::Request::Withdrawal(
-                    pb::WithdrawalRequest {
-                        id: request_id.into(),
-                        client_id: "C-1".into(),
-                        amount: "10.00".into(),
-                        currency: "USD".into(),
-                        ..Default::default()
-                    },
-                )),
-            })
-            .await
-            .expect("event published")
-            .into_inner();
-        assert_eq!(response.delivery_ids.len(), 1, "{response:?}");
-        response.delivery_ids[0].clone()
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,7 +124,7 @@ impl Run {
     /// Panics with the whole run unless it exited 0.
     #[track_caller]
     pub fn ok(&self) -> &Self {
-        assert_eq!(self.code, 0, "the command failed: {self:#?}");
+        assert_eq!(self.code, 0, "`{}` failed: {self:#?}", self.args.join(" "));
         self
     }
 
@@ -372,35 +191,29 @@ pub async fn run(args: &[String], input: Option<&str>) -> Run {
 /// `script -qec '<binary> <args>' /dev/null`: the binary runs on a pseudo terminal (so stdin
 /// is a terminal), `input` is typed into it, and `script` exits with the binary's code.
 pub async fn run_in_terminal(args: &[String], input: &str) -> Run {
-    let line = std::iter::once(BIN.to_owned())
-        .chain(args.iter().cloned())
-        .map(|word| shell_quote(&word))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut command = cli_command("script");
-    command
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut all = vec!["script".to_owned(), "-qec".to_owned(), line];
-    all.push("/dev/null".to_owned());
-    finish(command, all, Some(input)).await
+    in_terminal(args, input, None).await
 }
 
 /// [`run_in_terminal`] with `env` set (and `NO_COLOR`, `CLICOLOR_FORCE` unset unless `env` sets
 /// them), typing nothing.
 pub async fn run_in_terminal_with_env(args: &[String], env: &[(&str, &str)]) -> Run {
+    in_terminal(args, "", Some(env)).await
+}
+
+async fn in_terminal(args: &[String], input: &str, env: Option<&[(&str, &str)]>) -> Run {
     let line = std::iter::once(BIN.to_owned())
         .chain(args.iter().cloned())
         .map(|word| shell_quote(&word))
         .collect::<Vec<_>>()
         .join(" ");
     let mut command = cli_command("script");
+    if let Some(env) = env {
+        command
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .envs(env.iter().copied());
+    }
     command
-        .env_remove("NO_COLOR")
-        .env_remove("CLICOLOR_FORCE")
-        .envs(env.iter().copied())
         .args(["-qec", &line, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -411,7 +224,7 @@ pub async fn run_in_terminal_with_env(args: &[String], env: &[(&str, &str)]) -> 
         line,
         "/dev/null".to_owned(),
     ];
-    finish(command, all, Some("")).await
+    finish(command, all, Some(input)).await
 }
 
 fn shell_quote(word: &str) -> String {
@@ -558,99 +371,8 @@ impl Running {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A receiver and a proxy
+// A proxy
 // ---------------------------------------------------------------------------------------------
-
-/// One request a receiver got.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Received {
-    /// The body as JSON.
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("the body is JSON")
-    }
-}
-
-#[derive(Default)]
-struct ReceiverState {
-    received: Mutex<Vec<Received>>,
-    status: AtomicU16,
-}
-
-/// A real HTTP server on 127.0.0.1 that records every request and answers with a settable
-/// status (204 to begin with).
-#[derive(Clone)]
-pub struct Receiver {
-    pub addr: SocketAddr,
-    state: Arc<ReceiverState>,
-}
-
-impl Receiver {
-    /// Starts a receiver.
-    pub async fn start() -> Self {
-        let state = Arc::new(ReceiverState::default());
-        state.status.store(204, Ordering::SeqCst);
-        let app = axum::Router::new()
-            .fallback(record)
-            .with_state(state.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-        let addr = listener.local_addr().expect("has an address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, state }
-    }
-
-    /// The URL of `path`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Answers `status` from now on.
-    pub fn answer(&self, status: u16) {
-        self.state.status.store(status, Ordering::SeqCst);
-    }
-
-    /// Everything received so far.
-    pub fn received(&self) -> Vec<Received> {
-        self.state.received.lock().expect("lock").clone()
-    }
-
-    /// Waits until a request satisfies `check`, and returns it.
-    pub async fn wait_for(&self, what: &str, check: impl Fn(&Received) -> bool) -> Received {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(found) = self.received().into_iter().find(|r| check(r)) {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the receiver never got {what}; it got {:#?}",
-                self.received()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-}
-
-async fn record(
-    State(state): State<Arc<ReceiverState>>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    state.received.lock().expect("lock").push(Received {
-        path: uri.path().to_owned(),
-        headers,
-        body,
-    });
-    StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK)
-}
 
 /// A TCP proxy on 127.0.0.1 in front of `upstream` that can drop every connection and refuse
 /// new ones for a while, as a flaky network would.
@@ -747,37 +469,6 @@ pub async fn raw_request(
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
     (status, body)
-}
-
-/// A fresh `whsec_` secret.
-pub fn new_secret() -> String {
-    use base64::Engine;
-    let key: [u8; 32] = rand::random();
-    format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(key)
-    )
-}
-
-/// `v1,<base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))>`, computed independently of the
-/// service's code.
-pub fn signature(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
-    use base64::Engine;
-    use hmac::{KeyInit, Mac};
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(secret.strip_prefix("whsec_").expect("a whsec_ secret"))
-        .expect("base64 secret");
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
-    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
-    format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    )
-}
-
-/// Now, in Unix seconds.
-pub fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Strings of a JSON array field.

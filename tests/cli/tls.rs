@@ -3,8 +3,9 @@
 
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
-use crate::pki::{CertFiles, Pki};
-use crate::support::{TestApp, new_secret, spawn_app, spawn_tls_app};
+use crate::support::{TestApp, spawn_app, spawn_tls_app};
+use testkit::new_secret;
+use testkit::pki::{CertFiles, Pki};
 
 const ADMIN: &str = "cli-tls-admin-token-0123456789";
 
@@ -39,7 +40,7 @@ async fn hooks_list_works_over_tls_with_the_private_ca_and_fails_clearly_without
     let server = pki.server();
     let app = tls_app(&server, &[], trusting(&pki)).await;
     let hook = app
-        .create_webhook("Over TLS", "http://127.0.0.1:9/hooks", &new_secret())
+        .create_withdrawal_webhook("Over TLS", "http://127.0.0.1:9/hooks", &new_secret())
         .await;
 
     app.cli(&["hooks", "list", "--ca-cert", pki.ca_arg()])

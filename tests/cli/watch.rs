@@ -4,7 +4,8 @@
 use serde_json::Value;
 use webhooks::proto::v1 as pb;
 
-use crate::support::{Proxy, Receiver, Running, spawn_app};
+use crate::support::{Proxy, Running, spawn_app};
+use testkit::Receiver;
 
 /// The JSON updates printed so far (every line must be one JSON object).
 fn updates(lines: &[String]) -> Vec<Value> {
@@ -58,10 +59,10 @@ async fn watch_prints_live_updates() {
     let app = spawn_app(&[]).await;
     let receiver = Receiver::start().await;
     let hook = app
-        .create_webhook("Watched desk", &receiver.url("/w"), "")
+        .create_withdrawal_webhook("Watched desk", &receiver.url("/w"), "")
         .await;
     let other = app
-        .create_webhook("Other desk", &receiver.url("/o"), "")
+        .create_withdrawal_webhook("Other desk", &receiver.url("/o"), "")
         .await;
 
     let mut as_json = watch(&app.server, &hook.id, true);
@@ -166,7 +167,7 @@ async fn watch_resumes_after_the_last_cursor_when_the_connection_drops() {
     let app = spawn_app(&[]).await;
     let receiver = Receiver::start().await;
     let hook = app
-        .create_webhook("Flaky network desk", &receiver.url("/f"), "")
+        .create_withdrawal_webhook("Flaky network desk", &receiver.url("/f"), "")
         .await;
     let proxy = Proxy::start(app.addr).await;
 
@@ -193,7 +194,7 @@ async fn watch_resumes_after_the_last_cursor_when_the_connection_drops() {
         })
         .await;
     let during = app.publish_withdrawal("flaky-2", "WD-F2").await;
-    app.wait_for_status(&during, pb::DeliveryStatus::Succeeded)
+    app.wait_for_delivery_status(&during, pb::DeliveryStatus::Succeeded)
         .await;
     assert!(
         !has_update(&watcher.stdout_lines(), &during, "UPDATE_KIND_CREATED"),

@@ -11,42 +11,28 @@
 //! `console/dist`), node and Chromium: `scripts/test.sh` sees to all three. Screenshots of each
 //! screen land in `target/console-screenshots`.
 
-#[allow(dead_code)]
-#[path = "../process/support.rs"]
-mod process;
 mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
 
+use testkit::{Receiver, Service, TestDatabase, free_port, with_token, withdrawal_approved};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tonic::Request;
 use webhooks::proto::v1 as pb;
-
-use process::{Service, TestDatabase, free_port, withdrawal_approved};
-use support::FlakyReceiver;
 
 const ADMIN_TOKEN: &str = "console-story-admin-token-0123456789";
 const INGEST_TOKEN: &str = "console-story-ingest-token-0123456789";
 /// The whole story, browser start included (it takes about 20 s on an idle machine).
 const STORY_DEADLINE: Duration = Duration::from_secs(300);
 
-fn with_token<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("valid metadata"),
-    );
-    request
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_story_runs_in_a_real_browser_against_the_real_service() {
     support::check_prerequisites();
-    let receiver = FlakyReceiver::start().await;
+    let receiver = support::flaky_receiver().await;
     let database = TestDatabase::fresh();
     let console_addr = format!("127.0.0.1:{}", free_port());
     let mut service = Service::start(
+        testkit::webhooks_bin!(),
         &database,
         &[
             "--admin-token",
@@ -152,7 +138,7 @@ async fn publish_withdrawal_approval(service: &Service) -> String {
         .await
         .publish_event(with_token(
             withdrawal_approved(&format!("story-{id}"), &id),
-            INGEST_TOKEN,
+            Some(INGEST_TOKEN),
         ))
         .await
         .expect("PublishEvent answers")
@@ -167,27 +153,34 @@ async fn publish_withdrawal_approval(service: &Service) -> String {
 
 /// What the receiver and the API saw of the story: the first attempt's 500, the resend's 200
 /// with the same webhook-id, the test event; the webhook deleted, its history kept.
-async fn check_what_the_story_did(service: &Service, receiver: &FlakyReceiver, request_id: &str) {
+async fn check_what_the_story_did(service: &Service, receiver: &Receiver, request_id: &str) {
     let received = receiver.received();
     let about_request: Vec<_> = received
         .iter()
-        .filter(|r| r.body.contains(request_id))
+        .filter(|r| r.text().contains(request_id))
         .collect();
     assert_eq!(
         about_request.iter().map(|r| r.status).collect::<Vec<_>>(),
         [500, 200],
         "first attempt, then the resend: {received:#?}"
     );
-    assert_eq!(about_request[0].webhook_id, about_request[1].webhook_id);
-    assert!(about_request.iter().all(|r| r.signature.starts_with("v1,")));
+    assert_eq!(about_request[0].webhook_id(), about_request[1].webhook_id());
     assert!(
-        received.iter().any(|r| r.body.contains("webhook.test")),
+        about_request
+            .iter()
+            .all(|r| r.header("webhook-signature").starts_with("v1,"))
+    );
+    assert!(
+        received.iter().any(|r| r.text().contains("webhook.test")),
         "the test event arrived: {received:#?}"
     );
 
     let mut admin = service.admin().await;
     let webhooks = admin
-        .list_webhooks(with_token(pb::ListWebhooksRequest::default(), ADMIN_TOKEN))
+        .list_webhooks(with_token(
+            pb::ListWebhooksRequest::default(),
+            Some(ADMIN_TOKEN),
+        ))
         .await
         .expect("ListWebhooks answers")
         .into_inner()
@@ -202,7 +195,7 @@ async fn check_what_the_story_did(service: &Service, receiver: &FlakyReceiver, r
                 request_id: request_id.to_owned(),
                 ..Default::default()
             },
-            ADMIN_TOKEN,
+            Some(ADMIN_TOKEN),
         ))
         .await
         .expect("ListDeliveries answers")

@@ -1,15 +1,11 @@
-//! Harness of the console's browser test: a receiver that fails its first request (so Resend has
-//! something to fix), a check that the console's page is really served, and the story script
-//! run with node, talked to over its stdin and stdout.
+//! What only the console's browser test needs besides `testkit`: a receiver that fails its first
+//! request (so Resend has something to fix), a check that the console's page is really served,
+//! and where the story script, its browser and its screenshots are.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use testkit::{Receiver, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -59,90 +55,19 @@ pub fn check_prerequisites() {
     );
 }
 
-/// One POST the receiver got.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub status: u16,
-    pub webhook_id: String,
-    pub signature: String,
-    pub body: String,
-}
-
-/// A real HTTP server on 127.0.0.1 that answers its first request 500 ("receiver is warming
-/// up") and every later one 200 with a JSON body of a few KiB (so the console shows a large body
-/// collapsed), recording each.
-#[derive(Clone)]
-pub struct FlakyReceiver {
-    pub addr: std::net::SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-struct ReceiverState {
-    count: AtomicUsize,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-impl FlakyReceiver {
-    pub async fn start() -> Self {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let state = Arc::new(ReceiverState {
-            count: AtomicUsize::new(0),
-            received: received.clone(),
-        });
-        let app = axum::Router::new().fallback(answer).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("receiver binds");
-        let addr = listener.local_addr().expect("has an address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, received }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
-    }
-}
-
-async fn answer(
-    State(state): State<Arc<ReceiverState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, String) {
-    let first = state.count.fetch_add(1, Ordering::SeqCst) == 0;
-    let (status, text) = if first {
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "receiver is warming up".to_owned(),
-        )
-    } else {
-        let log: Vec<String> = (1..=120)
-            .map(|i| format!("\"step {i}: stored and queued\""))
-            .collect();
-        (
-            StatusCode::OK,
-            format!("{{\"accepted\":true,\"log\":[{}]}}", log.join(",")),
-        )
-    };
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    state.received.lock().expect("lock").push(Received {
-        status: status.as_u16(),
-        webhook_id: header("webhook-id"),
-        signature: header("webhook-signature"),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
-    (status, text)
+/// A receiver that answers its first request 500 ("receiver is warming up") and every later one
+/// 200 with a JSON body of a few KiB (so the console shows a large body collapsed).
+pub async fn flaky_receiver() -> Receiver {
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(500).with_body("receiver is warming up")]);
+    let log: Vec<String> = (1..=120)
+        .map(|i| format!("\"step {i}: stored and queued\""))
+        .collect();
+    receiver.reply_by_default(Reply::status(200).with_body(&format!(
+        "{{\"accepted\":true,\"log\":[{}]}}",
+        log.join(",")
+    )));
+    receiver
 }
 
 /// One plain HTTP/1.1 GET: (status, headers and body as text).

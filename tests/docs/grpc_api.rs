@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use crate::examples::{self, Target, json_values};
 use crate::markdown::{self, Doc};
-use crate::support::{self, Receiver, TestApp};
+use testkit::Receiver;
+
+use crate::support::{self, TestApp};
 
 const PAGE: &str = "grpc-api.md";
 
@@ -169,11 +171,11 @@ async fn every_grpcurl_example_runs_as_documented() {
         "{PAGE} must show UNAVAILABLE with a `database=down` example"
     );
 
-    let receiver = Receiver::start(&[]).await;
+    let receiver = Receiver::start().await;
     let app = TestApp::spawn(&[]).await;
     let target = Target {
         addr: app.addr.to_string(),
-        receiver: receiver.base_url(),
+        receiver: receiver.url(""),
         database_url: app.database.url.clone(),
         bin_dir: String::new(),
         replacements: Vec::new(),
@@ -189,7 +191,7 @@ async fn every_grpcurl_example_runs_as_documented() {
             assert!(
                 app.settle().await,
                 "{at}: deliveries were still pending after {:?}",
-                support::PATIENCE
+                testkit::PATIENCE
             );
         }
         let run = examples::run_example(&doc, example, &target, &vars).await;

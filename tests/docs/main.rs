@@ -19,8 +19,6 @@ mod grpc_api;
 mod library_snippet;
 mod markdown;
 mod operations;
-#[path = "../shared/pg_cluster.rs"]
-mod pg_cluster;
 mod receiving;
 mod support;
 mod verify_snippet;

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use crate::examples::{self, DOC_DATABASE_URL, Target};
 use crate::markdown::{self, unquote};
-use crate::pg_cluster::{Cluster, Transport};
-use crate::support::{self, Receiver, TestApp, TestDatabase};
+use testkit::pg_cluster::{Cluster, Transport};
+use testkit::{Receiver, TestDatabase};
+
+use crate::support::{self, TestApp};
 
 const PAGE: &str = "operations.md";
 /// The PostgreSQL server of the page's TLS examples, replaced by the test cluster's.
@@ -166,7 +168,7 @@ async fn every_example_runs_as_documented() {
             && examples.iter().any(|e| e.block.marker() == "webhooks"),
         "{PAGE} should have grpcurl and webhooks examples"
     );
-    let receiver = Receiver::start(&[]).await;
+    let receiver = Receiver::start().await;
     let app = TestApp::spawn(&[]).await;
     let migrated = TestDatabase::fresh();
     // The `database=tls` examples run against a PostgreSQL that speaks TLS only, with a
@@ -175,7 +177,7 @@ async fn every_example_runs_as_documented() {
     let binary = Path::new(env!("CARGO_BIN_EXE_webhooks"));
     let target = Target {
         addr: app.addr.to_string(),
-        receiver: receiver.base_url(),
+        receiver: receiver.url(""),
         database_url: migrated.url.clone(),
         bin_dir: binary
             .parent()
@@ -227,7 +229,7 @@ async fn every_example_runs_as_documented() {
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().ends_with(".sql"))
         .count();
-    let client = support::connect(&migrated.url).await;
+    let client = migrated.connect().await;
     let applied: i64 = client
         .query_one("SELECT count(*) FROM refinery_schema_history", &[])
         .await

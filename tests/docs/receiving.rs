@@ -18,7 +18,9 @@ use webhooks::proto::v1 as pb;
 use webhooks::proto::v1::publish_event_request::Request;
 
 use crate::markdown::{self, Block, Doc, unquote};
-use crate::support::{self, Receiver, TestApp, serve_default};
+use testkit::{Receiver, Reply};
+
+use crate::support::{self, TestApp, serve_default};
 use crate::{library_snippet, verify_snippet};
 
 const PAGE: &str = "receiving-webhooks.md";
@@ -454,7 +456,7 @@ fn the_stated_defaults_are_the_services() {
     );
     let delays: Vec<Duration> = schedule
         .split(',')
-        .map(|d| webhooks::config::parse_duration(d).expect("a duration"))
+        .map(|d| webhooks::domain::parse_duration(d).expect("a duration"))
         .collect();
     let mut table = String::from(
         "| attempt | after the previous one | after the first one (without jitter) |\n| --- | --- | --- |\n| 1 | immediately | 0 |\n",
@@ -473,7 +475,7 @@ fn the_stated_defaults_are_the_services() {
         doc.text.contains(&table),
         "{PAGE}: the retry table should read, for the default schedule:\n{table}"
     );
-    let timeout = webhooks::config::parse_duration(&serve_default("request_timeout"))
+    let timeout = webhooks::domain::parse_duration(&serve_default("request_timeout"))
         .expect("a duration")
         .as_secs();
     assert!(
@@ -481,7 +483,7 @@ fn the_stated_defaults_are_the_services() {
             && text.contains(&format!("within {timeout} seconds")),
         "{PAGE} should state the {timeout}-second request timeout"
     );
-    let connect = webhooks::config::parse_duration(&serve_default("connect_timeout"))
+    let connect = webhooks::domain::parse_duration(&serve_default("connect_timeout"))
         .expect("a duration")
         .as_secs();
     assert!(
@@ -502,7 +504,7 @@ fn the_stated_defaults_are_the_services() {
     );
     let number = |id: &str| serve_default(id);
     let seconds = |id: &str| {
-        webhooks::config::parse_duration(&serve_default(id))
+        webhooks::domain::parse_duration(&serve_default(id))
             .expect("a duration")
             .as_secs()
     };
@@ -931,7 +933,7 @@ async fn the_library_snippets_for_python_and_node_are_valid_code() {
 // ---------------------------------------------------------------------------------------------
 
 /// A delivery a receiver got, as a case the snippets must accept with `secret`.
-fn case_from(received: &support::Received, secret: &str, name: &str) -> Case {
+fn case_from(received: &testkit::Received, secret: &str, name: &str) -> Case {
     let headers = received
         .headers
         .iter()
@@ -957,7 +959,8 @@ async fn real_deliveries_carry_the_documented_headers_and_verify_with_every_snip
     support::require_tool("node", &["--version"]).await;
     let doc = page();
     // The first attempt fails, so the delivery is retried.
-    let receiver = Receiver::start(&[500]).await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::status(500)]);
     let app = TestApp::spawn(&[]).await;
     let created = app
         .admin
@@ -965,7 +968,7 @@ async fn real_deliveries_carry_the_documented_headers_and_verify_with_every_snip
         .create_webhook(pb::CreateWebhookRequest {
             webhook: Some(pb::Webhook {
                 name: "Docs receiver".into(),
-                destination_url: format!("{}/hooks/withdrawals", receiver.base_url()),
+                destination_url: format!("{}/hooks/withdrawals", receiver.url("")),
                 function: pb::Function::Withdrawal as i32,
                 events: Some(pb::EventSelection {
                     approval_nodes: vec![1],
@@ -992,7 +995,9 @@ async fn real_deliveries_carry_the_documented_headers_and_verify_with_every_snip
         .into_inner();
     assert_eq!(published.delivery_ids.len(), 1, "{published:?}");
     let delivery_id = Uuid::try_parse(&published.delivery_ids[0]).expect("a UUID");
-    let received = receiver.wait_for(2).await;
+    let received = receiver
+        .wait_until("2 requests", |all| all.len() >= 2)
+        .await;
     let (first, second) = (&received[0], &received[1]);
 
     // Headers: the table's, with the documented values.
@@ -1058,7 +1063,9 @@ async fn real_deliveries_carry_the_documented_headers_and_verify_with_every_snip
         })
         .await
         .expect("test event sent");
-    let received = receiver.wait_for(3).await;
+    let received = receiver
+        .wait_until("3 requests", |all| all.len() >= 3)
+        .await;
     let ping = &received[2];
     assert_eq!(
         ping.header("webhook-signature").split(' ').count(),

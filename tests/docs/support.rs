@@ -1,36 +1,21 @@
-//! Harness of the documentation tests: external tools (python3, node, grpcurl, bash) that must be
-//! there, a real service in-process on a fresh database, and a recording HTTP receiver.
+//! What only the documentation tests need besides `testkit`: external tools (python3, node,
+//! grpcurl, bash) that must be there, and the service in-process with a token per role.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use clap::{CommandFactory, Parser};
-use tokio::sync::oneshot;
-use tokio_postgres::NoTls;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
+use clap::CommandFactory;
+use testkit::{BearerToken, PATIENCE};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use uuid::Uuid;
-use webhooks::config::{Cli, Command};
+use webhooks::config::Cli;
 use webhooks::proto::v1 as pb;
 use webhooks::proto::v1::event_ingest_client::EventIngestClient;
 use webhooks::proto::v1::webhook_admin_client::WebhookAdminClient;
-use webhooks::startup::Application;
-
-/// How long the tests wait for something the service should do soon. Generous: the machine is
-/// shared.
-pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// What one external command did.
 #[derive(Debug)]
@@ -154,59 +139,6 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// The PostgreSQL server the tests create databases on (no database name).
-pub fn server_url() -> String {
-    std::env::var("WEBHOOKS_TEST_DATABASE_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned())
-        .trim_end_matches('/')
-        .to_owned()
-}
-
-/// A database of one test: its URL (which does not exist until something creates it).
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl TestDatabase {
-    /// A new, unique database name on the test server.
-    pub fn fresh() -> Self {
-        let name = format!("webhooks_test_{}", Uuid::new_v4().simple());
-        Self {
-            url: format!("{}/{name}", server_url()),
-            name,
-        }
-    }
-
-    /// Drops the database, terminating its connections (the service's too).
-    pub async fn drop_database(&self) {
-        let admin = connect(&format!("{}/postgres", server_url())).await;
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("cannot drop the test database {}: {e}", self.name));
-    }
-}
-
-/// A connection to `url`, driven in the background.
-pub async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot connect to the test PostgreSQL at {url}: {e} (run scripts/test.sh, or set \
-             WEBHOOKS_TEST_DATABASE_URL)"
-            )
-        });
-    tokio::spawn(connection);
-    client
-}
-
 /// The tokens the test services accept, by role, with the shell variable the pages use for each.
 pub const TOKENS: [(&str, &str); 3] = [
     ("ADMIN_TOKEN", "docs-admin-token-0123456789"),
@@ -222,64 +154,24 @@ pub fn token_vars() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Adds the admin token to every call.
-#[derive(Clone)]
-pub struct AdminToken(MetadataValue<Ascii>);
-
-impl Interceptor for AdminToken {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
 /// A channel whose calls carry the admin token.
-type Authed = InterceptedService<Channel, AdminToken>;
+type Authed = InterceptedService<Channel, BearerToken>;
 
-/// Waits (within [`PATIENCE`]) until the health service says SERVING for the whole server and
-/// both API services.
-async fn wait_until_serving(channel: Channel) {
-    let mut health = HealthClient::new(channel);
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let mut serving = true;
-        for service in [
-            "",
-            "backoffice.webhooks.v1.WebhookAdmin",
-            "backoffice.webhooks.v1.EventIngest",
-        ] {
-            let status = health
-                .check(HealthCheckRequest {
-                    service: service.to_owned(),
-                })
-                .await
-                .map(|r| r.into_inner().status);
-            serving &= status.ok() == Some(ServingStatus::Serving as i32);
-        }
-        if serving {
-            return;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            panic!("the service did not report SERVING within {PATIENCE:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The service in-process ([`testkit::TestApp`]) with clients that send the admin token.
+pub struct TestApp {
+    /// An admin client that sends the admin token.
+    pub admin: WebhookAdminClient<Authed>,
+    /// An ingest client that sends the admin token.
+    pub ingest: EventIngestClient<Authed>,
+    app: testkit::TestApp,
 }
 
-/// The service, running in this process on 127.0.0.1 and a free port.
-pub struct TestApp {
-    pub addr: SocketAddr,
-    pub database: TestDatabase,
-    /// Clients that send the admin token.
-    pub admin: WebhookAdminClient<Authed>,
-    pub ingest: EventIngestClient<Authed>,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+impl Deref for TestApp {
+    type Target = testkit::TestApp;
+
+    fn deref(&self) -> &testkit::TestApp {
+        &self.app
+    }
 }
 
 impl TestApp {
@@ -288,78 +180,29 @@ impl TestApp {
     /// test receivers), fast polling and retries, and `extra` flags. Returns once its health
     /// service reports SERVING.
     pub async fn spawn(extra: &[&str]) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        webhooks::telemetry::init("warn", webhooks::config::LogFormat::Text);
-        let database = TestDatabase::fresh();
-        let mut args = vec![
-            "webhooks",
-            "serve",
-            "--database-url",
-            database.url.as_str(),
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--admin-token",
-            TOKENS[0].1,
-            "--ingest-token",
-            TOKENS[1].1,
-            "--viewer-token",
-            TOKENS[2].1,
-            "--allowed-destination-cidrs",
-            "127.0.0.1/32",
-            "--poll-interval",
-            "100ms",
-            "--retry-schedule",
-            "300ms,300ms,300ms",
-            "--request-timeout",
-            "5s",
-            "--connect-timeout",
-            "2s",
-            "--log-level",
-            "warn",
-        ];
-        args.extend_from_slice(extra);
-        let config = match Cli::parse_from(args).command {
-            Command::Serve(config) => config,
-            _ => unreachable!("serve was parsed"),
-        };
-        let app = Application::build(config)
-            .await
-            .expect("the service starts on a fresh database");
-        let addr = app.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until(async move {
-            let _ = stopped.await;
-        }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("valid endpoint")
-            .connect()
-            .await
-            .expect("connects to the service");
-        wait_until_serving(channel.clone()).await;
-        let with_token = AdminToken(
-            format!("Bearer {}", TOKENS[0].1)
-                .parse()
-                .expect("a valid header value"),
-        );
+        let app = testkit::TestApp::builder()
+            .without_default("--allow-private-destinations")
+            .default_flag("--admin-token", TOKENS[0].1)
+            .default_flag("--ingest-token", TOKENS[1].1)
+            .default_flag("--viewer-token", TOKENS[2].1)
+            .default_flag("--allowed-destination-cidrs", "127.0.0.1/32")
+            .default_flag("--request-timeout", "5s")
+            .default_flag("--connect-timeout", "2s")
+            .args(extra)
+            .wait_until_serving()
+            .spawn()
+            .await;
+        let token = BearerToken::new(TOKENS[0].1);
         Self {
-            addr,
-            database,
-            admin: WebhookAdminClient::with_interceptor(channel.clone(), with_token.clone()),
-            ingest: EventIngestClient::with_interceptor(channel, with_token),
-            stop: Some(stop),
-            server: Some(server),
+            admin: WebhookAdminClient::with_interceptor(app.channel.clone(), token.clone()),
+            ingest: EventIngestClient::with_interceptor(app.channel.clone(), token),
+            app,
         }
     }
 
     /// Stops the service gracefully, then drops its database.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = tokio::time::timeout(PATIENCE, server).await;
-        }
-        self.database.drop_database().await;
+    pub async fn stop(self) {
+        self.app.stop_and_drop_database().await;
     }
 
     /// Waits (within [`PATIENCE`]) until no delivery of an enabled webhook is pending, i.e. until
@@ -408,111 +251,6 @@ impl TestApp {
     }
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// One request a [`Receiver`] got.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Received {
-    /// A header's value ("" when absent).
-    pub fn header(&self, name: &str) -> String {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    }
-}
-
-struct ReceiverState {
-    received: Mutex<Vec<Received>>,
-    /// Status codes for the first requests, in order; 204 after them.
-    script: Mutex<Vec<u16>>,
-}
-
-/// A real HTTP server on 127.0.0.1 that records every request and answers with scripted status
-/// codes, then 204.
-#[derive(Clone)]
-pub struct Receiver {
-    pub addr: SocketAddr,
-    state: Arc<ReceiverState>,
-}
-
-impl Receiver {
-    /// Starts a receiver that answers the first requests with `script`, then 204.
-    pub async fn start(script: &[u16]) -> Self {
-        let state = Arc::new(ReceiverState {
-            received: Mutex::new(Vec::new()),
-            script: Mutex::new(script.iter().rev().copied().collect()),
-        });
-        let app = axum::Router::new()
-            .fallback(record)
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("the receiver binds 127.0.0.1:0");
-        let addr = listener.local_addr().expect("has an address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { addr, state }
-    }
-
-    /// `http://127.0.0.1:<port>`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Everything received so far.
-    pub fn received(&self) -> Vec<Received> {
-        self.state.received.lock().expect("lock").clone()
-    }
-
-    /// Waits (within [`PATIENCE`]) for at least `count` requests, and returns them all.
-    pub async fn wait_for(&self, count: usize) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let received = self.received();
-            if received.len() >= count {
-                return received;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                panic!(
-                    "the receiver got {} requests, not {count}, within {PATIENCE:?}",
-                    received.len()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-}
-
-async fn record(
-    State(state): State<Arc<ReceiverState>>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    state.received.lock().expect("lock").push(Received {
-        path: uri.path().to_owned(),
-        headers,
-        body,
-    });
-    let status = state.script.lock().expect("lock").pop().unwrap_or(204);
-    StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT)
-}
-
 /// The default of a `webhooks serve` flag (by its argument id, e.g. `retry_schedule`), as clap
 /// declares it, whatever the environment says.
 pub fn serve_default(id: &str) -> String {
@@ -534,7 +272,7 @@ pub fn serve_default(id: &str) -> String {
 
 /// A default duration of `webhooks serve`, in whole seconds.
 pub fn serve_default_seconds(id: &str) -> u64 {
-    webhooks::config::parse_duration(&serve_default(id))
+    webhooks::domain::parse_duration(&serve_default(id))
         .unwrap_or_else(|e| panic!("the default of {id} is not a duration: {e}"))
         .as_secs()
 }

@@ -11,8 +11,6 @@
 //! The fuzz targets in `fuzz/` drive the same parsers with libFuzzer (not part of this suite).
 
 mod events;
-#[path = "../api/helpers.rs"]
-mod helpers;
 mod parsers;
 mod service;
 mod strategies;

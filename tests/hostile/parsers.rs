@@ -9,9 +9,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
 use time::OffsetDateTime;
 use uuid::Uuid;
-use webhooks::config::{parse_duration, parse_schedule};
 use webhooks::delivery::parse_retry_after;
 use webhooks::domain::{PageFilters, PageToken, PageTokenKeys, page_size, parse_id, timestamps};
+use webhooks::domain::{parse_duration, parse_schedule};
 
 use crate::strategies::{hostile_text, nasty_text, timestamp};
 

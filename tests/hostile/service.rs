@@ -15,9 +15,9 @@ use webhooks::domain::{PublishedEvent, parse_id, parse_update_mask};
 use webhooks::proto::v1 as pb;
 
 use crate::events::publish_request;
-use crate::helpers::{self, TestApp};
 use crate::strategies::{boundary_text, enum_value, hostile_text_bounded, nasty_text, rarely};
 use crate::webhooks::{WRITABLE, mask_paths, secret_text, selection, validate_create};
+use testkit::TestApp;
 
 /// Flags of the service under test: no workers, so no destination is ever contacted.
 const FLAGS: &[&str] = &["--disable-workers", "true"];
@@ -305,7 +305,7 @@ fn the_service_answers_hostile_requests_with_ok_or_a_named_refusal() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let app = runtime.block_on(helpers::spawn_app_with(FLAGS));
+    let app = runtime.block_on(testkit::spawn_app_with(FLAGS));
     let existing = runtime
         .block_on(app.create_webhook(
             "http://127.0.0.1:9/hook",
@@ -336,12 +336,12 @@ fn the_service_answers_hostile_requests_with_ok_or_a_named_refusal() {
 
 /// A withdrawal decision for request `id`, approved at level 1.
 fn decision(key: &str, id: &str) -> pb::PublishEventRequest {
-    helpers::withdrawal_event(key, id, pb::Decision::Approved, Some(1))
+    testkit::withdrawal_event(key, id, pb::Decision::Approved, Some(1))
 }
 
 #[tokio::test]
 async fn page_tokens_cannot_be_replayed_against_other_filters() {
-    let app = helpers::spawn_app_with(FLAGS).await;
+    let app = testkit::spawn_app_with(FLAGS).await;
     let mut webhooks = Vec::new();
     for _ in 0..2 {
         let created = app
@@ -474,7 +474,7 @@ async fn page_tokens_cannot_be_replayed_against_other_filters() {
 /// caller's mistake, naming the field, not surface as a database error.
 #[tokio::test]
 async fn nul_characters_are_refused_naming_the_field() {
-    let app = helpers::spawn_app_with(FLAGS).await;
+    let app = testkit::spawn_app_with(FLAGS).await;
     let status = app
         .ingest
         .clone()

@@ -11,9 +11,11 @@ use futures_util::StreamExt;
 use webhooks::config::ServeConfig;
 use webhooks::proto::v1 as pb;
 
-use crate::support::{
+use testkit::{
     Receiver, Service, TestDatabase, all_deliveries, withdrawal_approved, withdrawal_webhook,
 };
+
+use crate::support::{BIN, answering_after};
 
 /// Events published one by one (concurrently).
 const SINGLE_EVENTS: usize = 100;
@@ -55,8 +57,8 @@ fn lease() -> Duration {
 async fn kill_9_mid_delivery_loses_nothing() {
     let started = Instant::now();
     let database = TestDatabase::fresh();
-    let receiver = Receiver::start(0, 50).await;
-    let mut first = Service::start(&database, FLAGS).await;
+    let receiver = answering_after(0, 50).await;
+    let mut first = Service::start(BIN, &database, FLAGS).await;
 
     let webhook = first
         .admin()
@@ -164,7 +166,7 @@ async fn kill_9_mid_delivery_loses_nothing() {
 
     // Restart on the same database and a new port. Deliveries the dead process had claimed
     // become due again only when their lease runs out, so the deadline counts from the kill.
-    let second = Service::start(&database, FLAGS).await;
+    let second = Service::start(BIN, &database, FLAGS).await;
     let lease = lease();
     let wait = lease + Duration::from_secs(60);
     let deadline = killed_at + wait;
@@ -221,7 +223,7 @@ async fn kill_9_mid_delivery_loses_nothing() {
         headers_by_event
             .entry(event_id)
             .or_default()
-            .insert(request.webhook_id.clone());
+            .insert(request.webhook_id());
     }
 
     assert_eq!(deliveries.len(), total, "one delivery per event");

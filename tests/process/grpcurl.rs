@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Receiver, Service, TestDatabase, note_if_slow};
+use testkit::{Service, TestDatabase, note_if_slow};
+
+use crate::support::{BIN, answering_after};
 
 const ADMIN_PROTO: &str = include_str!("../../proto/backoffice/webhooks/v1/admin.proto");
 const INGEST_PROTO: &str = include_str!("../../proto/backoffice/webhooks/v1/ingest.proto");
@@ -156,8 +158,8 @@ async fn grpcurl_drives_the_service_through_reflection() {
     );
 
     let database = TestDatabase::fresh();
-    let receiver = Receiver::start(0, 0).await;
-    let service = Service::start(&database, &["--allow-private-destinations", "true"]).await;
+    let receiver = answering_after(0, 0).await;
+    let service = Service::start(BIN, &database, &["--allow-private-destinations", "true"]).await;
     let addr = service.addr.to_string();
     let addr = addr.as_str();
 

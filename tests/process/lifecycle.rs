@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use webhooks::proto::v1 as pb;
 
-use crate::support::{
-    Receiver, Service, TestDatabase, run_webhooks, withdrawal_approved, withdrawal_webhook,
-};
+use testkit::{Service, TestDatabase, run_webhooks, withdrawal_approved, withdrawal_webhook};
+
+use crate::support::{BIN, answering_after};
 
 /// How long SIGTERM may take to stop the service.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
@@ -50,8 +50,9 @@ async fn sigterm_stops_gracefully_and_exits_zero() {
     let started = Instant::now();
     let database = TestDatabase::fresh();
     // The receiver holds each request for a second, so an attempt is in flight at SIGTERM.
-    let receiver = Receiver::start(1000, 1000).await;
+    let receiver = answering_after(1000, 1000).await;
     let mut service = Service::start(
+        BIN,
         &database,
         &[
             "--allow-private-destinations",
@@ -154,7 +155,7 @@ async fn serve_creates_a_missing_database_and_migrate_is_idempotent() {
     // `serve` on a database that does not exist creates and migrates it.
     let served = TestDatabase::fresh();
     assert!(!served.exists().await, "a fresh name exists already");
-    let mut service = Service::start(&served, &[]).await;
+    let mut service = Service::start(BIN, &served, &[]).await;
     assert!(served.exists().await, "serve did not create its database");
     let tables = served.tables().await;
     assert!(
@@ -173,6 +174,7 @@ async fn serve_creates_a_missing_database_and_migrate_is_idempotent() {
     // Migrating a database the service already migrated changes nothing.
     let history = schema_history(&served).await;
     let (status, output) = run_webhooks(
+        BIN,
         &["migrate", "--database-url", &served.url],
         Duration::from_secs(60),
     )
@@ -186,6 +188,7 @@ async fn serve_creates_a_missing_database_and_migrate_is_idempotent() {
     let mut histories = Vec::new();
     for run in 1..=2 {
         let (status, output) = run_webhooks(
+            BIN,
             &["migrate", "--database-url", &migrated.url],
             Duration::from_secs(60),
         )

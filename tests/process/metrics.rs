@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{
-    Receiver, Service, TestDatabase, free_port, withdrawal_approved, withdrawal_webhook,
-};
+use testkit::{Service, TestDatabase, free_port, withdrawal_approved, withdrawal_webhook};
+
+use crate::support::{BIN, answering_after};
 
 /// GETs `/metrics` over a plain TCP connection.
 async fn scrape(port: u16) -> String {
@@ -38,6 +38,7 @@ async fn the_metrics_endpoint_counts_real_deliveries() {
     let metrics_port = free_port();
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
     let service = Service::start(
+        BIN,
         &database,
         &[
             "--allow-private-destinations",
@@ -49,7 +50,7 @@ async fn the_metrics_endpoint_counts_real_deliveries() {
         ],
     )
     .await;
-    let receiver = Receiver::start(0, 0).await;
+    let receiver = answering_after(0, 0).await;
     let mut admin = service.admin().await;
     admin
         .create_webhook(withdrawal_webhook("metrics", &receiver.url("/hook")))

@@ -5,16 +5,13 @@
 //! it restarts the server no other test is using it. It needs the local Debian cluster that
 //! `scripts/ensure-postgres.sh` sets up (`pg_ctlcluster`); without it the test fails, saying so.
 
-#[path = "../api/helpers.rs"]
-mod helpers;
-
 use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use webhooks::proto::v1 as pb;
 
-use helpers::{Receiver, Reply, spawn_app_with, withdrawal_event};
+use testkit::{Receiver, Reply, spawn_app_with, withdrawal_event};
 
 /// The version and name of the local cluster on port 5432, from `pg_lsclusters`.
 fn local_cluster() -> (String, String) {

@@ -1,10 +1,8 @@
 //! A throwaway PostgreSQL cluster for one test (initdb, pg_ctl from Debian's
 //! `/usr/lib/postgresql/*/bin`) on a free port of 127.0.0.1, with a certificate for `localhost`
 //! signed by a throwaway CA: `hostssl` lines only (so plain connections are refused), or plain
-//! only. Shared by the API tests (tests/api/database_tls.rs) and the documentation tests, which
-//! run operations.md's TLS examples against it.
-
-#![allow(dead_code)]
+//! only. Used by the API tests (tests/api/database_tls.rs) and the documentation tests, which run
+//! operations.md's TLS examples against it.
 
 use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -55,15 +53,10 @@ fn postgres_bin() -> PathBuf {
         .expect("an initdb under /usr/lib/postgresql/*/bin")
 }
 
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// `program` run as the `postgres` user when the test runs as root (initdb and postgres refuse
 /// to run as root), as the current user otherwise.
 fn as_cluster_owner(program: &Path) -> Command {
-    if running_as_root() {
+    if crate::os::running_as_root() {
         let mut command = Command::new("runuser");
         command.args(["-u", "postgres", "--"]).arg(program);
         command
@@ -113,7 +106,7 @@ impl Cluster {
         }
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
             .expect("data directory private");
-        if running_as_root() {
+        if crate::os::running_as_root() {
             let mut chown = Command::new("chown");
             chown
                 .args(["-R", "postgres:postgres"])

@@ -1,8 +1,6 @@
-//! Throwaway certificate authorities for the TLS tests (shared by `tests/api` and `tests/cli`
-//! through `#[path]`): a CA made by rcgen, server certificates for 127.0.0.1 and localhost, and
-//! client certificates, written as PEM files into a temporary directory removed on drop.
-
-#![allow(dead_code)]
+//! Throwaway certificate authorities for the TLS tests (of `tests/api` and `tests/cli`): a CA
+//! made by rcgen, server certificates for 127.0.0.1 and localhost, and client certificates,
+//! written as PEM files into a temporary directory removed on drop.
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +12,9 @@ use rcgen::{
 /// A certificate and its key, as PEM files.
 #[derive(Debug, Clone)]
 pub struct CertFiles {
+    /// The certificate's PEM file.
     pub cert: PathBuf,
+    /// The key's PEM file.
     pub key: PathBuf,
     /// The certificate's PEM text.
     pub cert_pem: String,
