@@ -206,10 +206,10 @@ mod tests {
     }
 
     /// Against the test server (`WEBHOOKS_TEST_DATABASE_URL`, by default the local one, as in
-    /// every suite; never skipped): this
-    /// instance's NOTIFY on one channel, then another instance's on a second. Once the second
-    /// has woken its waiter, the listener has read the first (one session's notifications
-    /// arrive in order), so a permit left on the first channel would be the double wake-up.
+    /// every suite; never skipped): this instance's NOTIFY on one channel, then another
+    /// instance's on a second. Once the second has woken its waiter, the listener has read the
+    /// first (one session's notifications arrive in order), so a permit left on the first
+    /// channel would be the double wake-up.
     #[tokio::test]
     async fn the_listener_skips_notifications_of_its_own_instance() {
         use futures_util::FutureExt;
