@@ -16,9 +16,7 @@ use crate::domain::{
 };
 use crate::proto::v1 as pb;
 use crate::proto::v1::webhook_admin_server::WebhookAdmin;
-use crate::store::{
-    DeliveryFilter, DeliveryStatus, NewWebhook, Store, WebhookChanges, WebhookFilter,
-};
+use crate::store::{DeliveryFilter, NewWebhook, Store, WebhookChanges, WebhookFilter};
 use crate::stream::UpdateHub;
 
 /// Default and maximum page sizes of the list RPCs.
@@ -87,8 +85,8 @@ impl WebhookAdmin for AdminService {
                 true,
             )
             .map_err(bad)?,
-            function: Function::from_proto("webhook.function", webhook.function).map_err(bad)?,
-            events: EventSelection::parse("webhook.events", webhook.events.as_ref())
+            function: convert::function("webhook.function", webhook.function).map_err(bad)?,
+            events: convert::event_selection("webhook.events", webhook.events.as_ref())
                 .map_err(bad)?,
             description: Description::parse("webhook.description", &webhook.description)
                 .map_err(bad)?,
@@ -139,7 +137,7 @@ impl WebhookAdmin for AdminService {
         let request = request.into_inner();
         let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).map_err(bad)?;
         let filter = WebhookFilter {
-            function: Function::filter_from_proto("function", request.function).map_err(bad)?,
+            function: convert::function_filter("function", request.function).map_err(bad)?,
             enabled: request.enabled,
         };
         let filters = PageFilters::new("ListWebhooks")
@@ -272,7 +270,7 @@ impl WebhookAdmin for AdminService {
             "" => None,
             id => Some(parse_id("webhook_id", id).map_err(bad)?),
         };
-        let statuses = parse_statuses(&request.statuses).map_err(bad)?;
+        let statuses = convert::statuses(&request.statuses).map_err(bad)?;
         let optional = |field: &str, value: String| -> Result<Option<String>, Status> {
             crate::domain::check_max_chars(field, &value, 200).map_err(bad)?;
             Ok((!value.is_empty()).then_some(value))
@@ -466,20 +464,6 @@ impl AdminService {
     }
 }
 
-pub(super) fn parse_statuses(values: &[i32]) -> Result<Vec<DeliveryStatus>, ValidationError> {
-    values
-        .iter()
-        .map(|value| {
-            pb::DeliveryStatus::try_from(*value)
-                .ok()
-                .and_then(DeliveryStatus::from_proto)
-                .ok_or_else(|| {
-                    ValidationError::new("statuses", format!("{value} is not a delivery status"))
-                })
-        })
-        .collect()
-}
-
 /// Applies the masked fields of `update` onto `current` and checks the result as a whole (a
 /// selection must still select something after a partial edit). A new destination has passed the
 /// SSRF guard already (see `update_webhook`).
@@ -516,7 +500,7 @@ fn merge_update(
                     DestinationUrl::parse("webhook.destination_url", &update.destination_url, true)?
             }
             UpdateField::Function => {
-                changes.function = Function::from_proto("webhook.function", update.function)?
+                changes.function = convert::function("webhook.function", update.function)?
             }
             UpdateField::Events => {
                 if update.events.is_none() {
@@ -566,13 +550,7 @@ fn merge_update(
             && !fields.contains(&UpdateField::ServerCa),
     )?;
     if events_touched {
-        changes.events = EventSelection::parse(
-            "webhook.events",
-            Some(&pb::EventSelection {
-                approval_nodes: nodes,
-                rejection,
-            }),
-        )?;
+        changes.events = EventSelection::parse("webhook.events", &nodes, rejection)?;
     }
     Ok(changes)
 }

@@ -41,7 +41,7 @@ impl IngestService {
         request: &pb::PublishEventRequest,
         prefix: &str,
     ) -> Result<PublishedEvent, ValidationError> {
-        let event = PublishedEvent::parse(request, prefix)?;
+        let event = super::convert::published_event(request, prefix)?;
         if event.body.len() > self.max_payload_bytes {
             return Err(ValidationError::new(
                 format!("{prefix}request"),

@@ -4,7 +4,7 @@
 mod admin;
 pub mod auth;
 pub mod codec;
-mod convert;
+pub mod convert;
 pub mod grpc_web;
 mod ingest;
 pub mod request_errors;

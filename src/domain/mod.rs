@@ -4,6 +4,7 @@
 mod address;
 mod credentials;
 mod event;
+mod event_input;
 mod ids;
 mod page_token;
 mod secret;
@@ -18,6 +19,10 @@ pub use credentials::{
     MAX_HEADERS, PrivateCa, is_reserved_header,
 };
 pub use event::{Decision, PublishedEvent, TEST_EVENT_TYPE};
+pub use event_input::{
+    BeneficiaryInput, DecisionKind, EventInput, LiveStageInput, ParticipationInput, RequestInput,
+    WithdrawalInput,
+};
 pub use ids::parse_id;
 pub use page_token::{PageFilters, PageToken, PageTokenKeys, page_size};
 pub use secret::{Secret, SecretError, WHSEC_KEY_BYTES};

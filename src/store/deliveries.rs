@@ -16,7 +16,6 @@ use uuid::Uuid;
 
 use super::{DELIVERIES_CHANNEL, Store, StoreError};
 use crate::domain::{CustomHeaders, DestinationTls, Function, PageToken, Secret};
-use crate::proto::v1 as pb;
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,29 +57,6 @@ impl DeliveryStatus {
                 )));
             }
         })
-    }
-
-    /// Wire enum.
-    pub fn to_proto(self) -> pb::DeliveryStatus {
-        match self {
-            Self::Pending => pb::DeliveryStatus::Pending,
-            Self::Succeeded => pb::DeliveryStatus::Succeeded,
-            Self::Failed => pb::DeliveryStatus::Failed,
-            Self::Skipped => pb::DeliveryStatus::Skipped,
-            Self::Cancelled => pb::DeliveryStatus::Cancelled,
-        }
-    }
-
-    /// From the wire enum; UNSPECIFIED is `None`.
-    pub fn from_proto(value: pb::DeliveryStatus) -> Option<Self> {
-        match value {
-            pb::DeliveryStatus::Unspecified => None,
-            pb::DeliveryStatus::Pending => Some(Self::Pending),
-            pb::DeliveryStatus::Succeeded => Some(Self::Succeeded),
-            pb::DeliveryStatus::Failed => Some(Self::Failed),
-            pb::DeliveryStatus::Skipped => Some(Self::Skipped),
-            pb::DeliveryStatus::Cancelled => Some(Self::Cancelled),
-        }
     }
 }
 

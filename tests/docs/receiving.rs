@@ -12,6 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use uuid::Uuid;
+use webhooks::api::convert;
 use webhooks::delivery::signature::sign;
 use webhooks::domain::{Function, PublishedEvent, Secret};
 use webhooks::proto::v1 as pb;
@@ -244,7 +245,7 @@ fn request_from_example(example: &Value) -> pb::PublishEventRequest {
 /// The body the service builds for the decision of a page example, with the example's
 /// (random) event id.
 fn real_body(example: &Value) -> (PublishedEvent, Value) {
-    let event = PublishedEvent::parse(&request_from_example(example), "")
+    let event = convert::published_event(&request_from_example(example), "")
         .unwrap_or_else(|e| panic!("the service refuses the example's decision: {e}"));
     let mut body: Value = serde_json::from_str(&event.body).expect("the service sends JSON");
     let example_id = example["data"]["event_id"].as_str().unwrap_or_default();

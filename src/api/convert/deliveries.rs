@@ -1,59 +1,53 @@
-//! Store records to wire messages.
+//! Delivery records, attempts, updates and statistics to messages; delivery statuses both ways.
 
-use crate::domain::timestamps::to_proto;
+use super::to_proto;
 use crate::proto::v1 as pb;
 use crate::store::{
-    AttemptRecord, DeliveryRecord, UpdateRecord, WebhookRecord, WebhookStatsRecord,
+    AttemptRecord, DeliveryRecord, DeliveryStatus, UpdateRecord, WebhookStatsRecord,
 };
 
-/// A webhook without its secret, header values or key; only hints show.
-pub(crate) fn webhook(record: &WebhookRecord) -> pb::Webhook {
-    pb::Webhook {
-        id: record.id.to_string(),
-        name: record.name.clone(),
-        destination_url: record.destination_url.clone(),
-        function: record.function.to_proto() as i32,
-        events: Some(record.events.to_proto()),
-        enabled: record.enabled,
-        description: record.description.clone(),
-        secret_hint: record.secret_hint.clone(),
-        deliver_once_per_request: record.deliver_once_per_request,
-        created_at: Some(to_proto(record.created_at)),
-        updated_at: Some(to_proto(record.updated_at)),
-        disabled_reason: record.disabled_reason.clone().unwrap_or_default(),
-        disabled_at: record.disabled_at.map(to_proto),
-        consecutive_failures: record.consecutive_failures.max(0) as u32,
-        circuit_open_until: record.circuit_open_until.map(to_proto),
-        last_delivery_status: record
-            .last_delivery
-            .map_or(pb::DeliveryStatus::Unspecified, |(status, _)| {
-                status.to_proto()
-            }) as i32,
-        last_delivery_at: record.last_delivery.map(|(_, at)| to_proto(at)),
-        headers: record
-            .header_hints
-            .iter()
-            .map(|(name, hint)| pb::CustomHeader {
-                name: name.clone(),
-                value: String::new(),
-                value_hint: hint.clone(),
-            })
-            .collect(),
-        // Input only: the certificate and CA are summarised below, the key never leaves.
-        client_certificate_pem: String::new(),
-        client_key_pem: String::new(),
-        server_ca_pem: String::new(),
-        client_certificate: record.client_certificate.as_ref().map(certificate_info),
-        server_ca: record.server_ca.as_ref().map(certificate_info),
+impl From<DeliveryStatus> for pb::DeliveryStatus {
+    fn from(status: DeliveryStatus) -> Self {
+        match status {
+            DeliveryStatus::Pending => Self::Pending,
+            DeliveryStatus::Succeeded => Self::Succeeded,
+            DeliveryStatus::Failed => Self::Failed,
+            DeliveryStatus::Skipped => Self::Skipped,
+            DeliveryStatus::Cancelled => Self::Cancelled,
+        }
     }
 }
 
-fn certificate_info(info: &crate::domain::CertificateInfo) -> pb::CertificateInfo {
-    pb::CertificateInfo {
-        subject: info.subject.clone(),
-        issuer: info.issuer.clone(),
-        not_after: Some(to_proto(info.not_after)),
+/// A delivery status from the wire; UNSPECIFIED is `None`.
+fn status_from_proto(value: pb::DeliveryStatus) -> Option<DeliveryStatus> {
+    match value {
+        pb::DeliveryStatus::Unspecified => None,
+        pb::DeliveryStatus::Pending => Some(DeliveryStatus::Pending),
+        pb::DeliveryStatus::Succeeded => Some(DeliveryStatus::Succeeded),
+        pb::DeliveryStatus::Failed => Some(DeliveryStatus::Failed),
+        pb::DeliveryStatus::Skipped => Some(DeliveryStatus::Skipped),
+        pb::DeliveryStatus::Cancelled => Some(DeliveryStatus::Cancelled),
     }
+}
+
+/// Reads the `statuses` filter of ListDeliveries; unknown numbers and UNSPECIFIED are refused.
+pub(crate) fn statuses(
+    values: &[i32],
+) -> Result<Vec<DeliveryStatus>, crate::domain::ValidationError> {
+    values
+        .iter()
+        .map(|value| {
+            pb::DeliveryStatus::try_from(*value)
+                .ok()
+                .and_then(status_from_proto)
+                .ok_or_else(|| {
+                    crate::domain::ValidationError::new(
+                        "statuses",
+                        format!("{value} is not a delivery status"),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// The webhook-id header value of a delivery.
@@ -71,8 +65,8 @@ pub(crate) fn delivery(record: &DeliveryRecord, attempts: &[AttemptRecord]) -> p
         request_id: record.request_id.clone(),
         function: record
             .function
-            .map_or(pb::Function::Unspecified, |f| f.to_proto()) as i32,
-        status: record.status.to_proto() as i32,
+            .map_or(pb::Function::Unspecified, pb::Function::from) as i32,
+        status: pb::DeliveryStatus::from(record.status) as i32,
         status_reason: record.status_reason.clone(),
         attempt_count: record.attempt_count.max(0) as u32,
         next_attempt_at: record.next_attempt_at.map(to_proto),
