@@ -10,9 +10,10 @@ use tonic::{Request, Response, Status};
 use super::{convert, invalid_argument, not_found, store_failure};
 use crate::delivery::DestinationGuard;
 use crate::domain::{
-    Change, ClientCertificate, CustomHeaders, Description, DestinationUrl, EventSelection,
-    Function, PageFilters, PageToken, PageTokenKeys, PrivateCa, PublishedEvent, Secret,
-    UpdateField, ValidationError, WebhookName, page_size, parse_id, parse_update_mask, timestamps,
+    AttemptTrigger, Change, ClientCertificate, CustomHeaders, Description, DestinationUrl,
+    EventSelection, Function, PageFilters, PageToken, PageTokenKeys, PrivateCa, PublishedEvent,
+    Secret, UpdateField, ValidationError, WebhookName, page_size, parse_id, parse_update_mask,
+    timestamps,
 };
 use crate::proto::v1 as pb;
 use crate::proto::v1::webhook_admin_server::WebhookAdmin;
@@ -345,7 +346,7 @@ impl WebhookAdmin for AdminService {
         self.require_sendable(delivery.webhook_id).await?;
         let record = self
             .store
-            .requeue_delivery(id, "resend")
+            .requeue_delivery(id, AttemptTrigger::Resend)
             .await
             .map_err(store_failure)?
             .ok_or_else(|| not_found("delivery", id))?;

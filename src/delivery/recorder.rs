@@ -17,7 +17,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::store::{DeliveryPolicy, FinishedAttempt, Store, StoreError};
+use crate::domain::DeliveryPolicy;
+use crate::store::{FinishedAttempt, Store, StoreError};
 
 /// The most attempts written by one statement.
 const MAX_BATCH: usize = 256;

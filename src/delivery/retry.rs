@@ -6,7 +6,7 @@ use rand::Rng;
 
 use super::sender::AttemptResult;
 use crate::config::RetrySchedule;
-use crate::store::Outcome;
+use crate::domain::Outcome;
 
 /// The longest `Retry-After` honoured; a longer one is cut to this.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(24 * 3600);

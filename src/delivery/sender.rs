@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::guard::{DestinationGuard, GuardedConnector, find_refusal};
-use crate::domain::DestinationTls;
+use crate::domain::{AttemptErrorKind, DestinationTls};
 
 /// At most this much of a response body is kept in history.
 pub const RESPONSE_BODY_CAP: usize = 64 * 1024;
@@ -41,9 +41,8 @@ pub struct AttemptResult {
     pub response_body: String,
     /// Whether the body was cut.
     pub truncated: bool,
-    /// 'timeout', 'connect', 'dns', 'tls', 'status', 'refused' or 'protocol' when the attempt
-    /// failed.
-    pub error_kind: Option<&'static str>,
+    /// Why the attempt failed, when it did.
+    pub error_kind: Option<AttemptErrorKind>,
     /// A description of the failure.
     pub error_message: String,
     /// The delay the endpoint asked for with Retry-After (429, 502, 503, 504 only).
@@ -135,7 +134,7 @@ impl HttpSender {
                 Ok(client) => client,
                 Err(problem) => {
                     return AttemptResult {
-                        error_kind: Some("tls"),
+                        error_kind: Some(AttemptErrorKind::Tls),
                         error_message: format!(
                             "the webhook's TLS settings cannot be used: {problem}"
                         ),
@@ -147,7 +146,7 @@ impl HttpSender {
         };
         if let Err(refused) = self.guard.check_before_connect(url) {
             return AttemptResult {
-                error_kind: Some("refused"),
+                error_kind: Some(AttemptErrorKind::Refused),
                 error_message: refused.to_string(),
                 duration: started.elapsed(),
                 ..AttemptResult::default()
@@ -159,7 +158,7 @@ impl HttpSender {
             {
                 Ok(result) => result,
                 Err(_) => AttemptResult {
-                    error_kind: Some("timeout"),
+                    error_kind: Some(AttemptErrorKind::Timeout),
                     error_message: format!("no complete response within {:?}", self.timeout),
                     ..AttemptResult::default()
                 },
@@ -225,7 +224,7 @@ impl HttpSender {
             Ok(request) => request,
             Err(e) => {
                 return AttemptResult {
-                    error_kind: Some("refused"),
+                    error_kind: Some(AttemptErrorKind::Refused),
                     error_message: format!("invalid request: {e}"),
                     ..AttemptResult::default()
                 };
@@ -262,7 +261,7 @@ impl HttpSender {
             response_headers,
             response_body,
             truncated,
-            error_kind: (!status.is_success()).then_some("status"),
+            error_kind: (!status.is_success()).then_some(AttemptErrorKind::Status),
             error_message: if status.is_success() {
                 String::new()
             } else {
@@ -351,7 +350,7 @@ fn text_for_history(bytes: &[u8]) -> String {
 fn classify_error(error: &hyper_util::client::legacy::Error) -> AttemptResult {
     if let Some(refused) = find_refusal(error) {
         return AttemptResult {
-            error_kind: Some("refused"),
+            error_kind: Some(AttemptErrorKind::Refused),
             error_message: refused.to_string(),
             ..AttemptResult::default()
         };
@@ -365,16 +364,16 @@ fn classify_error(error: &hyper_util::client::legacy::Error) -> AttemptResult {
     }
     let lower = chain.to_ascii_lowercase();
     let kind = if unreadable_answer(error) {
-        "protocol"
+        AttemptErrorKind::Protocol
     } else if lower.contains("dns error") || lower.contains("failed to lookup") {
-        "dns"
+        AttemptErrorKind::Dns
     } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake")
     {
-        "tls"
+        AttemptErrorKind::Tls
     } else if lower.contains("timed out") || lower.contains("timeout") {
-        "timeout"
+        AttemptErrorKind::Timeout
     } else {
-        "connect"
+        AttemptErrorKind::Connect
     };
     AttemptResult {
         error_kind: Some(kind),
@@ -514,7 +513,11 @@ mod tests {
         let result = sender(false, &[])
             .post(&format!("http://rebind.example:{port}/hook"), &[], "{}")
             .await;
-        assert_eq!(result.error_kind, Some("refused"), "{result:?}");
+        assert_eq!(
+            result.error_kind,
+            Some(AttemptErrorKind::Refused),
+            "{result:?}"
+        );
         assert!(
             result.error_message.contains(ALLOW_PRIVATE_SETTING),
             "{result:?}"
@@ -523,11 +526,19 @@ mod tests {
         let literal = sender(false, &[])
             .post(&format!("http://127.0.0.1:{port}/hook"), &[], "{}")
             .await;
-        assert_eq!(literal.error_kind, Some("refused"), "{literal:?}");
+        assert_eq!(
+            literal.error_kind,
+            Some(AttemptErrorKind::Refused),
+            "{literal:?}"
+        );
         let mapped = sender(false, &[])
             .post(&format!("http://[::ffff:127.0.0.1]:{port}/hook"), &[], "{}")
             .await;
-        assert_eq!(mapped.error_kind, Some("refused"), "{mapped:?}");
+        assert_eq!(
+            mapped.error_kind,
+            Some(AttemptErrorKind::Refused),
+            "{mapped:?}"
+        );
         assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing may connect");
     }
 
@@ -571,7 +582,11 @@ mod tests {
                 "{}",
             )
             .await;
-        assert_eq!(result.error_kind, Some("refused"), "{result:?}");
+        assert_eq!(
+            result.error_kind,
+            Some(AttemptErrorKind::Refused),
+            "{result:?}"
+        );
         assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing may connect");
     }
 

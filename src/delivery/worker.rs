@@ -18,7 +18,8 @@ use super::retry::decide;
 use super::sender::{AttemptResult, HttpSender};
 use super::signature::sign;
 use crate::config::RetrySchedule;
-use crate::store::{ClaimedDelivery, DeliveryPolicy, FinishedAttempt, NewAttempt, Outcome, Store};
+use crate::domain::{AttemptErrorKind, DeliveryPolicy, Outcome};
+use crate::store::{ClaimedDelivery, FinishedAttempt, NewAttempt, Store};
 
 /// The user agent sent with every delivery.
 const USER_AGENT: &str = concat!("backoffice-webhooks/", env!("CARGO_PKG_VERSION"));
@@ -241,7 +242,7 @@ impl Worker {
             webhook_id = %delivery.webhook_id,
             attempt = delivery.attempt_number,
             status = result.status,
-            error = result.error_kind,
+            error = result.error_kind.map(AttemptErrorKind::as_str),
             duration_ms = result.duration.as_millis() as u64,
             outcome = outcome_name(&outcome),
             "delivery attempt"

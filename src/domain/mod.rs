@@ -3,6 +3,7 @@
 
 mod address;
 mod credentials;
+mod delivery;
 mod event;
 mod event_input;
 mod ids;
@@ -17,6 +18,9 @@ pub use address::{
 pub use credentials::{
     CertificateInfo, Change, ClientCertificate, CustomHeader, CustomHeaders, DestinationTls,
     MAX_HEADERS, PrivateCa, is_reserved_header,
+};
+pub use delivery::{
+    AttemptErrorKind, AttemptTrigger, DeliveryPolicy, DeliveryStatus, Outcome, UpdateKind,
 };
 pub use event::{Decision, PublishedEvent, TEST_EVENT_TYPE};
 pub use event_input::{

@@ -15,50 +15,10 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{DELIVERIES_CHANNEL, Store, StoreError};
-use crate::domain::{CustomHeaders, DestinationTls, Function, PageToken, Secret};
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    /// Waiting for an attempt.
-    Pending,
-    /// Got a 2xx.
-    Succeeded,
-    /// The schedule ran out.
-    Failed,
-    /// Not sent by design.
-    Skipped,
-    /// Webhook deleted first.
-    Cancelled,
-}
-
-impl DeliveryStatus {
-    /// Database name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    fn from_db(value: &str) -> Result<Self, StoreError> {
-        Ok(match value {
-            "pending" => Self::Pending,
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            "skipped" => Self::Skipped,
-            "cancelled" => Self::Cancelled,
-            other => {
-                return Err(StoreError::Corrupt(format!(
-                    "unknown delivery status {other}"
-                )));
-            }
-        })
-    }
-}
+use crate::domain::{
+    AttemptErrorKind, AttemptTrigger, CustomHeaders, DeliveryPolicy, DeliveryStatus,
+    DestinationTls, Function, Outcome, PageToken, Secret, UpdateKind,
+};
 
 /// A delivery as stored.
 #[derive(Debug, Clone)]
@@ -100,8 +60,8 @@ pub struct AttemptRecord {
     pub id: Uuid,
     /// 1-based number within the delivery.
     pub attempt_number: i32,
-    /// 'scheduled', 'resend' or 'recover'.
-    pub trigger: String,
+    /// What made it happen.
+    pub trigger: AttemptTrigger,
     /// Start.
     pub started_at: OffsetDateTime,
     /// Duration in microseconds.
@@ -118,8 +78,9 @@ pub struct AttemptRecord {
     pub response_body: String,
     /// Whether the body was cut.
     pub response_body_truncated: bool,
-    /// 'timeout', 'connect', 'dns', 'tls', 'status', 'refused', 'protocol'.
-    pub error_kind: Option<String>,
+    /// Why it failed; `None` when it got an answer it counts as delivered or not (see `succeeded`
+    /// in `api::convert`).
+    pub error_kind: Option<AttemptErrorKind>,
     /// Failure description.
     pub error_message: String,
 }
@@ -138,7 +99,7 @@ pub struct ClaimedDelivery {
     /// Failed attempts so far on the current retry schedule.
     pub schedule_position: i32,
     /// What triggered this attempt.
-    pub trigger: String,
+    pub trigger: AttemptTrigger,
     /// Event type.
     pub event_type: String,
     /// The body to send.
@@ -173,28 +134,9 @@ pub struct NewAttempt {
     /// Whether the body was cut.
     pub response_body_truncated: bool,
     /// Failure kind.
-    pub error_kind: Option<&'static str>,
+    pub error_kind: Option<AttemptErrorKind>,
     /// Failure description.
     pub error_message: String,
-}
-
-/// What an attempt leaves the delivery as.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// 2xx: done.
-    Succeeded,
-    /// Failed; try again after this delay (the schedule position moves on).
-    RetryAfter {
-        /// Delay before the next attempt.
-        delay: Duration,
-        /// Why it failed.
-        reason: String,
-    },
-    /// Failed and the schedule ran out.
-    FailedForGood {
-        /// Why the last attempt failed.
-        reason: String,
-    },
 }
 
 /// An attempt that has happened and waits to be recorded with its outcome.
@@ -218,7 +160,7 @@ struct AttemptColumns<'a> {
     attempt_id: Vec<Uuid>,
     delivery_id: Vec<Uuid>,
     attempt_number: Vec<i32>,
-    trigger: Vec<&'a str>,
+    trigger: Vec<&'static str>,
     started_at: Vec<OffsetDateTime>,
     duration_us: Vec<i64>,
     request_url: Vec<&'a str>,
@@ -227,7 +169,7 @@ struct AttemptColumns<'a> {
     response_headers: Vec<Value>,
     response_body: Vec<&'a str>,
     response_body_truncated: Vec<bool>,
-    error_kind: Vec<Option<&'a str>>,
+    error_kind: Vec<Option<&'static str>>,
     error_message: Vec<&'a str>,
     status: Vec<&'static str>,
     status_reason: Vec<&'a str>,
@@ -269,25 +211,22 @@ impl<'a> AttemptColumns<'a> {
         for finished in batch {
             let claimed = &finished.claimed;
             let attempt = &finished.attempt;
-            let (status, reason, position, delay) = match &finished.outcome {
-                Outcome::Succeeded => ("succeeded", "", claimed.schedule_position, 0.0),
+            let (reason, position, delay) = match &finished.outcome {
+                Outcome::Succeeded => ("", claimed.schedule_position, 0.0),
                 Outcome::RetryAfter { delay, reason } => (
-                    "pending",
                     reason.as_str(),
                     claimed.schedule_position + 1,
                     delay.as_secs_f64(),
                 ),
-                Outcome::FailedForGood { reason } => (
-                    "failed",
-                    reason.as_str(),
-                    claimed.schedule_position + 1,
-                    0.0,
-                ),
+                Outcome::FailedForGood { reason } => {
+                    (reason.as_str(), claimed.schedule_position + 1, 0.0)
+                }
             };
+            let status = finished.outcome.status().as_str();
             c.attempt_id.push(finished.attempt_id);
             c.delivery_id.push(claimed.id);
             c.attempt_number.push(claimed.attempt_number);
-            c.trigger.push(&claimed.trigger);
+            c.trigger.push(claimed.trigger.as_str());
             c.started_at.push(attempt.started_at);
             c.duration_us
                 .push(i64::try_from(attempt.duration.as_micros()).unwrap_or(i64::MAX));
@@ -301,7 +240,8 @@ impl<'a> AttemptColumns<'a> {
             c.response_body.push(&attempt.response_body);
             c.response_body_truncated
                 .push(attempt.response_body_truncated);
-            c.error_kind.push(attempt.error_kind);
+            c.error_kind
+                .push(attempt.error_kind.map(AttemptErrorKind::as_str));
             c.error_message.push(&attempt.error_message);
             c.status.push(status);
             c.status_reason.push(reason);
@@ -314,32 +254,6 @@ impl<'a> AttemptColumns<'a> {
             c.webhook_id.push(claimed.webhook_id);
         }
         c
-    }
-}
-
-/// How deliveries to one endpoint are paced, enforced in the claim and result statements so
-/// every instance agrees.
-#[derive(Debug, Clone)]
-pub struct DeliveryPolicy {
-    /// Attempts in flight to one webhook at once, across instances.
-    pub max_in_flight_per_webhook: i64,
-    /// Consecutive failures that open the circuit.
-    pub breaker_threshold: i32,
-    /// How long an open circuit holds deliveries back at first (doubling per further failure,
-    /// up to 10 minutes).
-    pub breaker_cooldown: Duration,
-    /// Disable a webhook whose deliveries have all failed for this long (None: never).
-    pub auto_disable_after: Option<Duration>,
-}
-
-impl Default for DeliveryPolicy {
-    fn default() -> Self {
-        Self {
-            max_in_flight_per_webhook: 64,
-            breaker_threshold: 5,
-            breaker_cooldown: Duration::from_secs(30),
-            auto_disable_after: Some(Duration::from_secs(5 * 86400)),
-        }
     }
 }
 
@@ -377,7 +291,7 @@ pub(super) fn delivery_from_row(
         event_type: row.try_get("event_type")?,
         function: Function::from_db(&function),
         request_id: row.try_get("request_id")?,
-        status: DeliveryStatus::from_db(&status)?,
+        status: stored(DeliveryStatus::from_db, "delivery status", &status)?,
         status_reason: row.try_get("status_reason")?,
         attempt_count: row.try_get("attempt_count")?,
         next_attempt_at: row.try_get("next_attempt_at")?,
@@ -390,6 +304,15 @@ pub(super) fn delivery_from_row(
             None
         },
     })
+}
+
+/// Reads a stored name with `parse`; a name this release does not know is corrupt data.
+pub(super) fn stored<T>(
+    parse: fn(&str) -> Option<T>,
+    what: &str,
+    value: &str,
+) -> Result<T, StoreError> {
+    parse(value).ok_or_else(|| StoreError::Corrupt(format!("unknown {what} {value}")))
 }
 
 fn headers_to_json(headers: &[(String, String)]) -> Value {
@@ -424,7 +347,11 @@ pub(super) fn attempt_from_row(row: &Row, id_column: &str) -> Result<AttemptReco
     Ok(AttemptRecord {
         id: row.try_get(id_column)?,
         attempt_number: row.try_get("attempt_number")?,
-        trigger: row.try_get("trigger")?,
+        trigger: stored(
+            AttemptTrigger::from_db,
+            "attempt trigger",
+            row.try_get("trigger")?,
+        )?,
         started_at: row.try_get("started_at")?,
         duration_us: row.try_get("duration_us")?,
         request_url: row.try_get("request_url")?,
@@ -433,7 +360,10 @@ pub(super) fn attempt_from_row(row: &Row, id_column: &str) -> Result<AttemptReco
         response_headers: headers_from_json(&response_headers),
         response_body: row.try_get("response_body")?,
         response_body_truncated: row.try_get("response_body_truncated")?,
-        error_kind: row.try_get("error_kind")?,
+        error_kind: row
+            .try_get::<_, Option<&str>>("error_kind")?
+            .map(|kind| stored(AttemptErrorKind::from_db, "attempt error kind", kind))
+            .transpose()?,
         error_message: row.try_get("error_message")?,
     })
 }
@@ -608,7 +538,7 @@ ORDER BY ord";
 
 /// Appends the new state of the deliveries an `UPDATE ... RETURNING *` CTE named `changed`
 /// produced to the update inbox, with `kind`; see `migrations/V2__delivery_update_log.sql`.
-pub(super) fn log_changed(kind: &str) -> String {
+pub(super) fn log_changed(kind: UpdateKind) -> String {
     format!(
         "INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, \
          attempt_count, next_attempt_at, last_response_status) \
@@ -626,7 +556,7 @@ pub(super) async fn cancel_pending_for_webhook(
         "WITH changed AS (UPDATE deliveries SET status = 'cancelled', status_reason = 'webhook deleted', \
          next_attempt_at = NULL, claim_token = NULL, updated_at = now() \
          WHERE webhook_id = $1 AND status = 'pending' RETURNING *) {}",
-        log_changed("cancelled")
+        log_changed(UpdateKind::Cancelled)
     );
     Ok(client.execute(&sql, &[&webhook_id]).await?)
 }
@@ -673,7 +603,11 @@ impl Store {
                     // RETURNING gives the count after the claim counted this attempt.
                     attempt_number: row.try_get("attempt_count")?,
                     schedule_position: row.try_get("schedule_position")?,
-                    trigger: row.try_get("next_trigger")?,
+                    trigger: stored(
+                        AttemptTrigger::from_db,
+                        "attempt trigger",
+                        row.try_get("next_trigger")?,
+                    )?,
                     event_type: row.try_get("event_type")?,
                     body: row.try_get("body")?,
                     destination_url: row.try_get("destination_url")?,
@@ -813,12 +747,12 @@ impl Store {
         Ok(Some((delivery, attempts)))
     }
 
-    /// Puts a delivery back in the queue, due now, with `trigger` ('resend' or 'recover') and a
+    /// Puts a delivery back in the queue, due now, with `trigger` for its next attempt and a
     /// fresh retry schedule. Any in-flight attempt's result is superseded.
     pub async fn requeue_delivery(
         &self,
         id: Uuid,
-        trigger: &str,
+        trigger: AttemptTrigger,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
@@ -827,9 +761,9 @@ impl Store {
              WHERE id = $1 RETURNING *), \
              logged AS ({}) \
              SELECT {COLUMNS} FROM changed d",
-            log_changed("resent")
+            log_changed(UpdateKind::Resent)
         );
-        let row = client.query_opt(&sql, &[&id, &trigger]).await?;
+        let row = client.query_opt(&sql, &[&id, &trigger.as_str()]).await?;
         let record = row
             .as_ref()
             .map(|r| delivery_from_row(r, false))
@@ -853,9 +787,10 @@ impl Store {
         let client = self.client().await?;
         let sql = format!(
             "WITH changed AS (UPDATE deliveries SET status = 'pending', status_reason = '', next_attempt_at = now(), \
-             next_trigger = 'recover', schedule_position = 0, claim_token = NULL, updated_at = now() \
+             next_trigger = '{}', schedule_position = 0, claim_token = NULL, updated_at = now() \
              WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2 RETURNING *) {}",
-            log_changed("resent")
+            AttemptTrigger::Recover,
+            log_changed(UpdateKind::Resent)
         );
         let count = client.execute(&sql, &[&webhook_id, &since]).await?;
         if count > 0 {

@@ -168,7 +168,7 @@ impl Store {
         let sql = format!(
             "WITH changed AS (INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, \
              next_attempt_at) VALUES ($1, $2, $3, $4, $5, '', 'pending', now()) RETURNING *) {}",
-            super::deliveries::log_changed("created")
+            super::deliveries::log_changed(crate::domain::UpdateKind::Created)
         );
         tx.execute(
             &sql,

@@ -15,9 +15,11 @@ mod updates;
 mod vault;
 mod webhooks;
 
+/// Re-exported from `domain` for callers that still name them here (`config`, `stream`).
+pub use crate::domain::{DeliveryPolicy, DeliveryStatus, Outcome};
 pub use deliveries::{
-    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryPolicy, DeliveryRecord, DeliveryStatus,
-    FinishedAttempt, NewAttempt, Outcome, WebhookStatsRecord,
+    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, FinishedAttempt, NewAttempt,
+    WebhookStatsRecord,
 };
 pub use events::PublishOutcome;
 pub use keys::{ApiKeyRecord, Role, token_hash};

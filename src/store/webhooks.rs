@@ -288,11 +288,7 @@ impl Store {
 
 /// A delivery status from its database name.
 fn delivery_status(name: &str) -> Result<DeliveryStatus, StoreError> {
-    use DeliveryStatus::{Cancelled, Failed, Pending, Skipped, Succeeded};
-    [Pending, Succeeded, Failed, Skipped, Cancelled]
-        .into_iter()
-        .find(|status| status.as_str() == name)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery status {name}")))
+    super::deliveries::stored(DeliveryStatus::from_db, "delivery status", name)
 }
 
 fn nodes_column(events: &EventSelection) -> Vec<i32> {

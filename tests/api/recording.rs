@@ -66,7 +66,7 @@ fn finished(claimed: &webhooks::store::ClaimedDelivery, ok: bool) -> FinishedAtt
             response_headers: vec![],
             response_body: String::new(),
             response_body_truncated: false,
-            error_kind: (!ok).then_some("status"),
+            error_kind: (!ok).then_some(webhooks::domain::AttemptErrorKind::Status),
             error_message: if ok { String::new() } else { "HTTP 500".into() },
         },
         outcome: if ok {

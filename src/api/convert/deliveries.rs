@@ -1,10 +1,47 @@
 //! Delivery records, attempts, updates and statistics to messages; delivery statuses both ways.
 
 use super::to_proto;
+use crate::domain::{AttemptErrorKind, AttemptTrigger, DeliveryStatus, UpdateKind};
 use crate::proto::v1 as pb;
-use crate::store::{
-    AttemptRecord, DeliveryRecord, DeliveryStatus, UpdateRecord, WebhookStatsRecord,
-};
+use crate::store::{AttemptRecord, DeliveryRecord, UpdateRecord, WebhookStatsRecord};
+
+impl From<AttemptErrorKind> for pb::AttemptErrorKind {
+    fn from(kind: AttemptErrorKind) -> Self {
+        match kind {
+            AttemptErrorKind::Timeout => Self::Timeout,
+            AttemptErrorKind::Connect => Self::Connect,
+            AttemptErrorKind::Dns => Self::Dns,
+            AttemptErrorKind::Tls => Self::Tls,
+            AttemptErrorKind::Status => Self::Status,
+            AttemptErrorKind::Refused => Self::Refused,
+            AttemptErrorKind::Protocol => Self::Protocol,
+        }
+    }
+}
+
+impl From<AttemptTrigger> for pb::AttemptTrigger {
+    fn from(trigger: AttemptTrigger) -> Self {
+        match trigger {
+            AttemptTrigger::Scheduled => Self::Scheduled,
+            AttemptTrigger::Resend => Self::Resend,
+            AttemptTrigger::Recover => Self::Recover,
+        }
+    }
+}
+
+impl From<UpdateKind> for pb::UpdateKind {
+    fn from(kind: UpdateKind) -> Self {
+        match kind {
+            UpdateKind::Created => Self::Created,
+            UpdateKind::AttemptSucceeded => Self::AttemptSucceeded,
+            UpdateKind::AttemptFailed => Self::AttemptFailed,
+            UpdateKind::Failed => Self::Failed,
+            UpdateKind::Skipped => Self::Skipped,
+            UpdateKind::Cancelled => Self::Cancelled,
+            UpdateKind::Resent => Self::Resent,
+        }
+    }
+}
 
 impl From<DeliveryStatus> for pb::DeliveryStatus {
     fn from(status: DeliveryStatus) -> Self {
@@ -94,26 +131,15 @@ fn headers(pairs: &[(String, String)]) -> Vec<pb::HttpHeader> {
 
 /// One attempt; the body sent is the delivery's payload (stored once per event).
 pub(crate) fn attempt(record: &AttemptRecord, body: Option<&str>) -> pb::DeliveryAttempt {
-    let error_kind = match record.error_kind.as_deref() {
-        Some("timeout") => pb::AttemptErrorKind::Timeout,
-        Some("connect") => pb::AttemptErrorKind::Connect,
-        Some("dns") => pb::AttemptErrorKind::Dns,
-        Some("tls") => pb::AttemptErrorKind::Tls,
-        Some("status") => pb::AttemptErrorKind::Status,
-        Some("refused") => pb::AttemptErrorKind::Refused,
-        Some("protocol") => pb::AttemptErrorKind::Protocol,
-        _ => pb::AttemptErrorKind::Unspecified,
-    };
-    let trigger = match record.trigger.as_str() {
-        "resend" => pb::AttemptTrigger::Resend,
-        "recover" => pb::AttemptTrigger::Recover,
-        _ => pb::AttemptTrigger::Scheduled,
-    };
+    let error_kind = record.error_kind.map_or(
+        pb::AttemptErrorKind::Unspecified,
+        pb::AttemptErrorKind::from,
+    );
     let micros = record.duration_us.max(0);
     pb::DeliveryAttempt {
         id: record.id.to_string(),
         attempt_number: record.attempt_number.max(0) as u32,
-        trigger: trigger as i32,
+        trigger: pb::AttemptTrigger::from(record.trigger) as i32,
         started_at: Some(to_proto(record.started_at)),
         duration: Some(prost_types::Duration {
             seconds: micros / 1_000_000,
@@ -138,19 +164,9 @@ pub(crate) fn attempt(record: &AttemptRecord, body: Option<&str>) -> pb::Deliver
 /// One delivery-log entry. The attempt carries no request body (it is the delivery's payload,
 /// which GetDelivery returns), keeping the stream light.
 pub fn update_message(update: &UpdateRecord) -> pb::DeliveryUpdate {
-    let kind = match update.kind.as_str() {
-        "created" => pb::UpdateKind::Created,
-        "attempt_succeeded" => pb::UpdateKind::AttemptSucceeded,
-        "attempt_failed" => pb::UpdateKind::AttemptFailed,
-        "failed" => pb::UpdateKind::Failed,
-        "skipped" => pb::UpdateKind::Skipped,
-        "cancelled" => pb::UpdateKind::Cancelled,
-        "resent" => pb::UpdateKind::Resent,
-        _ => pb::UpdateKind::Unspecified,
-    };
     pb::DeliveryUpdate {
         cursor: update.cursor.to_string(),
-        kind: kind as i32,
+        kind: pb::UpdateKind::from(update.kind) as i32,
         delivery: Some(delivery(&update.delivery, &[])),
         attempt: update.attempt.as_ref().map(|a| attempt(a, None)),
     }
