@@ -10,10 +10,10 @@ use tonic::{Request, Response, Status};
 use super::{convert, invalid_argument, not_found, store_failure};
 use crate::delivery::DestinationGuard;
 use crate::domain::{
-    AttemptTrigger, Change, ClientCertificate, CustomHeaders, Description, DestinationUrl,
-    EventSelection, Function, PageFilters, PageToken, PageTokenKeys, PrivateCa, PublishedEvent,
-    Secret, UpdateField, ValidationError, WebhookName, page_size, parse_id, parse_update_mask,
-    timestamps,
+    AttemptTrigger, Change, ClientCertificate, CustomHeaders, DeliveryId, Description,
+    DestinationUrl, EventSelection, Function, PageFilters, PageToken, PageTokenKeys, PrivateCa,
+    PublishedEvent, Secret, UpdateField, ValidationError, WebhookId, WebhookName, page_size,
+    parse_update_mask, timestamps,
 };
 use crate::proto::v1 as pb;
 use crate::proto::v1::webhook_admin_server::WebhookAdmin;
@@ -124,7 +124,7 @@ impl WebhookAdmin for AdminService {
         &self,
         request: Request<pb::GetWebhookRequest>,
     ) -> Result<Response<pb::Webhook>, Status> {
-        let id = parse_id("id", &request.get_ref().id).map_err(bad)?;
+        let id = WebhookId::parse("id", &request.get_ref().id).map_err(bad)?;
         match self.store.get_webhook(id).await.map_err(store_failure)? {
             Some(record) => Ok(Response::new(convert::webhook(&record))),
             None => Err(not_found("webhook", id)),
@@ -167,7 +167,7 @@ impl WebhookAdmin for AdminService {
         let Some(webhook) = request.webhook else {
             return Err(bad(ValidationError::new("webhook", "is required")));
         };
-        let id = parse_id("webhook.id", &webhook.id).map_err(bad)?;
+        let id = WebhookId::parse("webhook.id", &webhook.id).map_err(bad)?;
         let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
         let fields = parse_update_mask(&paths).map_err(bad)?;
         if fields.contains(&UpdateField::DestinationUrl) {
@@ -202,7 +202,7 @@ impl WebhookAdmin for AdminService {
         request: Request<pb::SetWebhookEnabledRequest>,
     ) -> Result<Response<pb::Webhook>, Status> {
         let request = request.into_inner();
-        let id = parse_id("id", &request.id).map_err(bad)?;
+        let id = WebhookId::parse("id", &request.id).map_err(bad)?;
         let record = self
             .store
             .set_webhook_enabled(id, request.enabled, "disabled by an admin")
@@ -217,7 +217,7 @@ impl WebhookAdmin for AdminService {
         &self,
         request: Request<pb::DeleteWebhookRequest>,
     ) -> Result<Response<()>, Status> {
-        let id = parse_id("id", &request.get_ref().id).map_err(bad)?;
+        let id = WebhookId::parse("id", &request.get_ref().id).map_err(bad)?;
         if !self.store.delete_webhook(id).await.map_err(store_failure)? {
             return Err(not_found("webhook", id));
         }
@@ -230,7 +230,7 @@ impl WebhookAdmin for AdminService {
         request: Request<pb::RotateWebhookSecretRequest>,
     ) -> Result<Response<pb::RotateWebhookSecretResponse>, Status> {
         let request = request.into_inner();
-        let id = parse_id("id", &request.id).map_err(bad)?;
+        let id = WebhookId::parse("id", &request.id).map_err(bad)?;
         let secret = Self::parse_secret("secret", &request.secret)?;
         let grace = match request.grace_period {
             None => DEFAULT_GRACE,
@@ -269,7 +269,7 @@ impl WebhookAdmin for AdminService {
         let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).map_err(bad)?;
         let webhook_id = match request.webhook_id.as_str() {
             "" => None,
-            id => Some(parse_id("webhook_id", id).map_err(bad)?),
+            id => Some(WebhookId::parse("webhook_id", id).map_err(bad)?),
         };
         let statuses = convert::statuses(&request.statuses).map_err(bad)?;
         let optional = |field: &str, value: String| -> Result<Option<String>, Status> {
@@ -326,7 +326,7 @@ impl WebhookAdmin for AdminService {
         &self,
         request: Request<pb::GetDeliveryRequest>,
     ) -> Result<Response<pb::Delivery>, Status> {
-        let id = parse_id("id", &request.get_ref().id).map_err(bad)?;
+        let id = DeliveryId::parse("id", &request.get_ref().id).map_err(bad)?;
         match self.store.get_delivery(id).await.map_err(store_failure)? {
             Some((delivery, attempts)) => {
                 Ok(Response::new(convert::delivery(&delivery, &attempts)))
@@ -339,7 +339,7 @@ impl WebhookAdmin for AdminService {
         &self,
         request: Request<pb::ResendDeliveryRequest>,
     ) -> Result<Response<pb::Delivery>, Status> {
-        let id = parse_id("id", &request.get_ref().id).map_err(bad)?;
+        let id = DeliveryId::parse("id", &request.get_ref().id).map_err(bad)?;
         let Some((delivery, _)) = self.store.get_delivery(id).await.map_err(store_failure)? else {
             return Err(not_found("delivery", id));
         };
@@ -359,7 +359,7 @@ impl WebhookAdmin for AdminService {
         request: Request<pb::RecoverFailedDeliveriesRequest>,
     ) -> Result<Response<pb::RecoverFailedDeliveriesResponse>, Status> {
         let request = request.into_inner();
-        let webhook_id = parse_id("webhook_id", &request.webhook_id).map_err(bad)?;
+        let webhook_id = WebhookId::parse("webhook_id", &request.webhook_id).map_err(bad)?;
         let Some(since) = request.since.as_ref() else {
             return Err(bad(ValidationError::new("since", "is required")));
         };
@@ -380,7 +380,8 @@ impl WebhookAdmin for AdminService {
         &self,
         request: Request<pb::SendTestEventRequest>,
     ) -> Result<Response<pb::Delivery>, Status> {
-        let webhook_id = parse_id("webhook_id", &request.get_ref().webhook_id).map_err(bad)?;
+        let webhook_id =
+            WebhookId::parse("webhook_id", &request.get_ref().webhook_id).map_err(bad)?;
         let webhook = self.require_sendable(webhook_id).await?;
         let event = PublishedEvent::test_ping(webhook_id, webhook.function);
         let delivery_id = self
@@ -404,7 +405,7 @@ impl WebhookAdmin for AdminService {
         request: Request<pb::GetWebhookStatsRequest>,
     ) -> Result<Response<pb::WebhookStats>, Status> {
         let request = request.into_inner();
-        let id = parse_id("id", &request.id).map_err(bad)?;
+        let id = WebhookId::parse("id", &request.id).map_err(bad)?;
         let since = match &request.since {
             Some(ts) => timestamps::from_proto("since", ts).map_err(bad)?,
             None => time::OffsetDateTime::now_utc() - time::Duration::days(1),
@@ -444,7 +445,7 @@ impl AdminService {
     /// leave the delivery waiting, which is not what an admin clicking "Resend" expects.
     async fn require_sendable(
         &self,
-        webhook_id: uuid::Uuid,
+        webhook_id: WebhookId,
     ) -> Result<crate::store::WebhookRecord, Status> {
         let webhook = self
             .store

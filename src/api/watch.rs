@@ -27,7 +27,7 @@ use tonic::codegen::{Body, StdError};
 
 use super::admin::bad;
 use super::auth::Caller;
-use crate::domain::{ValidationError, parse_id};
+use crate::domain::{ValidationError, WebhookId};
 use crate::proto::v1 as pb;
 use crate::store::UpdateFilter;
 use crate::stream::{EncodedUpdates, UpdateHub};
@@ -46,7 +46,7 @@ pub(crate) async fn open(
     let filter = UpdateFilter {
         webhook_id: match request.webhook_id.as_str() {
             "" => None,
-            id => Some(parse_id("webhook_id", id).map_err(bad)?),
+            id => Some(WebhookId::parse("webhook_id", id).map_err(bad)?),
         },
         function: super::convert::function_filter("function", request.function).map_err(bad)?,
         statuses: super::convert::statuses(&request.statuses).map_err(bad)?,

@@ -20,10 +20,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::guard::{DestinationGuard, GuardedConnector, find_refusal};
-use crate::domain::{AttemptErrorKind, DestinationTls};
+use crate::domain::{AttemptErrorKind, DestinationTls, WebhookId};
 
 /// At most this much of a response body is kept in history.
 pub const RESPONSE_BODY_CAP: usize = 64 * 1024;
@@ -88,7 +87,7 @@ pub struct HttpSender {
     connect_timeout: Duration,
     /// The clients of webhooks with their own TLS settings, by webhook, with the version of
     /// the settings each was built from.
-    custom: Arc<Mutex<HashMap<Uuid, (OffsetDateTime, PooledClient)>>>,
+    custom: Arc<Mutex<HashMap<WebhookId, (OffsetDateTime, PooledClient)>>>,
 }
 
 impl HttpSender {
@@ -122,7 +121,7 @@ impl HttpSender {
     /// Like [`HttpSender::post`], over the TLS settings of webhook `tls.0` when given.
     pub async fn post_with_tls(
         &self,
-        tls: Option<(Uuid, &DestinationTls)>,
+        tls: Option<(WebhookId, &DestinationTls)>,
         url: &str,
         headers: &[(String, String)],
         body: &str,
@@ -171,7 +170,7 @@ impl HttpSender {
     /// it was built from, else built (and cached) now.
     fn custom_client(
         &self,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         tls: &DestinationTls,
     ) -> Result<PooledClient, String> {
         // A poisoned lock only means another attempt panicked while holding it; the map is
@@ -576,7 +575,7 @@ mod tests {
         };
         let result = sender(false, &[])
             .post_with_tls(
-                Some((Uuid::now_v7(), &tls)),
+                Some((WebhookId::now_v7(), &tls)),
                 &format!("https://rebind.example:{port}/hook"),
                 &[],
                 "{}",

@@ -11,14 +11,13 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
 use super::recorder::{self, Finished, RecorderHandle};
 use super::retry::decide;
 use super::sender::{AttemptResult, HttpSender};
 use super::signature::sign;
 use crate::config::RetrySchedule;
-use crate::domain::{AttemptErrorKind, DeliveryPolicy, Outcome};
+use crate::domain::{AttemptErrorKind, AttemptId, DeliveryPolicy, Outcome};
 use crate::store::{ClaimedDelivery, FinishedAttempt, NewAttempt, Store};
 
 /// The user agent sent with every delivery.
@@ -195,7 +194,7 @@ impl Worker {
         slot: OwnedSemaphorePermit,
         results: &RecorderHandle,
     ) {
-        let message_id = format!("msg_{}", delivery.id.simple());
+        let message_id = format!("msg_{}", delivery.id.as_uuid().simple());
         let started_at = OffsetDateTime::now_utc();
         let timestamp = started_at.unix_timestamp();
         let headers = vec![
@@ -257,7 +256,7 @@ impl Worker {
         });
         let attempt = new_attempt(&delivery, started_at, recorded, result);
         let finished = FinishedAttempt {
-            attempt_id: Uuid::now_v7(),
+            attempt_id: AttemptId::now_v7(),
             claimed: delivery,
             attempt,
             outcome,

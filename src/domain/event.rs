@@ -3,13 +3,14 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::event_input::{
     DecisionKind, EventInput, LiveStageInput, ParticipationInput, RequestInput, WithdrawalInput,
 };
 use super::timestamps::UnixTime;
-use super::{Function, ValidationError, check_max_chars, check_required, timestamps};
+use super::{
+    EventId, Function, ValidationError, WebhookId, check_max_chars, check_required, timestamps,
+};
 
 /// The decision an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +31,7 @@ pub const TEST_EVENT_TYPE: &str = "webhook.test";
 #[derive(Debug, Clone)]
 pub struct PublishedEvent {
     /// The event's id.
-    pub id: Uuid,
+    pub id: EventId,
     /// The caller's idempotency key.
     pub idempotency_key: String,
     /// SHA-256 of the request as published, to tell a true repeat from a key reused.
@@ -132,7 +133,7 @@ impl PublishedEvent {
                 Decision::Rejected => "rejected",
             }
         );
-        let id = Uuid::now_v7();
+        let id = EventId::now_v7();
         let approval_node = match decision {
             Decision::Approved { node } => json!(node),
             Decision::Rejected => Value::Null,
@@ -163,8 +164,8 @@ impl PublishedEvent {
     }
 
     /// A signed `webhook.test` ping for one webhook, so an admin can check an endpoint.
-    pub fn test_ping(webhook_id: Uuid, function: Function) -> Self {
-        let id = Uuid::now_v7();
+    pub fn test_ping(webhook_id: WebhookId, function: Function) -> Self {
+        let id = EventId::now_v7();
         let now = OffsetDateTime::now_utc();
         let body = json!({
             "type": TEST_EVENT_TYPE,

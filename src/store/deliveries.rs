@@ -16,19 +16,20 @@ use uuid::Uuid;
 
 use super::{DELIVERIES_CHANNEL, Store, StoreError};
 use crate::domain::{
-    AttemptErrorKind, AttemptTrigger, CustomHeaders, DeliveryPolicy, DeliveryStatus,
-    DestinationTls, Function, Outcome, PageToken, Secret, UpdateKind,
+    AttemptErrorKind, AttemptId, AttemptTrigger, ClaimToken, CustomHeaders, DeliveryId,
+    DeliveryPolicy, DeliveryStatus, DestinationTls, EventId, Function, Outcome, PageToken, Secret,
+    UpdateKind, WebhookId,
 };
 
 /// A delivery as stored.
 #[derive(Debug, Clone)]
 pub struct DeliveryRecord {
     /// Id; `msg_<id>` is the webhook-id header.
-    pub id: Uuid,
+    pub id: DeliveryId,
     /// Webhook.
-    pub webhook_id: Uuid,
+    pub webhook_id: WebhookId,
     /// Event.
-    pub event_id: Uuid,
+    pub event_id: EventId,
     /// Event type.
     pub event_type: String,
     /// Function.
@@ -57,7 +58,7 @@ pub struct DeliveryRecord {
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
     /// Id.
-    pub id: Uuid,
+    pub id: AttemptId,
     /// 1-based number within the delivery.
     pub attempt_number: i32,
     /// What made it happen.
@@ -89,11 +90,11 @@ pub struct AttemptRecord {
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
     /// Delivery id.
-    pub id: Uuid,
+    pub id: DeliveryId,
     /// Webhook id.
-    pub webhook_id: Uuid,
+    pub webhook_id: WebhookId,
     /// This claim's fencing token.
-    pub claim_token: Uuid,
+    pub claim_token: ClaimToken,
     /// The number this attempt gets.
     pub attempt_number: i32,
     /// Failed attempts so far on the current retry schedule.
@@ -144,7 +145,7 @@ pub struct NewAttempt {
 pub struct FinishedAttempt {
     /// The attempt's id, chosen once, so recording it again after a lost acknowledgement is a
     /// no-op.
-    pub attempt_id: Uuid,
+    pub attempt_id: AttemptId,
     /// The claim it was made under.
     pub claimed: ClaimedDelivery,
     /// What was sent and received.
@@ -157,8 +158,8 @@ pub struct FinishedAttempt {
 
 /// A batch of finished attempts as one array per column, the shape `RECORD_ATTEMPTS` unnests.
 struct AttemptColumns<'a> {
-    attempt_id: Vec<Uuid>,
-    delivery_id: Vec<Uuid>,
+    attempt_id: Vec<AttemptId>,
+    delivery_id: Vec<DeliveryId>,
     attempt_number: Vec<i32>,
     trigger: Vec<&'static str>,
     started_at: Vec<OffsetDateTime>,
@@ -175,10 +176,10 @@ struct AttemptColumns<'a> {
     status_reason: Vec<&'a str>,
     schedule_position: Vec<i32>,
     delay_secs: Vec<f64>,
-    claim_token: Vec<Uuid>,
+    claim_token: Vec<ClaimToken>,
     succeeded: Vec<bool>,
     gone_reason: Vec<Option<&'a str>>,
-    webhook_id: Vec<Uuid>,
+    webhook_id: Vec<WebhookId>,
 }
 
 impl<'a> AttemptColumns<'a> {
@@ -261,7 +262,7 @@ impl<'a> AttemptColumns<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     /// Webhook.
-    pub webhook_id: Option<Uuid>,
+    pub webhook_id: Option<WebhookId>,
     /// Any of these statuses (empty: all).
     pub statuses: Vec<DeliveryStatus>,
     /// Event type.
@@ -550,7 +551,7 @@ pub(super) fn log_changed(kind: UpdateKind) -> String {
 /// Cancels a webhook's pending deliveries (it was deleted).
 pub(super) async fn cancel_pending_for_webhook(
     client: &impl GenericClient,
-    webhook_id: Uuid,
+    webhook_id: WebhookId,
 ) -> Result<u64, StoreError> {
     let sql = format!(
         "WITH changed AS (UPDATE deliveries SET status = 'cancelled', status_reason = 'webhook deleted', \
@@ -571,7 +572,7 @@ impl Store {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(CLAIM).await?;
-        let token = Uuid::new_v4();
+        let token = ClaimToken::from(Uuid::new_v4());
         let rows = client
             .query(
                 &statement,
@@ -724,7 +725,7 @@ impl Store {
     /// One delivery with its body and every attempt, oldest first.
     pub async fn get_delivery(
         &self,
-        id: Uuid,
+        id: DeliveryId,
     ) -> Result<Option<(DeliveryRecord, Vec<AttemptRecord>)>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
@@ -751,7 +752,7 @@ impl Store {
     /// fresh retry schedule. Any in-flight attempt's result is superseded.
     pub async fn requeue_delivery(
         &self,
-        id: Uuid,
+        id: DeliveryId,
         trigger: AttemptTrigger,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
         let client = self.client().await?;
@@ -781,7 +782,7 @@ impl Store {
     /// statement. Returns how many.
     pub async fn recover_failed(
         &self,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         since: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let client = self.client().await?;
@@ -841,7 +842,7 @@ impl Store {
     /// Attempts and outcomes of one webhook's deliveries since `since`.
     pub async fn webhook_stats(
         &self,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         since: OffsetDateTime,
     ) -> Result<WebhookStatsRecord, StoreError> {
         let client = self.client().await?;

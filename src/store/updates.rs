@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::deliveries::{AttemptRecord, DeliveryRecord, attempt_from_row, stored};
 use super::{Store, StoreError};
-use crate::domain::{DeliveryStatus, Function, UpdateKind};
+use crate::domain::{DeliveryStatus, Function, UpdateKind, WebhookId};
 
 /// Channel on which the sequencer announces new log entries (payload: the newest cursor).
 pub const UPDATES_CHANNEL: &str = "webhooks_delivery_updates";
@@ -34,7 +34,7 @@ pub struct UpdateRecord {
 #[derive(Debug, Clone, Default)]
 pub struct UpdateFilter {
     /// Only this webhook.
-    pub webhook_id: Option<Uuid>,
+    pub webhook_id: Option<WebhookId>,
     /// Only this function.
     pub function: Option<Function>,
     /// Only updates leaving the delivery in one of these statuses (empty: all).
@@ -46,7 +46,7 @@ impl UpdateFilter {
     /// passes the filter.
     pub fn admits(
         &self,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         function: Option<Function>,
         status: DeliveryStatus,
     ) -> bool {

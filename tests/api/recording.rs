@@ -55,7 +55,7 @@ async fn claimed_deliveries(
 
 fn finished(claimed: &webhooks::store::ClaimedDelivery, ok: bool) -> FinishedAttempt {
     FinishedAttempt {
-        attempt_id: Uuid::now_v7(),
+        attempt_id: Uuid::now_v7().into(),
         claimed: claimed.clone(),
         attempt: NewAttempt {
             started_at: OffsetDateTime::now_utc(),

@@ -299,7 +299,7 @@ fn every_event_type_has_an_example_body_the_service_really_builds() {
         .expect("data.webhook_id of the test ping is a UUID");
     let function = Function::from_db(example["data"]["function"].as_str().unwrap_or_default())
         .expect("data.function of the test ping is a function name");
-    let ping = PublishedEvent::test_ping(webhook_id, function);
+    let ping = PublishedEvent::test_ping(webhook_id.into(), function);
     assert_eq!(ping.event_type, "webhook.test");
     let mut real: Value = serde_json::from_str(&ping.body).expect("JSON");
     collect_keys(&real, &mut keys);

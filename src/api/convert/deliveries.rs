@@ -1,7 +1,9 @@
 //! Delivery records, attempts, updates and statistics to messages; delivery statuses both ways.
 
 use super::to_proto;
-use crate::domain::{AttemptErrorKind, AttemptTrigger, DeliveryStatus, UpdateKind};
+use crate::domain::{
+    AttemptErrorKind, AttemptTrigger, DeliveryId, DeliveryStatus, UpdateKind, WebhookId,
+};
 use crate::proto::v1 as pb;
 use crate::store::{AttemptRecord, DeliveryRecord, UpdateRecord, WebhookStatsRecord};
 
@@ -88,8 +90,8 @@ pub(crate) fn statuses(
 }
 
 /// The webhook-id header value of a delivery.
-pub(crate) fn message_id(id: uuid::Uuid) -> String {
-    format!("msg_{}", id.simple())
+pub(crate) fn message_id(id: DeliveryId) -> String {
+    format!("msg_{}", id.as_uuid().simple())
 }
 
 /// A delivery, with attempts when given.
@@ -182,7 +184,7 @@ fn seconds(value: f64) -> prost_types::Duration {
 
 /// A webhook's statistics.
 pub(crate) fn webhook_stats(
-    id: uuid::Uuid,
+    id: WebhookId,
     since: time::OffsetDateTime,
     stats: &WebhookStatsRecord,
 ) -> pb::WebhookStats {
