@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{convert, invalid_argument, not_found, store_failure};
+use super::{convert, invalid_argument, not_found};
 use crate::delivery::DestinationGuard;
 use crate::domain::{
     AttemptTrigger, Change, ClientCertificate, CustomHeaders, DeliveryId, Description,
@@ -79,40 +79,31 @@ impl WebhookAdmin for AdminService {
             return Err(bad(ValidationError::new("webhook", "is required")));
         };
         let new = NewWebhook {
-            name: WebhookName::parse("webhook.name", &webhook.name).map_err(bad)?,
+            name: WebhookName::parse("webhook.name", &webhook.name)?,
             destination_url: DestinationUrl::parse(
                 "webhook.destination_url",
                 &webhook.destination_url,
                 true,
-            )
-            .map_err(bad)?,
-            function: convert::function("webhook.function", webhook.function).map_err(bad)?,
-            events: convert::event_selection("webhook.events", webhook.events.as_ref())
-                .map_err(bad)?,
-            description: Description::parse("webhook.description", &webhook.description)
-                .map_err(bad)?,
+            )?,
+            function: convert::function("webhook.function", webhook.function)?,
+            events: convert::event_selection("webhook.events", webhook.events.as_ref())?,
+            description: Description::parse("webhook.description", &webhook.description)?,
             secret: Self::parse_secret("secret", &request.secret)?,
             deliver_once_per_request: webhook.deliver_once_per_request,
-            headers: parse_headers(&webhook, None).map_err(bad)?,
-            client_certificate: parse_client_certificate(&webhook).map_err(bad)?,
-            server_ca: parse_server_ca(&webhook).map_err(bad)?,
+            headers: parse_headers(&webhook, None)?,
+            client_certificate: parse_client_certificate(&webhook)?,
+            server_ca: parse_server_ca(&webhook)?,
         };
         check_tls_needs_https(
             &new.destination_url,
             new.client_certificate.is_some(),
             new.server_ca.is_some(),
             false,
-        )
-        .map_err(bad)?;
+        )?;
         self.destinations
             .check_destination("webhook.destination_url", &new.destination_url)
-            .await
-            .map_err(bad)?;
-        let record = self
-            .store
-            .create_webhook(&new)
-            .await
-            .map_err(store_failure)?;
+            .await?;
+        let record = self.store.create_webhook(&new).await?;
         tracing::info!(webhook_id = %record.id, function = record.function.as_str(), "webhook created");
         Ok(Response::new(pb::CreateWebhookResponse {
             webhook: Some(convert::webhook(&record)),
@@ -124,8 +115,8 @@ impl WebhookAdmin for AdminService {
         &self,
         request: Request<pb::GetWebhookRequest>,
     ) -> Result<Response<pb::Webhook>, Status> {
-        let id = WebhookId::parse("id", &request.get_ref().id).map_err(bad)?;
-        match self.store.get_webhook(id).await.map_err(store_failure)? {
+        let id = WebhookId::parse("id", &request.get_ref().id)?;
+        match self.store.get_webhook(id).await? {
             Some(record) => Ok(Response::new(convert::webhook(&record))),
             None => Err(not_found("webhook", id)),
         }
@@ -136,21 +127,16 @@ impl WebhookAdmin for AdminService {
         request: Request<pb::ListWebhooksRequest>,
     ) -> Result<Response<pb::ListWebhooksResponse>, Status> {
         let request = request.into_inner();
-        let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).map_err(bad)?;
+        let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
         let filter = WebhookFilter {
-            function: convert::function_filter("function", request.function).map_err(bad)?,
+            function: convert::function_filter("function", request.function)?,
             enabled: request.enabled,
         };
         let filters = PageFilters::new("ListWebhooks")
             .optional("function", filter.function.map(Function::as_str))
             .optional("enabled", filter.enabled);
-        let after =
-            PageToken::parse(&request.page_token, &filters, &self.page_tokens).map_err(bad)?;
-        let (records, next) = self
-            .store
-            .list_webhooks(&filter, after, limit)
-            .await
-            .map_err(store_failure)?;
+        let after = PageToken::parse(&request.page_token, &filters, &self.page_tokens)?;
+        let (records, next) = self.store.list_webhooks(&filter, after, limit).await?;
         Ok(Response::new(pb::ListWebhooksResponse {
             webhooks: records.iter().map(convert::webhook).collect(),
             next_page_token: next
@@ -167,26 +153,23 @@ impl WebhookAdmin for AdminService {
         let Some(webhook) = request.webhook else {
             return Err(bad(ValidationError::new("webhook", "is required")));
         };
-        let id = WebhookId::parse("webhook.id", &webhook.id).map_err(bad)?;
+        let id = WebhookId::parse("webhook.id", &webhook.id)?;
         let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
-        let fields = parse_update_mask(&paths).map_err(bad)?;
+        let fields = parse_update_mask(&paths)?;
         if fields.contains(&UpdateField::DestinationUrl) {
             // Checked here, before the transaction, since it may resolve the name.
             let destination =
-                DestinationUrl::parse("webhook.destination_url", &webhook.destination_url, true)
-                    .map_err(bad)?;
+                DestinationUrl::parse("webhook.destination_url", &webhook.destination_url, true)?;
             self.destinations
                 .check_destination("webhook.destination_url", &destination)
-                .await
-                .map_err(bad)?;
+                .await?;
         }
         let outcome = self
             .store
             .update_webhook(id, |current, headers| {
                 merge_update(current, headers, &webhook, &fields)
             })
-            .await
-            .map_err(store_failure)?;
+            .await?;
         match outcome {
             None => Err(not_found("webhook", id)),
             Some(Err(error)) => Err(bad(error)),
@@ -202,12 +185,11 @@ impl WebhookAdmin for AdminService {
         request: Request<pb::SetWebhookEnabledRequest>,
     ) -> Result<Response<pb::Webhook>, Status> {
         let request = request.into_inner();
-        let id = WebhookId::parse("id", &request.id).map_err(bad)?;
+        let id = WebhookId::parse("id", &request.id)?;
         let record = self
             .store
             .set_webhook_enabled(id, request.enabled, "disabled by an admin")
-            .await
-            .map_err(store_failure)?
+            .await?
             .ok_or_else(|| not_found("webhook", id))?;
         tracing::info!(webhook_id = %id, enabled = request.enabled, "webhook enabled state set");
         Ok(Response::new(convert::webhook(&record)))
@@ -217,8 +199,8 @@ impl WebhookAdmin for AdminService {
         &self,
         request: Request<pb::DeleteWebhookRequest>,
     ) -> Result<Response<()>, Status> {
-        let id = WebhookId::parse("id", &request.get_ref().id).map_err(bad)?;
-        if !self.store.delete_webhook(id).await.map_err(store_failure)? {
+        let id = WebhookId::parse("id", &request.get_ref().id)?;
+        if !self.store.delete_webhook(id).await? {
             return Err(not_found("webhook", id));
         }
         tracing::info!(webhook_id = %id, "webhook deleted");
@@ -230,7 +212,7 @@ impl WebhookAdmin for AdminService {
         request: Request<pb::RotateWebhookSecretRequest>,
     ) -> Result<Response<pb::RotateWebhookSecretResponse>, Status> {
         let request = request.into_inner();
-        let id = WebhookId::parse("id", &request.id).map_err(bad)?;
+        let id = WebhookId::parse("id", &request.id)?;
         let secret = Self::parse_secret("secret", &request.secret)?;
         let grace = match request.grace_period {
             None => DEFAULT_GRACE,
@@ -251,8 +233,7 @@ impl WebhookAdmin for AdminService {
         let record = self
             .store
             .rotate_webhook_secret(id, &secret, grace)
-            .await
-            .map_err(store_failure)?
+            .await?
             .ok_or_else(|| not_found("webhook", id))?;
         tracing::info!(webhook_id = %id, grace_seconds = grace.as_secs(), "webhook secret rotated");
         Ok(Response::new(pb::RotateWebhookSecretResponse {
@@ -266,14 +247,14 @@ impl WebhookAdmin for AdminService {
         request: Request<pb::ListDeliveriesRequest>,
     ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
         let request = request.into_inner();
-        let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE).map_err(bad)?;
+        let limit = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
         let webhook_id = match request.webhook_id.as_str() {
             "" => None,
-            id => Some(WebhookId::parse("webhook_id", id).map_err(bad)?),
+            id => Some(WebhookId::parse("webhook_id", id)?),
         };
-        let statuses = convert::statuses(&request.statuses).map_err(bad)?;
+        let statuses = convert::statuses(&request.statuses)?;
         let optional = |field: &str, value: String| -> Result<Option<String>, Status> {
-            crate::domain::check_max_chars(field, &value, 200).map_err(bad)?;
+            crate::domain::check_max_chars(field, &value, 200)?;
             Ok((!value.is_empty()).then_some(value))
         };
         let filter = DeliveryFilter {
@@ -285,14 +266,12 @@ impl WebhookAdmin for AdminService {
                 .created_after
                 .as_ref()
                 .map(|t| timestamps::from_proto("created_after", t))
-                .transpose()
-                .map_err(bad)?,
+                .transpose()?,
             created_before: request
                 .created_before
                 .as_ref()
                 .map(|t| timestamps::from_proto("created_before", t))
-                .transpose()
-                .map_err(bad)?,
+                .transpose()?,
         };
         let filters = PageFilters::new("ListDeliveries")
             .optional("webhook_id", filter.webhook_id)
@@ -307,13 +286,8 @@ impl WebhookAdmin for AdminService {
                 "created_before",
                 filter.created_before.map(|t| t.unix_timestamp_nanos()),
             );
-        let before =
-            PageToken::parse(&request.page_token, &filters, &self.page_tokens).map_err(bad)?;
-        let (records, next) = self
-            .store
-            .list_deliveries(&filter, before, limit)
-            .await
-            .map_err(store_failure)?;
+        let before = PageToken::parse(&request.page_token, &filters, &self.page_tokens)?;
+        let (records, next) = self.store.list_deliveries(&filter, before, limit).await?;
         Ok(Response::new(pb::ListDeliveriesResponse {
             deliveries: records.iter().map(|r| convert::delivery(r, &[])).collect(),
             next_page_token: next
@@ -326,8 +300,8 @@ impl WebhookAdmin for AdminService {
         &self,
         request: Request<pb::GetDeliveryRequest>,
     ) -> Result<Response<pb::Delivery>, Status> {
-        let id = DeliveryId::parse("id", &request.get_ref().id).map_err(bad)?;
-        match self.store.get_delivery(id).await.map_err(store_failure)? {
+        let id = DeliveryId::parse("id", &request.get_ref().id)?;
+        match self.store.get_delivery(id).await? {
             Some((delivery, attempts)) => {
                 Ok(Response::new(convert::delivery(&delivery, &attempts)))
             }
@@ -339,16 +313,15 @@ impl WebhookAdmin for AdminService {
         &self,
         request: Request<pb::ResendDeliveryRequest>,
     ) -> Result<Response<pb::Delivery>, Status> {
-        let id = DeliveryId::parse("id", &request.get_ref().id).map_err(bad)?;
-        let Some((delivery, _)) = self.store.get_delivery(id).await.map_err(store_failure)? else {
+        let id = DeliveryId::parse("id", &request.get_ref().id)?;
+        let Some((delivery, _)) = self.store.get_delivery(id).await? else {
             return Err(not_found("delivery", id));
         };
         self.require_sendable(delivery.webhook_id).await?;
         let record = self
             .store
             .requeue_delivery(id, AttemptTrigger::Resend)
-            .await
-            .map_err(store_failure)?
+            .await?
             .ok_or_else(|| not_found("delivery", id))?;
         tracing::info!(delivery_id = %id, webhook_id = %record.webhook_id, "delivery resent");
         Ok(Response::new(convert::delivery(&record, &[])))
@@ -359,17 +332,13 @@ impl WebhookAdmin for AdminService {
         request: Request<pb::RecoverFailedDeliveriesRequest>,
     ) -> Result<Response<pb::RecoverFailedDeliveriesResponse>, Status> {
         let request = request.into_inner();
-        let webhook_id = WebhookId::parse("webhook_id", &request.webhook_id).map_err(bad)?;
+        let webhook_id = WebhookId::parse("webhook_id", &request.webhook_id)?;
         let Some(since) = request.since.as_ref() else {
             return Err(bad(ValidationError::new("since", "is required")));
         };
-        let since = timestamps::from_proto("since", since).map_err(bad)?;
+        let since = timestamps::from_proto("since", since)?;
         self.require_sendable(webhook_id).await?;
-        let recovered = self
-            .store
-            .recover_failed(webhook_id, since)
-            .await
-            .map_err(store_failure)?;
+        let recovered = self.store.recover_failed(webhook_id, since).await?;
         tracing::info!(webhook_id = %webhook_id, recovered, "failed deliveries recovered");
         Ok(Response::new(pb::RecoverFailedDeliveriesResponse {
             recovered: u32::try_from(recovered).unwrap_or(u32::MAX),
@@ -380,21 +349,11 @@ impl WebhookAdmin for AdminService {
         &self,
         request: Request<pb::SendTestEventRequest>,
     ) -> Result<Response<pb::Delivery>, Status> {
-        let webhook_id =
-            WebhookId::parse("webhook_id", &request.get_ref().webhook_id).map_err(bad)?;
+        let webhook_id = WebhookId::parse("webhook_id", &request.get_ref().webhook_id)?;
         let webhook = self.require_sendable(webhook_id).await?;
         let event = PublishedEvent::test_ping(webhook_id, webhook.function);
-        let delivery_id = self
-            .store
-            .enqueue_test_event(webhook_id, &event)
-            .await
-            .map_err(store_failure)?;
-        let Some((delivery, attempts)) = self
-            .store
-            .get_delivery(delivery_id)
-            .await
-            .map_err(store_failure)?
-        else {
+        let delivery_id = self.store.enqueue_test_event(webhook_id, &event).await?;
+        let Some((delivery, attempts)) = self.store.get_delivery(delivery_id).await? else {
             return Err(Status::internal("test delivery vanished"));
         };
         Ok(Response::new(convert::delivery(&delivery, &attempts)))
@@ -405,25 +364,15 @@ impl WebhookAdmin for AdminService {
         request: Request<pb::GetWebhookStatsRequest>,
     ) -> Result<Response<pb::WebhookStats>, Status> {
         let request = request.into_inner();
-        let id = WebhookId::parse("id", &request.id).map_err(bad)?;
+        let id = WebhookId::parse("id", &request.id)?;
         let since = match &request.since {
-            Some(ts) => timestamps::from_proto("since", ts).map_err(bad)?,
+            Some(ts) => timestamps::from_proto("since", ts)?,
             None => time::OffsetDateTime::now_utc() - time::Duration::days(1),
         };
-        if self
-            .store
-            .get_webhook(id)
-            .await
-            .map_err(store_failure)?
-            .is_none()
-        {
+        if self.store.get_webhook(id).await?.is_none() {
             return Err(not_found("webhook", id));
         }
-        let stats = self
-            .store
-            .webhook_stats(id, since)
-            .await
-            .map_err(store_failure)?;
+        let stats = self.store.webhook_stats(id, since).await?;
         Ok(Response::new(convert::webhook_stats(id, since, &stats)))
     }
 
@@ -447,16 +396,11 @@ impl AdminService {
         &self,
         webhook_id: WebhookId,
     ) -> Result<crate::store::WebhookRecord, Status> {
-        let webhook = self
-            .store
-            .get_webhook(webhook_id)
-            .await
-            .map_err(store_failure)?
-            .ok_or_else(|| {
-                Status::failed_precondition(format!(
-                    "webhook {webhook_id} was deleted or does not exist"
-                ))
-            })?;
+        let webhook = self.store.get_webhook(webhook_id).await?.ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "webhook {webhook_id} was deleted or does not exist"
+            ))
+        })?;
         if !webhook.enabled {
             return Err(Status::failed_precondition(format!(
                 "webhook {webhook_id} is disabled; enable it with SetWebhookEnabled first"

@@ -3,7 +3,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{invalid_argument, store_failure};
+use super::invalid_argument;
 use crate::domain::{PublishedEvent, ValidationError};
 use crate::proto::v1 as pb;
 use crate::proto::v1::event_ingest_server::EventIngest;
@@ -59,7 +59,7 @@ impl IngestService {
         &self,
         events: Vec<PublishedEvent>,
     ) -> Result<Vec<pb::PublishEventResponse>, Status> {
-        let outcomes = self.store.publish(&events).await.map_err(store_failure)?;
+        let outcomes = self.store.publish(&events).await?;
         self.local_wake.notify_one();
         crate::metrics::record_published(
             outcomes
@@ -106,9 +106,7 @@ impl EventIngest for IngestService {
         &self,
         request: Request<pb::PublishEventRequest>,
     ) -> Result<Response<pb::PublishEventResponse>, Status> {
-        let event = self
-            .parse(request.get_ref(), "")
-            .map_err(invalid_argument)?;
+        let event = self.parse(request.get_ref(), "")?;
         let mut answers = self.publish(vec![event]).await?;
         answers
             .pop()
@@ -135,8 +133,7 @@ impl EventIngest for IngestService {
             .iter()
             .enumerate()
             .map(|(i, event)| self.parse(event, &format!("events[{i}].")))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(invalid_argument)?;
+            .collect::<Result<Vec<_>, _>>()?;
         let results = self.publish(events).await?;
         Ok(Response::new(pb::PublishEventsResponse { results }))
     }
