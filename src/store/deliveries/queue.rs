@@ -1,90 +1,18 @@
-//! Deliveries as a work queue, and their history.
-//!
-//! Claim protocol: a worker claims due deliveries with `FOR UPDATE SKIP LOCKED`, pushes their due
-//! time past a lease (longer than the request timeout) and stamps a fresh `claim_token`, then
-//! commits and sends. The result is written only if the token is still the one it stamped. A
-//! worker that dies leaves the delivery due again once the lease runs out, and any instance
-//! takes it: at-least-once, never lost.
+//! Deliveries as a work queue: claiming due deliveries under a lease, recording finished attempts
+//! in batches, and putting deliveries back in the queue (resend, recover).
 
 use std::time::Duration;
 
-use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{DELIVERIES_CHANNEL, Store, StoreError};
+use super::{COLUMNS, DeliveryRecord, delivery_from_row, headers_to_json, log_changed, stored};
 use crate::domain::{
     AttemptErrorKind, AttemptId, AttemptTrigger, ClaimToken, CustomHeaders, DeliveryId,
-    DeliveryPolicy, DeliveryStatus, DestinationTls, EventId, Function, Outcome, PageToken, Secret,
-    UpdateKind, WebhookId,
+    DeliveryPolicy, DestinationTls, Outcome, Secret, UpdateKind, WebhookId,
 };
-
-/// A delivery as stored.
-#[derive(Debug, Clone)]
-pub struct DeliveryRecord {
-    /// Id; `msg_<id>` is the webhook-id header.
-    pub id: DeliveryId,
-    /// Webhook.
-    pub webhook_id: WebhookId,
-    /// Event.
-    pub event_id: EventId,
-    /// Event type.
-    pub event_type: String,
-    /// Function.
-    pub function: Option<Function>,
-    /// Client request id ("" for test pings).
-    pub request_id: String,
-    /// Status.
-    pub status: DeliveryStatus,
-    /// Why it is in that status.
-    pub status_reason: String,
-    /// Attempts made.
-    pub attempt_count: i32,
-    /// Next due time while pending.
-    pub next_attempt_at: Option<OffsetDateTime>,
-    /// Latest response status.
-    pub last_response_status: Option<i32>,
-    /// Created.
-    pub created_at: OffsetDateTime,
-    /// Changed.
-    pub updated_at: OffsetDateTime,
-    /// The JSON body (GetDelivery only).
-    pub payload: Option<String>,
-}
-
-/// One stored attempt.
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    /// Id.
-    pub id: AttemptId,
-    /// 1-based number within the delivery.
-    pub attempt_number: i32,
-    /// What made it happen.
-    pub trigger: AttemptTrigger,
-    /// Start.
-    pub started_at: OffsetDateTime,
-    /// Duration in microseconds.
-    pub duration_us: i64,
-    /// URL.
-    pub request_url: String,
-    /// Headers sent.
-    pub request_headers: Vec<(String, String)>,
-    /// Status received.
-    pub response_status: Option<i32>,
-    /// Headers received.
-    pub response_headers: Vec<(String, String)>,
-    /// Body received (capped).
-    pub response_body: String,
-    /// Whether the body was cut.
-    pub response_body_truncated: bool,
-    /// Why it failed; `None` when it got an answer it counts as delivered or not (see `succeeded`
-    /// in `api::convert`).
-    pub error_kind: Option<AttemptErrorKind>,
-    /// Failure description.
-    pub error_message: String,
-}
+use crate::store::{DELIVERIES_CHANNEL, Store, StoreError};
 
 /// A delivery a worker holds a lease on, with everything needed to send it.
 #[derive(Debug, Clone)]
@@ -258,117 +186,6 @@ impl<'a> AttemptColumns<'a> {
     }
 }
 
-/// ListDeliveries filters.
-#[derive(Debug, Clone, Default)]
-pub struct DeliveryFilter {
-    /// Webhook.
-    pub webhook_id: Option<WebhookId>,
-    /// Any of these statuses (empty: all).
-    pub statuses: Vec<DeliveryStatus>,
-    /// Event type.
-    pub event_type: Option<String>,
-    /// Client request id.
-    pub request_id: Option<String>,
-    /// Created at or after.
-    pub created_after: Option<OffsetDateTime>,
-    /// Created before.
-    pub created_before: Option<OffsetDateTime>,
-}
-
-const COLUMNS: &str = "d.id, d.seq, d.webhook_id, d.event_id, d.event_type, d.function, d.request_id, d.status, \
-    d.status_reason, d.attempt_count, CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at, \
-    d.last_response_status, d.created_at, d.updated_at";
-
-pub(super) fn delivery_from_row(
-    row: &Row,
-    with_payload: bool,
-) -> Result<DeliveryRecord, StoreError> {
-    let status: String = row.try_get("status")?;
-    let function: String = row.try_get("function")?;
-    Ok(DeliveryRecord {
-        id: row.try_get("id")?,
-        webhook_id: row.try_get("webhook_id")?,
-        event_id: row.try_get("event_id")?,
-        event_type: row.try_get("event_type")?,
-        function: Function::from_db(&function),
-        request_id: row.try_get("request_id")?,
-        status: stored(DeliveryStatus::from_db, "delivery status", &status)?,
-        status_reason: row.try_get("status_reason")?,
-        attempt_count: row.try_get("attempt_count")?,
-        next_attempt_at: row.try_get("next_attempt_at")?,
-        last_response_status: row.try_get("last_response_status")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        payload: if with_payload {
-            Some(row.try_get("body")?)
-        } else {
-            None
-        },
-    })
-}
-
-/// Reads a stored name with `parse`; a name this release does not know is corrupt data.
-pub(super) fn stored<T>(
-    parse: fn(&str) -> Option<T>,
-    what: &str,
-    value: &str,
-) -> Result<T, StoreError> {
-    parse(value).ok_or_else(|| StoreError::Corrupt(format!("unknown {what} {value}")))
-}
-
-fn headers_to_json(headers: &[(String, String)]) -> Value {
-    Value::Array(
-        headers
-            .iter()
-            .map(|(n, v)| Value::Array(vec![Value::String(n.clone()), Value::String(v.clone())]))
-            .collect(),
-    )
-}
-
-fn headers_from_json(value: &Value) -> Vec<(String, String)> {
-    value
-        .as_array()
-        .map(|pairs| {
-            pairs
-                .iter()
-                .filter_map(|pair| {
-                    let name = pair.get(0)?.as_str()?;
-                    let value = pair.get(1)?.as_str()?;
-                    Some((name.to_owned(), value.to_owned()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Reads an attempt from a row whose attempt id is in column `id_column`.
-pub(super) fn attempt_from_row(row: &Row, id_column: &str) -> Result<AttemptRecord, StoreError> {
-    let request_headers: Value = row.try_get("request_headers")?;
-    let response_headers: Value = row.try_get("response_headers")?;
-    Ok(AttemptRecord {
-        id: row.try_get(id_column)?,
-        attempt_number: row.try_get("attempt_number")?,
-        trigger: stored(
-            AttemptTrigger::from_db,
-            "attempt trigger",
-            row.try_get("trigger")?,
-        )?,
-        started_at: row.try_get("started_at")?,
-        duration_us: row.try_get("duration_us")?,
-        request_url: row.try_get("request_url")?,
-        request_headers: headers_from_json(&request_headers),
-        response_status: row.try_get("response_status")?,
-        response_headers: headers_from_json(&response_headers),
-        response_body: row.try_get("response_body")?,
-        response_body_truncated: row.try_get("response_body_truncated")?,
-        error_kind: row
-            .try_get::<_, Option<&str>>("error_kind")?
-            .map(|kind| stored(AttemptErrorKind::from_db, "attempt error kind", kind))
-            .transpose()?,
-        error_message: row.try_get("error_message")?,
-    })
-}
-
 /// Claims up to `$1` due deliveries: pending, due, webhook enabled, and no earlier pending
 /// delivery to the same webhook about the same request (ordering per request).
 const CLAIM: &str = "
@@ -537,31 +354,6 @@ SELECT id, webhook_id, function,
 FROM updated
 ORDER BY ord";
 
-/// Appends the new state of the deliveries an `UPDATE ... RETURNING *` CTE named `changed`
-/// produced to the update inbox, with `kind`; see `migrations/V2__delivery_update_log.sql`.
-pub(super) fn log_changed(kind: UpdateKind) -> String {
-    format!(
-        "INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, \
-         attempt_count, next_attempt_at, last_response_status) \
-         SELECT id, webhook_id, function, '{kind}', status, status_reason, attempt_count, next_attempt_at, \
-         last_response_status FROM changed"
-    )
-}
-
-/// Cancels a webhook's pending deliveries (it was deleted).
-pub(super) async fn cancel_pending_for_webhook(
-    client: &impl GenericClient,
-    webhook_id: WebhookId,
-) -> Result<u64, StoreError> {
-    let sql = format!(
-        "WITH changed AS (UPDATE deliveries SET status = 'cancelled', status_reason = 'webhook deleted', \
-         next_attempt_at = NULL, claim_token = NULL, updated_at = now() \
-         WHERE webhook_id = $1 AND status = 'pending' RETURNING *) {}",
-        log_changed(UpdateKind::Cancelled)
-    );
-    Ok(client.execute(&sql, &[&webhook_id]).await?)
-}
-
 impl Store {
     /// Claims up to `limit` due deliveries for `lease`.
     pub async fn claim_due(
@@ -669,85 +461,6 @@ impl Store {
         Ok(())
     }
 
-    /// A page of deliveries, newest first, and the next page's token.
-    pub async fn list_deliveries(
-        &self,
-        filter: &DeliveryFilter,
-        before: Option<PageToken>,
-        limit: i64,
-    ) -> Result<(Vec<DeliveryRecord>, Option<PageToken>), StoreError> {
-        let client = self.client().await?;
-        let sql = format!(
-            "SELECT {COLUMNS} FROM deliveries d \
-             WHERE ($1::uuid IS NULL OR d.webhook_id = $1) \
-               AND (cardinality($2::text[]) = 0 OR d.status = ANY ($2)) \
-               AND ($3::text IS NULL OR d.event_type = $3) \
-               AND ($4::text IS NULL OR d.request_id = $4) \
-               AND ($5::timestamptz IS NULL OR d.created_at >= $5) \
-               AND ($6::timestamptz IS NULL OR d.created_at < $6) \
-               AND ($7::bigint IS NULL OR d.seq < $7) \
-             ORDER BY d.seq DESC LIMIT $8"
-        );
-        let statement = client.prepare_cached(&sql).await?;
-        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
-        let before_seq = before.map(|t| t.after_seq);
-        let rows = client
-            .query(
-                &statement,
-                &[
-                    &filter.webhook_id,
-                    &statuses,
-                    &filter.event_type,
-                    &filter.request_id,
-                    &filter.created_after,
-                    &filter.created_before,
-                    &before_seq,
-                    &(limit + 1),
-                ],
-            )
-            .await?;
-        let mut seqs = Vec::with_capacity(rows.len());
-        let mut records = Vec::with_capacity(rows.len());
-        for row in &rows {
-            seqs.push(row.try_get::<_, i64>("seq")?);
-            records.push(delivery_from_row(row, false)?);
-        }
-        let next = if records.len() as i64 > limit {
-            records.truncate(limit as usize);
-            seqs.get(limit as usize - 1)
-                .map(|seq| PageToken { after_seq: *seq })
-        } else {
-            None
-        };
-        Ok((records, next))
-    }
-
-    /// One delivery with its body and every attempt, oldest first.
-    pub async fn get_delivery(
-        &self,
-        id: DeliveryId,
-    ) -> Result<Option<(DeliveryRecord, Vec<AttemptRecord>)>, StoreError> {
-        let client = self.client().await?;
-        let sql = format!(
-            "SELECT {COLUMNS}, ev.body FROM deliveries d JOIN events ev ON ev.id = d.event_id WHERE d.id = $1"
-        );
-        let Some(row) = client.query_opt(&sql, &[&id]).await? else {
-            return Ok(None);
-        };
-        let delivery = delivery_from_row(&row, true)?;
-        let rows = client
-            .query(
-                "SELECT * FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt_number, started_at",
-                &[&id],
-            )
-            .await?;
-        let attempts = rows
-            .iter()
-            .map(|row| attempt_from_row(row, "id"))
-            .collect::<Result<_, _>>()?;
-        Ok(Some((delivery, attempts)))
-    }
-
     /// Puts a delivery back in the queue, due now, with `trigger` for its next attempt and a
     /// fresh retry schedule. Any in-flight attempt's result is superseded.
     pub async fn requeue_delivery(
@@ -801,90 +514,5 @@ impl Store {
                 .await?;
         }
         Ok(count)
-    }
-}
-
-/// Delivery statistics of one webhook since a time (GetWebhookStats).
-#[derive(Debug, Clone, Default)]
-pub struct WebhookStatsRecord {
-    /// Attempts made.
-    pub attempts: i64,
-    /// Attempts that got a 2xx.
-    pub succeeded_attempts: i64,
-    /// Attempt duration percentiles in seconds (p50, p90, p99), when there were attempts.
-    pub latency: Option<(f64, f64, f64)>,
-    /// Start of the latest successful attempt.
-    pub last_success_at: Option<OffsetDateTime>,
-    /// Start of the latest failed attempt.
-    pub last_failure_at: Option<OffsetDateTime>,
-    /// Deliveries currently pending.
-    pub pending_deliveries: i64,
-    /// Deliveries that failed for good (created since the time).
-    pub failed_deliveries: i64,
-}
-
-impl Store {
-    /// Pending deliveries, and how long the oldest due one has waited (seconds), across every
-    /// instance.
-    pub async fn queue_stats(&self) -> Result<(i64, f64), StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT count(*), coalesce(extract(epoch FROM now() - min(next_attempt_at) \
-                 FILTER (WHERE next_attempt_at <= now()))::float8, 0) \
-                 FROM deliveries WHERE status = 'pending'",
-                &[],
-            )
-            .await?;
-        Ok((row.try_get(0)?, row.try_get(1)?))
-    }
-
-    /// Attempts and outcomes of one webhook's deliveries since `since`.
-    pub async fn webhook_stats(
-        &self,
-        webhook_id: WebhookId,
-        since: OffsetDateTime,
-    ) -> Result<WebhookStatsRecord, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT count(*) AS attempts,
-                        count(*) FILTER (WHERE a.error_kind IS NULL) AS succeeded,
-                        percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_us) AS p50,
-                        percentile_cont(0.9) WITHIN GROUP (ORDER BY a.duration_us) AS p90,
-                        percentile_cont(0.99) WITHIN GROUP (ORDER BY a.duration_us) AS p99,
-                        max(a.started_at) FILTER (WHERE a.error_kind IS NULL) AS last_success,
-                        max(a.started_at) FILTER (WHERE a.error_kind IS NOT NULL) AS last_failure
-                 FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
-                 WHERE d.webhook_id = $1 AND a.started_at >= $2",
-                &[&webhook_id, &since],
-            )
-            .await?;
-        let counts = client
-            .query_one(
-                "SELECT count(*) FILTER (WHERE status = 'pending'),
-                        count(*) FILTER (WHERE status = 'failed' AND created_at >= $2)
-                 FROM deliveries WHERE webhook_id = $1",
-                &[&webhook_id, &since],
-            )
-            .await?;
-        let micros = |name: &str| -> Result<Option<f64>, StoreError> {
-            Ok(row
-                .try_get::<_, Option<f64>>(name)?
-                .map(|us| us / 1_000_000.0))
-        };
-        let latency = match (micros("p50")?, micros("p90")?, micros("p99")?) {
-            (Some(a), Some(b), Some(c)) => Some((a, b, c)),
-            _ => None,
-        };
-        Ok(WebhookStatsRecord {
-            attempts: row.try_get("attempts")?,
-            succeeded_attempts: row.try_get("succeeded")?,
-            latency,
-            last_success_at: row.try_get("last_success")?,
-            last_failure_at: row.try_get("last_failure")?,
-            pending_deliveries: counts.try_get(0)?,
-            failed_deliveries: counts.try_get(1)?,
-        })
     }
 }
