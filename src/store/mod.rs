@@ -1,7 +1,7 @@
 //! All SQL lives here. The rest of the service talks to Postgres only through [`Store`].
 //!
-//! Postgres is both the system of record and the delivery work queue; see `deliveries.rs` for the
-//! claim protocol.
+//! Postgres is both the system of record and the delivery work queue; see `deliveries/mod.rs`
+//! for the claim protocol.
 
 mod deliveries;
 mod events;

@@ -84,8 +84,7 @@ pub struct AttemptRecord {
     pub response_body: String,
     /// Whether the body was cut.
     pub response_body_truncated: bool,
-    /// Why it failed; `None` when it got an answer it counts as delivered or not (see `succeeded`
-    /// in `api::convert`).
+    /// Why it failed; `None` for an attempt that got a 2xx.
     pub error_kind: Option<AttemptErrorKind>,
     /// Failure description.
     pub error_message: String,
