@@ -1,12 +1,14 @@
 //! The PublishEvent decoder and validator: arbitrary bytes decoded as a `PublishEventRequest`
-//! (as tonic would), then `PublishedEvent::parse`. An accepted event must carry a JSON body whose
+//! (as tonic would), then `api::convert::published_event` (`PublishedEvent::parse` on its plain
+//! input). An accepted event must carry a JSON body whose
 //! `type` matches its decision and function, and amounts must be decimal strings.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use serde_json::Value;
-use webhooks::domain::{Decision, PublishedEvent};
+use webhooks::api::convert;
+use webhooks::domain::Decision;
 use webhooks::proto::v1 as pb;
 
 fn is_decimal(value: &Value) -> bool {
@@ -32,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         "events[7]."
     };
-    let event = match PublishedEvent::parse(&request, prefix) {
+    let event = match convert::published_event(&request, prefix) {
         Ok(event) => event,
         Err(error) => {
             assert!(error.field.starts_with(prefix), "{error:?}");

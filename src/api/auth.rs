@@ -225,11 +225,7 @@ impl Authenticator {
         {
             return Ok(*role);
         }
-        let role = self
-            .store
-            .api_key_role(hash)
-            .await
-            .map_err(super::store_failure)?;
+        let role = self.store.api_key_role(hash).await?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= KEY_CACHE_MAX {
                 cache.clear();

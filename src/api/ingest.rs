@@ -3,7 +3,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{invalid_argument, store_failure};
+use super::invalid_argument;
 use crate::domain::{PublishedEvent, ValidationError};
 use crate::proto::v1 as pb;
 use crate::proto::v1::event_ingest_server::EventIngest;
@@ -34,7 +34,7 @@ impl IngestService {
         request: &pb::PublishEventRequest,
         prefix: &str,
     ) -> Result<PublishedEvent, ValidationError> {
-        let event = PublishedEvent::parse(request, prefix)?;
+        let event = super::convert::published_event(request, prefix)?;
         if event.body.len() > self.max_payload_bytes {
             return Err(ValidationError::new(
                 format!("{prefix}request"),
@@ -52,7 +52,7 @@ impl IngestService {
         &self,
         events: Vec<PublishedEvent>,
     ) -> Result<Vec<pb::PublishEventResponse>, Status> {
-        let outcomes = self.store.publish(&events).await.map_err(store_failure)?;
+        let outcomes = self.store.publish(&events).await?;
         crate::metrics::record_published(
             outcomes
                 .iter()
@@ -98,9 +98,7 @@ impl EventIngest for IngestService {
         &self,
         request: Request<pb::PublishEventRequest>,
     ) -> Result<Response<pb::PublishEventResponse>, Status> {
-        let event = self
-            .parse(request.get_ref(), "")
-            .map_err(invalid_argument)?;
+        let event = self.parse(request.get_ref(), "")?;
         let mut answers = self.publish(vec![event]).await?;
         answers
             .pop()
@@ -127,8 +125,7 @@ impl EventIngest for IngestService {
             .iter()
             .enumerate()
             .map(|(i, event)| self.parse(event, &format!("events[{i}].")))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(invalid_argument)?;
+            .collect::<Result<Vec<_>, _>>()?;
         let results = self.publish(events).await?;
         Ok(Response::new(pb::PublishEventsResponse { results }))
     }

@@ -25,9 +25,9 @@ use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, StdError};
 
-use super::admin::{bad, parse_statuses};
+use super::admin::bad;
 use super::auth::Caller;
-use crate::domain::{Function, ValidationError, parse_id};
+use crate::domain::{ValidationError, WebhookId};
 use crate::proto::v1 as pb;
 use crate::store::UpdateFilter;
 use crate::stream::{
@@ -49,10 +49,10 @@ async fn open<F: UpdateForm>(
     let filter = UpdateFilter {
         webhook_id: match request.webhook_id.as_str() {
             "" => None,
-            id => Some(parse_id("webhook_id", id).map_err(bad)?),
+            id => Some(WebhookId::parse("webhook_id", id).map_err(bad)?),
         },
-        function: Function::filter_from_proto("function", request.function).map_err(bad)?,
-        statuses: parse_statuses(&request.statuses).map_err(bad)?,
+        function: super::convert::function_filter("function", request.function).map_err(bad)?,
+        statuses: super::convert::statuses(&request.statuses).map_err(bad)?,
     };
     let after = match request.after_cursor.trim() {
         "" => None,

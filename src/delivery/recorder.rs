@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::store::{DeliveryPolicy, FinishedAttempt, Store, StoreError, Wakeup};
+use crate::domain::DeliveryPolicy;
+use crate::store::{FinishedAttempt, Store, StoreError, Wakeup};
 
 /// The most attempts written by one statement.
 const MAX_BATCH: usize = 256;

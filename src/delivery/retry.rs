@@ -5,8 +5,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::sender::AttemptResult;
-use crate::domain::RetrySchedule;
-use crate::store::Outcome;
+use crate::domain::{Outcome, RetrySchedule};
 
 /// The longest `Retry-After` honoured; a longer one is cut to this.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(24 * 3600);

@@ -20,10 +20,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::guard::{DestinationGuard, GuardedConnector, find_refusal};
-use crate::domain::DestinationTls;
+use crate::domain::{AttemptErrorKind, DestinationTls, WebhookId};
 
 /// At most this much of a response body is kept in history.
 pub const RESPONSE_BODY_CAP: usize = 64 * 1024;
@@ -41,9 +40,8 @@ pub struct AttemptResult {
     pub response_body: String,
     /// Whether the body was cut.
     pub truncated: bool,
-    /// 'timeout', 'connect', 'dns', 'tls', 'status', 'refused' or 'protocol' when the attempt
-    /// failed.
-    pub error_kind: Option<&'static str>,
+    /// Why the attempt failed, when it did.
+    pub error_kind: Option<AttemptErrorKind>,
     /// A description of the failure.
     pub error_message: String,
     /// The delay the endpoint asked for with Retry-After (429, 502, 503, 504 only).
@@ -89,7 +87,7 @@ pub struct HttpSender {
     connect_timeout: Duration,
     /// The clients of webhooks with their own TLS settings, by webhook, with the version of
     /// the settings each was built from.
-    custom: Arc<Mutex<HashMap<Uuid, (OffsetDateTime, PooledClient)>>>,
+    custom: Arc<Mutex<HashMap<WebhookId, (OffsetDateTime, PooledClient)>>>,
 }
 
 impl HttpSender {
@@ -123,7 +121,7 @@ impl HttpSender {
     /// Like [`HttpSender::post`], over the TLS settings of webhook `tls.0` when given.
     pub async fn post_with_tls(
         &self,
-        tls: Option<(Uuid, &DestinationTls)>,
+        tls: Option<(WebhookId, &DestinationTls)>,
         url: &str,
         headers: &[(String, String)],
         body: &str,
@@ -135,7 +133,7 @@ impl HttpSender {
                 Ok(client) => client,
                 Err(problem) => {
                     return AttemptResult {
-                        error_kind: Some("tls"),
+                        error_kind: Some(AttemptErrorKind::Tls),
                         error_message: format!(
                             "the webhook's TLS settings cannot be used: {problem}"
                         ),
@@ -147,7 +145,7 @@ impl HttpSender {
         };
         if let Err(refused) = self.guard.check_before_connect(url) {
             return AttemptResult {
-                error_kind: Some("refused"),
+                error_kind: Some(AttemptErrorKind::Refused),
                 error_message: refused.to_string(),
                 duration: started.elapsed(),
                 ..AttemptResult::default()
@@ -159,7 +157,7 @@ impl HttpSender {
             {
                 Ok(result) => result,
                 Err(_) => AttemptResult {
-                    error_kind: Some("timeout"),
+                    error_kind: Some(AttemptErrorKind::Timeout),
                     error_message: format!("no complete response within {:?}", self.timeout),
                     ..AttemptResult::default()
                 },
@@ -172,7 +170,7 @@ impl HttpSender {
     /// it was built from, else built (and cached) now.
     fn custom_client(
         &self,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         tls: &DestinationTls,
     ) -> Result<PooledClient, String> {
         // A poisoned lock only means another attempt panicked while holding it; the map is
@@ -225,7 +223,7 @@ impl HttpSender {
             Ok(request) => request,
             Err(e) => {
                 return AttemptResult {
-                    error_kind: Some("refused"),
+                    error_kind: Some(AttemptErrorKind::Refused),
                     error_message: format!("invalid request: {e}"),
                     ..AttemptResult::default()
                 };
@@ -262,7 +260,7 @@ impl HttpSender {
             response_headers,
             response_body,
             truncated,
-            error_kind: (!status.is_success()).then_some("status"),
+            error_kind: (!status.is_success()).then_some(AttemptErrorKind::Status),
             error_message: if status.is_success() {
                 String::new()
             } else {
@@ -351,7 +349,7 @@ fn text_for_history(bytes: &[u8]) -> String {
 fn classify_error(error: &hyper_util::client::legacy::Error) -> AttemptResult {
     if let Some(refused) = find_refusal(error) {
         return AttemptResult {
-            error_kind: Some("refused"),
+            error_kind: Some(AttemptErrorKind::Refused),
             error_message: refused.to_string(),
             ..AttemptResult::default()
         };
@@ -365,16 +363,16 @@ fn classify_error(error: &hyper_util::client::legacy::Error) -> AttemptResult {
     }
     let lower = chain.to_ascii_lowercase();
     let kind = if unreadable_answer(error) {
-        "protocol"
+        AttemptErrorKind::Protocol
     } else if lower.contains("dns error") || lower.contains("failed to lookup") {
-        "dns"
+        AttemptErrorKind::Dns
     } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake")
     {
-        "tls"
+        AttemptErrorKind::Tls
     } else if lower.contains("timed out") || lower.contains("timeout") {
-        "timeout"
+        AttemptErrorKind::Timeout
     } else {
-        "connect"
+        AttemptErrorKind::Connect
     };
     AttemptResult {
         error_kind: Some(kind),
@@ -514,7 +512,11 @@ mod tests {
         let result = sender(false, &[])
             .post(&format!("http://rebind.example:{port}/hook"), &[], "{}")
             .await;
-        assert_eq!(result.error_kind, Some("refused"), "{result:?}");
+        assert_eq!(
+            result.error_kind,
+            Some(AttemptErrorKind::Refused),
+            "{result:?}"
+        );
         assert!(
             result.error_message.contains(ALLOW_PRIVATE_SETTING),
             "{result:?}"
@@ -523,11 +525,19 @@ mod tests {
         let literal = sender(false, &[])
             .post(&format!("http://127.0.0.1:{port}/hook"), &[], "{}")
             .await;
-        assert_eq!(literal.error_kind, Some("refused"), "{literal:?}");
+        assert_eq!(
+            literal.error_kind,
+            Some(AttemptErrorKind::Refused),
+            "{literal:?}"
+        );
         let mapped = sender(false, &[])
             .post(&format!("http://[::ffff:127.0.0.1]:{port}/hook"), &[], "{}")
             .await;
-        assert_eq!(mapped.error_kind, Some("refused"), "{mapped:?}");
+        assert_eq!(
+            mapped.error_kind,
+            Some(AttemptErrorKind::Refused),
+            "{mapped:?}"
+        );
         assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing may connect");
     }
 
@@ -565,13 +575,17 @@ mod tests {
         };
         let result = sender(false, &[])
             .post_with_tls(
-                Some((Uuid::now_v7(), &tls)),
+                Some((WebhookId::now_v7(), &tls)),
                 &format!("https://rebind.example:{port}/hook"),
                 &[],
                 "{}",
             )
             .await;
-        assert_eq!(result.error_kind, Some("refused"), "{result:?}");
+        assert_eq!(
+            result.error_kind,
+            Some(AttemptErrorKind::Refused),
+            "{result:?}"
+        );
         assert_eq!(connections.load(Ordering::SeqCst), 0, "nothing may connect");
     }
 

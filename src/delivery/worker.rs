@@ -11,17 +11,14 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
 use super::recorder::{self, Finished, RecorderHandle};
 use super::retry::decide;
 use super::sender::{AttemptResult, HttpSender};
 use super::signature::sign;
-use crate::domain::RetrySchedule;
+use crate::domain::{AttemptErrorKind, AttemptId, DeliveryPolicy, Outcome, RetrySchedule};
 use crate::shutdown::Shutdown;
-use crate::store::{
-    ClaimedDelivery, DeliveryPolicy, FinishedAttempt, NewAttempt, Outcome, Store, Wakeup,
-};
+use crate::store::{ClaimedDelivery, FinishedAttempt, NewAttempt, Store, Wakeup};
 
 /// The user agent sent with every delivery.
 const USER_AGENT: &str = concat!("backoffice-webhooks/", env!("CARGO_PKG_VERSION"));
@@ -195,7 +192,7 @@ impl Worker {
         slot: OwnedSemaphorePermit,
         results: &RecorderHandle,
     ) {
-        let message_id = format!("msg_{}", delivery.id.simple());
+        let message_id = format!("msg_{}", delivery.id.as_uuid().simple());
         let started_at = OffsetDateTime::now_utc();
         let timestamp = started_at.unix_timestamp();
         let headers = vec![
@@ -242,7 +239,7 @@ impl Worker {
             webhook_id = %delivery.webhook_id,
             attempt = delivery.attempt_number,
             status = result.status,
-            error = result.error_kind,
+            error = result.error_kind.map(AttemptErrorKind::as_str),
             duration_ms = result.duration.as_millis() as u64,
             outcome = outcome_name(&outcome),
             "delivery attempt"
@@ -257,7 +254,7 @@ impl Worker {
         });
         let attempt = new_attempt(&delivery, started_at, recorded, result);
         let finished = FinishedAttempt {
-            attempt_id: Uuid::now_v7(),
+            attempt_id: AttemptId::now_v7(),
             claimed: delivery,
             attempt,
             outcome,

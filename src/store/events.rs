@@ -2,10 +2,9 @@
 //! gets an answer, so nothing acknowledged can be lost.
 
 use deadpool_postgres::{GenericClient, Transaction};
-use uuid::Uuid;
 
 use super::{DELIVERIES_CHANNEL, Store, StoreError};
-use crate::domain::{Decision, PublishedEvent};
+use crate::domain::{Decision, DeliveryId, EventId, PublishedEvent, WebhookId};
 
 /// The answer to one published event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,11 +12,11 @@ pub enum PublishOutcome {
     /// Stored now (or stored earlier with the same key and content: `duplicate`).
     Stored {
         /// The event's id (the original one for a duplicate).
-        event_id: Uuid,
+        event_id: EventId,
         /// Event type.
         event_type: String,
         /// Deliveries created for it, skipped ones included, in creation order.
-        delivery_ids: Vec<Uuid>,
+        delivery_ids: Vec<DeliveryId>,
         /// True when this repeats an earlier publish.
         duplicate: bool,
     },
@@ -163,17 +162,17 @@ impl Store {
     /// Creates a `webhook.test` event and its one pending delivery to `webhook_id`.
     pub async fn enqueue_test_event(
         &self,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         event: &PublishedEvent,
-    ) -> Result<Uuid, StoreError> {
+    ) -> Result<DeliveryId, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         insert_event(&tx, event).await?;
-        let delivery_id = Uuid::now_v7();
+        let delivery_id = DeliveryId::now_v7();
         let sql = format!(
             "WITH changed AS (INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, \
              next_attempt_at) VALUES ($1, $2, $3, $4, $5, '', 'pending', now()) RETURNING *) {}",
-            super::deliveries::log_changed("created")
+            super::deliveries::log_changed(crate::domain::UpdateKind::Created)
         );
         tx.execute(
             &sql,
@@ -271,15 +270,19 @@ async fn publish_events(
             ],
         )
         .await?;
-    let stored: std::collections::HashSet<Uuid> = match rows.first() {
-        Some(row) => row.try_get::<_, Vec<Uuid>>("stored")?.into_iter().collect(),
+    let stored: std::collections::HashSet<EventId> = match rows.first() {
+        Some(row) => row
+            .try_get::<_, Vec<EventId>>("stored")?
+            .into_iter()
+            .collect(),
         None => Default::default(),
     };
-    let mut created: std::collections::HashMap<Uuid, Vec<(i64, Uuid)>> = Default::default();
+    let mut created: std::collections::HashMap<EventId, Vec<(i64, DeliveryId)>> =
+        Default::default();
     for row in &rows {
         if let (Some(event_id), Some(id), Some(seq)) = (
-            row.try_get::<_, Option<Uuid>>("event_id")?,
-            row.try_get::<_, Option<Uuid>>("id")?,
+            row.try_get::<_, Option<EventId>>("event_id")?,
+            row.try_get::<_, Option<DeliveryId>>("id")?,
             row.try_get::<_, Option<i64>>("seq")?,
         ) {
             created.entry(event_id).or_default().push((seq, id));
@@ -325,7 +328,7 @@ async fn repeated(
             idempotency_key: event.idempotency_key.clone(),
         });
     }
-    let event_id: Uuid = row.try_get("id")?;
+    let event_id: EventId = row.try_get("id")?;
     let rows = client
         .query(
             "SELECT id FROM deliveries WHERE event_id = $1 ORDER BY seq",

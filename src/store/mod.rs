@@ -1,7 +1,7 @@
 //! All SQL lives here. The rest of the service talks to Postgres only through [`Store`].
 //!
-//! Postgres is both the system of record and the delivery work queue; see `deliveries.rs` for the
-//! claim protocol.
+//! Postgres is both the system of record and the delivery work queue; see `deliveries/mod.rs`
+//! for the claim protocol.
 
 mod deliveries;
 mod events;
@@ -16,9 +16,11 @@ mod updates;
 mod vault;
 mod webhooks;
 
+/// Re-exported from `domain` for callers that still name them here (`config`, `stream`).
+pub use crate::domain::{DeliveryPolicy, DeliveryStatus, Outcome};
 pub use deliveries::{
-    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryPolicy, DeliveryRecord, DeliveryStatus,
-    FinishedAttempt, NewAttempt, Outcome, WebhookStatsRecord,
+    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, FinishedAttempt, NewAttempt,
+    WebhookStatsRecord,
 };
 pub use events::PublishOutcome;
 pub use keys::{ApiKeyRecord, Role, token_hash};

@@ -7,9 +7,9 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::deliveries::{AttemptRecord, DeliveryRecord, DeliveryStatus, attempt_from_row};
+use super::deliveries::{AttemptRecord, DeliveryRecord, attempt_from_row, stored};
 use super::{Store, StoreError};
-use crate::domain::Function;
+use crate::domain::{DeliveryStatus, Function, UpdateKind, WebhookId};
 
 /// Channel on which the sequencer announces new log entries (payload: the newest cursor).
 pub const UPDATES_CHANNEL: &str = "webhooks_delivery_updates";
@@ -22,9 +22,8 @@ const SEQUENCER_LOCK: i64 = 7_262_023;
 pub struct UpdateRecord {
     /// Position in the log.
     pub cursor: i64,
-    /// 'created', 'attempt_succeeded', 'attempt_failed', 'failed', 'skipped', 'cancelled',
-    /// 'resent'.
-    pub kind: String,
+    /// What changed.
+    pub kind: UpdateKind,
     /// The delivery as it was right after the change (no payload).
     pub delivery: DeliveryRecord,
     /// The attempt, when the change is about one.
@@ -35,7 +34,7 @@ pub struct UpdateRecord {
 #[derive(Debug, Clone, Default)]
 pub struct UpdateFilter {
     /// Only this webhook.
-    pub webhook_id: Option<Uuid>,
+    pub webhook_id: Option<WebhookId>,
     /// Only this function.
     pub function: Option<Function>,
     /// Only updates leaving the delivery in one of these statuses (empty: all).
@@ -47,7 +46,7 @@ impl UpdateFilter {
     /// passes the filter.
     pub fn admits(
         &self,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         function: Option<Function>,
         status: DeliveryStatus,
     ) -> bool {
@@ -81,7 +80,7 @@ fn update_from_row(row: &Row) -> Result<UpdateRecord, StoreError> {
     };
     Ok(UpdateRecord {
         cursor: row.try_get("cursor")?,
-        kind: row.try_get("kind")?,
+        kind: stored(UpdateKind::from_db, "update kind", row.try_get("kind")?)?,
         delivery,
         attempt,
     })

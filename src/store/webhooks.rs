@@ -2,20 +2,19 @@
 
 use time::OffsetDateTime;
 use tokio_postgres::Row;
-use uuid::Uuid;
 
 use super::vault::Sealed;
 use super::{DeliveryStatus, Store, StoreError};
 use crate::domain::{
     CertificateInfo, Change, ClientCertificate, CustomHeaders, Description, DestinationTls,
-    DestinationUrl, EventSelection, Function, PageToken, PrivateCa, Secret, WebhookName,
+    DestinationUrl, EventSelection, Function, PageToken, PrivateCa, Secret, WebhookId, WebhookName,
 };
 
 /// A webhook as stored (deleted ones are never returned).
 #[derive(Debug, Clone)]
 pub struct WebhookRecord {
     /// Id.
-    pub id: Uuid,
+    pub id: WebhookId,
     /// Insertion order, for paging.
     pub seq: i64,
     /// Name.
@@ -288,11 +287,7 @@ impl Store {
 
 /// A delivery status from its database name.
 fn delivery_status(name: &str) -> Result<DeliveryStatus, StoreError> {
-    use DeliveryStatus::{Cancelled, Failed, Pending, Skipped, Succeeded};
-    [Pending, Succeeded, Failed, Skipped, Cancelled]
-        .into_iter()
-        .find(|status| status.as_str() == name)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery status {name}")))
+    super::deliveries::stored(DeliveryStatus::from_db, "delivery status", name)
 }
 
 fn nodes_column(events: &EventSelection) -> Vec<i32> {
@@ -325,7 +320,7 @@ impl Store {
             .query_one(
                 &statement,
                 &[
-                    &Uuid::now_v7(),
+                    &WebhookId::now_v7(),
                     &new.name.as_str(),
                     &new.destination_url.as_str(),
                     &new.function.as_str(),
@@ -353,7 +348,7 @@ impl Store {
     }
 
     /// One webhook, unless unknown or deleted.
-    pub async fn get_webhook(&self, id: Uuid) -> Result<Option<WebhookRecord>, StoreError> {
+    pub async fn get_webhook(&self, id: WebhookId) -> Result<Option<WebhookRecord>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
             "SELECT {COLUMNS} FROM webhooks w {LAST_DELIVERY} WHERE w.id = $1 AND w.deleted_at IS NULL"
@@ -408,7 +403,7 @@ impl Store {
     /// fields, or an error that aborts the edit. `None` when the webhook is unknown.
     pub async fn update_webhook<E>(
         &self,
-        id: Uuid,
+        id: WebhookId,
         apply: impl FnOnce(&WebhookRecord, &CustomHeaders) -> Result<WebhookChanges, E>,
     ) -> Result<Option<Result<WebhookRecord, E>>, StoreError> {
         let mut client = self.client().await?;
@@ -493,7 +488,7 @@ impl Store {
     /// deliveries resume because workers only claim deliveries of enabled webhooks.
     pub async fn set_webhook_enabled(
         &self,
-        id: Uuid,
+        id: WebhookId,
         enabled: bool,
         reason: &str,
     ) -> Result<Option<WebhookRecord>, StoreError> {
@@ -521,7 +516,7 @@ impl Store {
 
     /// Deletes a webhook (soft: its history stays) and cancels its pending deliveries, in one
     /// transaction. Returns false when unknown.
-    pub async fn delete_webhook(&self, id: Uuid) -> Result<bool, StoreError> {
+    pub async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let deleted = tx
@@ -543,7 +538,7 @@ impl Store {
     /// Replaces the signing secret, keeping the old one for `grace` so receivers can switch over.
     pub async fn rotate_webhook_secret(
         &self,
-        id: Uuid,
+        id: WebhookId,
         secret: &Secret,
         grace: std::time::Duration,
     ) -> Result<Option<WebhookRecord>, StoreError> {

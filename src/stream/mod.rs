@@ -75,7 +75,7 @@ pub struct SharedUpdate {
     /// Position in the log.
     pub cursor: i64,
     /// The delivery's webhook.
-    pub webhook_id: uuid::Uuid,
+    pub webhook_id: crate::domain::WebhookId,
     /// The delivery's function.
     pub function: Option<crate::domain::Function>,
     /// The delivery's status after the change.

@@ -55,7 +55,7 @@ async fn claimed_deliveries(
 
 fn finished(claimed: &webhooks::store::ClaimedDelivery, ok: bool) -> FinishedAttempt {
     FinishedAttempt {
-        attempt_id: Uuid::now_v7(),
+        attempt_id: Uuid::now_v7().into(),
         claimed: claimed.clone(),
         attempt: NewAttempt {
             started_at: OffsetDateTime::now_utc(),
@@ -66,7 +66,7 @@ fn finished(claimed: &webhooks::store::ClaimedDelivery, ok: bool) -> FinishedAtt
             response_headers: vec![],
             response_body: String::new(),
             response_body_truncated: false,
-            error_kind: (!ok).then_some("status"),
+            error_kind: (!ok).then_some(webhooks::domain::AttemptErrorKind::Status),
             error_message: if ok { String::new() } else { "HTTP 500".into() },
         },
         outcome: if ok {

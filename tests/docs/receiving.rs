@@ -12,6 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use uuid::Uuid;
+use webhooks::api::convert;
 use webhooks::delivery::signature::sign;
 use webhooks::domain::{Function, PublishedEvent, Secret};
 use webhooks::proto::v1 as pb;
@@ -246,7 +247,7 @@ fn request_from_example(example: &Value) -> pb::PublishEventRequest {
 /// The body the service builds for the decision of a page example, with the example's
 /// (random) event id.
 fn real_body(example: &Value) -> (PublishedEvent, Value) {
-    let event = PublishedEvent::parse(&request_from_example(example), "")
+    let event = convert::published_event(&request_from_example(example), "")
         .unwrap_or_else(|e| panic!("the service refuses the example's decision: {e}"));
     let mut body: Value = serde_json::from_str(&event.body).expect("the service sends JSON");
     let example_id = example["data"]["event_id"].as_str().unwrap_or_default();
@@ -300,7 +301,7 @@ fn every_event_type_has_an_example_body_the_service_really_builds() {
         .expect("data.webhook_id of the test ping is a UUID");
     let function = Function::from_db(example["data"]["function"].as_str().unwrap_or_default())
         .expect("data.function of the test ping is a function name");
-    let ping = PublishedEvent::test_ping(webhook_id, function);
+    let ping = PublishedEvent::test_ping(webhook_id.into(), function);
     assert_eq!(ping.event_type, "webhook.test");
     let mut real: Value = serde_json::from_str(&ping.body).expect("JSON");
     collect_keys(&real, &mut keys);

@@ -11,7 +11,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
-use webhooks::domain::{PublishedEvent, parse_id, parse_update_mask};
+use webhooks::api::convert;
+use webhooks::domain::{parse_id, parse_update_mask};
 use webhooks::proto::v1 as pb;
 
 use crate::events::publish_request;
@@ -240,7 +241,7 @@ async fn check(app: &TestApp, call: Call) -> Result<(), TestCaseError> {
             }
         }
         Call::Publish(request) => {
-            let expected = PublishedEvent::parse(&request, "");
+            let expected = convert::published_event(&request, "");
             let answer = app.ingest.clone().publish_event(request).await;
             match (answer, expected) {
                 (Ok(response), Ok(event)) => {
@@ -260,7 +261,7 @@ async fn check(app: &TestApp, call: Call) -> Result<(), TestCaseError> {
                     .iter()
                     .enumerate()
                     .try_for_each(|(i, event)| {
-                        PublishedEvent::parse(event, &format!("events[{i}]."))
+                        convert::published_event(event, &format!("events[{i}]."))
                             .map(drop)
                             .map_err(|e| e.field)
                     })

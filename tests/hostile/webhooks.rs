@@ -6,9 +6,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 use url::Host;
+use webhooks::api::convert;
 use webhooks::domain::{
-    Description, DestinationUrl, EventSelection, Function, Secret, SecretError, UpdateField,
-    ValidationError, WebhookName, ip_is_private, parse_update_mask,
+    Description, DestinationUrl, Secret, SecretError, UpdateField, ValidationError, WebhookName,
+    ip_is_private, parse_update_mask,
 };
 use webhooks::proto::v1 as pb;
 
@@ -200,8 +201,8 @@ pub fn validate_create(
         &webhook.destination_url,
         allow_private,
     )?;
-    Function::from_proto("webhook.function", webhook.function)?;
-    EventSelection::parse("webhook.events", webhook.events.as_ref())?;
+    convert::function("webhook.function", webhook.function)?;
+    convert::event_selection("webhook.events", webhook.events.as_ref())?;
     Description::parse("webhook.description", &webhook.description)?;
     Secret::parse_or_generate(&request.secret)
         .map_err(|e| ValidationError::new("secret", e.to_string()))?;
@@ -315,7 +316,7 @@ proptest! {
                 }
             }
         };
-        match EventSelection::parse(field, selection.as_ref()) {
+        match convert::event_selection(field, selection.as_ref()) {
             Ok(parsed) => {
                 prop_assert_eq!(expected, Ok(()));
                 let nodes = parsed.approval_nodes();
@@ -333,16 +334,16 @@ proptest! {
 
     #[test]
     fn functions_are_the_three_defined_ones(value in enum_value(3)) {
-        match Function::from_proto("webhook.function", value) {
-            Ok(function) => prop_assert_eq!(function.to_proto() as i32, value),
+        match convert::function("webhook.function", value) {
+            Ok(function) => prop_assert_eq!(pb::Function::from(function) as i32, value),
             Err(error) => {
                 prop_assert!(!(1..=3).contains(&value));
                 prop_assert_eq!(error.field, "webhook.function");
             }
         }
-        match Function::filter_from_proto("function", value) {
+        match convert::function_filter("function", value) {
             Ok(None) => prop_assert_eq!(value, 0),
-            Ok(Some(function)) => prop_assert_eq!(function.to_proto() as i32, value),
+            Ok(Some(function)) => prop_assert_eq!(pb::Function::from(function) as i32, value),
             Err(error) => prop_assert_eq!(error.field, "function"),
         }
     }

@@ -1,168 +1,34 @@
-//! Deliveries as a work queue, and their history.
-//!
-//! Claim protocol: a worker claims due deliveries with `FOR UPDATE SKIP LOCKED`, pushes their due
-//! time past a lease (longer than the request timeout) and stamps a fresh `claim_token`, then
-//! commits and sends. The result is written only if the token is still the one it stamped. A
-//! worker that dies leaves the delivery due again once the lease runs out, and any instance
-//! takes it: at-least-once, never lost.
+//! Deliveries as a work queue: claiming due deliveries under a lease, recording finished attempts
+//! in batches, and putting deliveries back in the queue (resend, recover).
 
 use std::time::Duration;
 
-use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{Store, StoreError};
-use crate::domain::{CustomHeaders, DestinationTls, Function, PageToken, Secret};
-use crate::proto::v1 as pb;
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    /// Waiting for an attempt.
-    Pending,
-    /// Got a 2xx.
-    Succeeded,
-    /// The schedule ran out.
-    Failed,
-    /// Not sent by design.
-    Skipped,
-    /// Webhook deleted first.
-    Cancelled,
-}
-
-impl DeliveryStatus {
-    /// Database name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    fn from_db(value: &str) -> Result<Self, StoreError> {
-        Ok(match value {
-            "pending" => Self::Pending,
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            "skipped" => Self::Skipped,
-            "cancelled" => Self::Cancelled,
-            other => {
-                return Err(StoreError::Corrupt(format!(
-                    "unknown delivery status {other}"
-                )));
-            }
-        })
-    }
-
-    /// Wire enum.
-    pub fn to_proto(self) -> pb::DeliveryStatus {
-        match self {
-            Self::Pending => pb::DeliveryStatus::Pending,
-            Self::Succeeded => pb::DeliveryStatus::Succeeded,
-            Self::Failed => pb::DeliveryStatus::Failed,
-            Self::Skipped => pb::DeliveryStatus::Skipped,
-            Self::Cancelled => pb::DeliveryStatus::Cancelled,
-        }
-    }
-
-    /// From the wire enum; UNSPECIFIED is `None`.
-    pub fn from_proto(value: pb::DeliveryStatus) -> Option<Self> {
-        match value {
-            pb::DeliveryStatus::Unspecified => None,
-            pb::DeliveryStatus::Pending => Some(Self::Pending),
-            pb::DeliveryStatus::Succeeded => Some(Self::Succeeded),
-            pb::DeliveryStatus::Failed => Some(Self::Failed),
-            pb::DeliveryStatus::Skipped => Some(Self::Skipped),
-            pb::DeliveryStatus::Cancelled => Some(Self::Cancelled),
-        }
-    }
-}
-
-/// A delivery as stored.
-#[derive(Debug, Clone)]
-pub struct DeliveryRecord {
-    /// Id; `msg_<id>` is the webhook-id header.
-    pub id: Uuid,
-    /// Webhook.
-    pub webhook_id: Uuid,
-    /// Event.
-    pub event_id: Uuid,
-    /// Event type.
-    pub event_type: String,
-    /// Function.
-    pub function: Option<Function>,
-    /// Client request id ("" for test pings).
-    pub request_id: String,
-    /// Status.
-    pub status: DeliveryStatus,
-    /// Why it is in that status.
-    pub status_reason: String,
-    /// Attempts made.
-    pub attempt_count: i32,
-    /// Next due time while pending.
-    pub next_attempt_at: Option<OffsetDateTime>,
-    /// Latest response status.
-    pub last_response_status: Option<i32>,
-    /// Created.
-    pub created_at: OffsetDateTime,
-    /// Changed.
-    pub updated_at: OffsetDateTime,
-    /// The JSON body (GetDelivery only).
-    pub payload: Option<String>,
-}
-
-/// One stored attempt.
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    /// Id.
-    pub id: Uuid,
-    /// 1-based number within the delivery.
-    pub attempt_number: i32,
-    /// 'scheduled', 'resend' or 'recover'.
-    pub trigger: String,
-    /// Start.
-    pub started_at: OffsetDateTime,
-    /// Duration in microseconds.
-    pub duration_us: i64,
-    /// URL.
-    pub request_url: String,
-    /// Headers sent.
-    pub request_headers: Vec<(String, String)>,
-    /// Status received.
-    pub response_status: Option<i32>,
-    /// Headers received.
-    pub response_headers: Vec<(String, String)>,
-    /// Body received (capped).
-    pub response_body: String,
-    /// Whether the body was cut.
-    pub response_body_truncated: bool,
-    /// 'timeout', 'connect', 'dns', 'tls', 'status', 'refused', 'protocol'.
-    pub error_kind: Option<String>,
-    /// Failure description.
-    pub error_message: String,
-}
+use super::{COLUMNS, DeliveryRecord, delivery_from_row, headers_to_json, log_changed, stored};
+use crate::domain::{
+    AttemptErrorKind, AttemptId, AttemptTrigger, ClaimToken, CustomHeaders, DeliveryId,
+    DeliveryPolicy, DestinationTls, Outcome, Secret, UpdateKind, WebhookId,
+};
+use crate::store::{Store, StoreError};
 
 /// A delivery a worker holds a lease on, with everything needed to send it.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
     /// Delivery id.
-    pub id: Uuid,
+    pub id: DeliveryId,
     /// Webhook id.
-    pub webhook_id: Uuid,
+    pub webhook_id: WebhookId,
     /// This claim's fencing token.
-    pub claim_token: Uuid,
+    pub claim_token: ClaimToken,
     /// The number this attempt gets.
     pub attempt_number: i32,
     /// Failed attempts so far on the current retry schedule.
     pub schedule_position: i32,
     /// What triggered this attempt.
-    pub trigger: String,
+    pub trigger: AttemptTrigger,
     /// Event type.
     pub event_type: String,
     /// The body to send.
@@ -197,28 +63,9 @@ pub struct NewAttempt {
     /// Whether the body was cut.
     pub response_body_truncated: bool,
     /// Failure kind.
-    pub error_kind: Option<&'static str>,
+    pub error_kind: Option<AttemptErrorKind>,
     /// Failure description.
     pub error_message: String,
-}
-
-/// What an attempt leaves the delivery as.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// 2xx: done.
-    Succeeded,
-    /// Failed; try again after this delay (the schedule position moves on).
-    RetryAfter {
-        /// Delay before the next attempt.
-        delay: Duration,
-        /// Why it failed.
-        reason: String,
-    },
-    /// Failed and the schedule ran out.
-    FailedForGood {
-        /// Why the last attempt failed.
-        reason: String,
-    },
 }
 
 /// An attempt that has happened and waits to be recorded with its outcome.
@@ -226,7 +73,7 @@ pub enum Outcome {
 pub struct FinishedAttempt {
     /// The attempt's id, chosen once, so recording it again after a lost acknowledgement is a
     /// no-op.
-    pub attempt_id: Uuid,
+    pub attempt_id: AttemptId,
     /// The claim it was made under.
     pub claimed: ClaimedDelivery,
     /// What was sent and received.
@@ -239,10 +86,10 @@ pub struct FinishedAttempt {
 
 /// A batch of finished attempts as one array per column, the shape `RECORD_ATTEMPTS` unnests.
 struct AttemptColumns<'a> {
-    attempt_id: Vec<Uuid>,
-    delivery_id: Vec<Uuid>,
+    attempt_id: Vec<AttemptId>,
+    delivery_id: Vec<DeliveryId>,
     attempt_number: Vec<i32>,
-    trigger: Vec<&'a str>,
+    trigger: Vec<&'static str>,
     started_at: Vec<OffsetDateTime>,
     duration_us: Vec<i64>,
     request_url: Vec<&'a str>,
@@ -251,16 +98,16 @@ struct AttemptColumns<'a> {
     response_headers: Vec<Value>,
     response_body: Vec<&'a str>,
     response_body_truncated: Vec<bool>,
-    error_kind: Vec<Option<&'a str>>,
+    error_kind: Vec<Option<&'static str>>,
     error_message: Vec<&'a str>,
     status: Vec<&'static str>,
     status_reason: Vec<&'a str>,
     schedule_position: Vec<i32>,
     delay_secs: Vec<f64>,
-    claim_token: Vec<Uuid>,
+    claim_token: Vec<ClaimToken>,
     succeeded: Vec<bool>,
     gone_reason: Vec<Option<&'a str>>,
-    webhook_id: Vec<Uuid>,
+    webhook_id: Vec<WebhookId>,
 }
 
 impl<'a> AttemptColumns<'a> {
@@ -293,25 +140,22 @@ impl<'a> AttemptColumns<'a> {
         for finished in batch {
             let claimed = &finished.claimed;
             let attempt = &finished.attempt;
-            let (status, reason, position, delay) = match &finished.outcome {
-                Outcome::Succeeded => ("succeeded", "", claimed.schedule_position, 0.0),
+            let (reason, position, delay) = match &finished.outcome {
+                Outcome::Succeeded => ("", claimed.schedule_position, 0.0),
                 Outcome::RetryAfter { delay, reason } => (
-                    "pending",
                     reason.as_str(),
                     claimed.schedule_position + 1,
                     delay.as_secs_f64(),
                 ),
-                Outcome::FailedForGood { reason } => (
-                    "failed",
-                    reason.as_str(),
-                    claimed.schedule_position + 1,
-                    0.0,
-                ),
+                Outcome::FailedForGood { reason } => {
+                    (reason.as_str(), claimed.schedule_position + 1, 0.0)
+                }
             };
+            let status = finished.outcome.status().as_str();
             c.attempt_id.push(finished.attempt_id);
             c.delivery_id.push(claimed.id);
             c.attempt_number.push(claimed.attempt_number);
-            c.trigger.push(&claimed.trigger);
+            c.trigger.push(claimed.trigger.as_str());
             c.started_at.push(attempt.started_at);
             c.duration_us
                 .push(i64::try_from(attempt.duration.as_micros()).unwrap_or(i64::MAX));
@@ -325,7 +169,8 @@ impl<'a> AttemptColumns<'a> {
             c.response_body.push(&attempt.response_body);
             c.response_body_truncated
                 .push(attempt.response_body_truncated);
-            c.error_kind.push(attempt.error_kind);
+            c.error_kind
+                .push(attempt.error_kind.map(AttemptErrorKind::as_str));
             c.error_message.push(&attempt.error_message);
             c.status.push(status);
             c.status_reason.push(reason);
@@ -339,127 +184,6 @@ impl<'a> AttemptColumns<'a> {
         }
         c
     }
-}
-
-/// How deliveries to one endpoint are paced, enforced in the claim and result statements so
-/// every instance agrees.
-#[derive(Debug, Clone)]
-pub struct DeliveryPolicy {
-    /// Attempts in flight to one webhook at once, across instances.
-    pub max_in_flight_per_webhook: i64,
-    /// Consecutive failures that open the circuit.
-    pub breaker_threshold: i32,
-    /// How long an open circuit holds deliveries back at first (doubling per further failure,
-    /// up to 10 minutes).
-    pub breaker_cooldown: Duration,
-    /// Disable a webhook whose deliveries have all failed for this long (None: never).
-    pub auto_disable_after: Option<Duration>,
-}
-
-impl Default for DeliveryPolicy {
-    fn default() -> Self {
-        Self {
-            max_in_flight_per_webhook: 64,
-            breaker_threshold: 5,
-            breaker_cooldown: Duration::from_secs(30),
-            auto_disable_after: Some(Duration::from_secs(5 * 86400)),
-        }
-    }
-}
-
-/// ListDeliveries filters.
-#[derive(Debug, Clone, Default)]
-pub struct DeliveryFilter {
-    /// Webhook.
-    pub webhook_id: Option<Uuid>,
-    /// Any of these statuses (empty: all).
-    pub statuses: Vec<DeliveryStatus>,
-    /// Event type.
-    pub event_type: Option<String>,
-    /// Client request id.
-    pub request_id: Option<String>,
-    /// Created at or after.
-    pub created_after: Option<OffsetDateTime>,
-    /// Created before.
-    pub created_before: Option<OffsetDateTime>,
-}
-
-const COLUMNS: &str = "d.id, d.seq, d.webhook_id, d.event_id, d.event_type, d.function, d.request_id, d.status, \
-    d.status_reason, d.attempt_count, CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at, \
-    d.last_response_status, d.created_at, d.updated_at";
-
-pub(super) fn delivery_from_row(
-    row: &Row,
-    with_payload: bool,
-) -> Result<DeliveryRecord, StoreError> {
-    let status: String = row.try_get("status")?;
-    let function: String = row.try_get("function")?;
-    Ok(DeliveryRecord {
-        id: row.try_get("id")?,
-        webhook_id: row.try_get("webhook_id")?,
-        event_id: row.try_get("event_id")?,
-        event_type: row.try_get("event_type")?,
-        function: Function::from_db(&function),
-        request_id: row.try_get("request_id")?,
-        status: DeliveryStatus::from_db(&status)?,
-        status_reason: row.try_get("status_reason")?,
-        attempt_count: row.try_get("attempt_count")?,
-        next_attempt_at: row.try_get("next_attempt_at")?,
-        last_response_status: row.try_get("last_response_status")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        payload: if with_payload {
-            Some(row.try_get("body")?)
-        } else {
-            None
-        },
-    })
-}
-
-fn headers_to_json(headers: &[(String, String)]) -> Value {
-    Value::Array(
-        headers
-            .iter()
-            .map(|(n, v)| Value::Array(vec![Value::String(n.clone()), Value::String(v.clone())]))
-            .collect(),
-    )
-}
-
-fn headers_from_json(value: &Value) -> Vec<(String, String)> {
-    value
-        .as_array()
-        .map(|pairs| {
-            pairs
-                .iter()
-                .filter_map(|pair| {
-                    let name = pair.get(0)?.as_str()?;
-                    let value = pair.get(1)?.as_str()?;
-                    Some((name.to_owned(), value.to_owned()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Reads an attempt from a row whose attempt id is in column `id_column`.
-pub(super) fn attempt_from_row(row: &Row, id_column: &str) -> Result<AttemptRecord, StoreError> {
-    let request_headers: Value = row.try_get("request_headers")?;
-    let response_headers: Value = row.try_get("response_headers")?;
-    Ok(AttemptRecord {
-        id: row.try_get(id_column)?,
-        attempt_number: row.try_get("attempt_number")?,
-        trigger: row.try_get("trigger")?,
-        started_at: row.try_get("started_at")?,
-        duration_us: row.try_get("duration_us")?,
-        request_url: row.try_get("request_url")?,
-        request_headers: headers_from_json(&request_headers),
-        response_status: row.try_get("response_status")?,
-        response_headers: headers_from_json(&response_headers),
-        response_body: row.try_get("response_body")?,
-        response_body_truncated: row.try_get("response_body_truncated")?,
-        error_kind: row.try_get("error_kind")?,
-        error_message: row.try_get("error_message")?,
-    })
 }
 
 /// Claims up to `$1` due deliveries: pending, due, webhook enabled, and no earlier pending
@@ -630,31 +354,6 @@ SELECT id, webhook_id, function,
 FROM updated
 ORDER BY ord";
 
-/// Appends the new state of the deliveries an `UPDATE ... RETURNING *` CTE named `changed`
-/// produced to the update inbox, with `kind`; see `migrations/V2__delivery_update_log.sql`.
-pub(super) fn log_changed(kind: &str) -> String {
-    format!(
-        "INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, \
-         attempt_count, next_attempt_at, last_response_status) \
-         SELECT id, webhook_id, function, '{kind}', status, status_reason, attempt_count, next_attempt_at, \
-         last_response_status FROM changed"
-    )
-}
-
-/// Cancels a webhook's pending deliveries (it was deleted).
-pub(super) async fn cancel_pending_for_webhook(
-    client: &impl GenericClient,
-    webhook_id: Uuid,
-) -> Result<u64, StoreError> {
-    let sql = format!(
-        "WITH changed AS (UPDATE deliveries SET status = 'cancelled', status_reason = 'webhook deleted', \
-         next_attempt_at = NULL, claim_token = NULL, updated_at = now() \
-         WHERE webhook_id = $1 AND status = 'pending' RETURNING *) {}",
-        log_changed("cancelled")
-    );
-    Ok(client.execute(&sql, &[&webhook_id]).await?)
-}
-
 impl Store {
     /// Claims up to `limit` due deliveries for `lease`.
     pub async fn claim_due(
@@ -665,7 +364,7 @@ impl Store {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(CLAIM).await?;
-        let token = Uuid::new_v4();
+        let token = ClaimToken::from(Uuid::new_v4());
         let rows = client
             .query(
                 &statement,
@@ -697,7 +396,11 @@ impl Store {
                     // RETURNING gives the count after the claim counted this attempt.
                     attempt_number: row.try_get("attempt_count")?,
                     schedule_position: row.try_get("schedule_position")?,
-                    trigger: row.try_get("next_trigger")?,
+                    trigger: stored(
+                        AttemptTrigger::from_db,
+                        "attempt trigger",
+                        row.try_get("next_trigger")?,
+                    )?,
                     event_type: row.try_get("event_type")?,
                     body: row.try_get("body")?,
                     destination_url: row.try_get("destination_url")?,
@@ -758,91 +461,12 @@ impl Store {
         Ok(())
     }
 
-    /// A page of deliveries, newest first, and the next page's token.
-    pub async fn list_deliveries(
-        &self,
-        filter: &DeliveryFilter,
-        before: Option<PageToken>,
-        limit: i64,
-    ) -> Result<(Vec<DeliveryRecord>, Option<PageToken>), StoreError> {
-        let client = self.client().await?;
-        let sql = format!(
-            "SELECT {COLUMNS} FROM deliveries d \
-             WHERE ($1::uuid IS NULL OR d.webhook_id = $1) \
-               AND (cardinality($2::text[]) = 0 OR d.status = ANY ($2)) \
-               AND ($3::text IS NULL OR d.event_type = $3) \
-               AND ($4::text IS NULL OR d.request_id = $4) \
-               AND ($5::timestamptz IS NULL OR d.created_at >= $5) \
-               AND ($6::timestamptz IS NULL OR d.created_at < $6) \
-               AND ($7::bigint IS NULL OR d.seq < $7) \
-             ORDER BY d.seq DESC LIMIT $8"
-        );
-        let statement = client.prepare_cached(&sql).await?;
-        let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
-        let before_seq = before.map(|t| t.after_seq);
-        let rows = client
-            .query(
-                &statement,
-                &[
-                    &filter.webhook_id,
-                    &statuses,
-                    &filter.event_type,
-                    &filter.request_id,
-                    &filter.created_after,
-                    &filter.created_before,
-                    &before_seq,
-                    &(limit + 1),
-                ],
-            )
-            .await?;
-        let mut seqs = Vec::with_capacity(rows.len());
-        let mut records = Vec::with_capacity(rows.len());
-        for row in &rows {
-            seqs.push(row.try_get::<_, i64>("seq")?);
-            records.push(delivery_from_row(row, false)?);
-        }
-        let next = if records.len() as i64 > limit {
-            records.truncate(limit as usize);
-            seqs.get(limit as usize - 1)
-                .map(|seq| PageToken { after_seq: *seq })
-        } else {
-            None
-        };
-        Ok((records, next))
-    }
-
-    /// One delivery with its body and every attempt, oldest first.
-    pub async fn get_delivery(
-        &self,
-        id: Uuid,
-    ) -> Result<Option<(DeliveryRecord, Vec<AttemptRecord>)>, StoreError> {
-        let client = self.client().await?;
-        let sql = format!(
-            "SELECT {COLUMNS}, ev.body FROM deliveries d JOIN events ev ON ev.id = d.event_id WHERE d.id = $1"
-        );
-        let Some(row) = client.query_opt(&sql, &[&id]).await? else {
-            return Ok(None);
-        };
-        let delivery = delivery_from_row(&row, true)?;
-        let rows = client
-            .query(
-                "SELECT * FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt_number, started_at",
-                &[&id],
-            )
-            .await?;
-        let attempts = rows
-            .iter()
-            .map(|row| attempt_from_row(row, "id"))
-            .collect::<Result<_, _>>()?;
-        Ok(Some((delivery, attempts)))
-    }
-
-    /// Puts a delivery back in the queue, due now, with `trigger` ('resend' or 'recover') and a
+    /// Puts a delivery back in the queue, due now, with `trigger` for its next attempt and a
     /// fresh retry schedule. Any in-flight attempt's result is superseded.
     pub async fn requeue_delivery(
         &self,
-        id: Uuid,
-        trigger: &str,
+        id: DeliveryId,
+        trigger: AttemptTrigger,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
@@ -851,9 +475,9 @@ impl Store {
              WHERE id = $1 RETURNING *), \
              logged AS ({}) \
              SELECT {COLUMNS} FROM changed d",
-            log_changed("resent")
+            log_changed(UpdateKind::Resent)
         );
-        let row = client.query_opt(&sql, &[&id, &trigger]).await?;
+        let row = client.query_opt(&sql, &[&id, &trigger.as_str()]).await?;
         let record = row
             .as_ref()
             .map(|r| delivery_from_row(r, false))
@@ -869,15 +493,16 @@ impl Store {
     /// statement. Returns how many.
     pub async fn recover_failed(
         &self,
-        webhook_id: Uuid,
+        webhook_id: WebhookId,
         since: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let sql = format!(
             "WITH changed AS (UPDATE deliveries SET status = 'pending', status_reason = '', next_attempt_at = now(), \
-             next_trigger = 'recover', schedule_position = 0, claim_token = NULL, updated_at = now() \
+             next_trigger = '{}', schedule_position = 0, claim_token = NULL, updated_at = now() \
              WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2 RETURNING *) {}",
-            log_changed("resent")
+            AttemptTrigger::Recover,
+            log_changed(UpdateKind::Resent)
         );
         let count = client.execute(&sql, &[&webhook_id, &since]).await?;
         if count > 0 {
@@ -885,90 +510,5 @@ impl Store {
             self.announce_deliveries(&client).await?;
         }
         Ok(count)
-    }
-}
-
-/// Delivery statistics of one webhook since a time (GetWebhookStats).
-#[derive(Debug, Clone, Default)]
-pub struct WebhookStatsRecord {
-    /// Attempts made.
-    pub attempts: i64,
-    /// Attempts that got a 2xx.
-    pub succeeded_attempts: i64,
-    /// Attempt duration percentiles in seconds (p50, p90, p99), when there were attempts.
-    pub latency: Option<(f64, f64, f64)>,
-    /// Start of the latest successful attempt.
-    pub last_success_at: Option<OffsetDateTime>,
-    /// Start of the latest failed attempt.
-    pub last_failure_at: Option<OffsetDateTime>,
-    /// Deliveries currently pending.
-    pub pending_deliveries: i64,
-    /// Deliveries that failed for good (created since the time).
-    pub failed_deliveries: i64,
-}
-
-impl Store {
-    /// Pending deliveries, and how long the oldest due one has waited (seconds), across every
-    /// instance.
-    pub async fn queue_stats(&self) -> Result<(i64, f64), StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT count(*), coalesce(extract(epoch FROM now() - min(next_attempt_at) \
-                 FILTER (WHERE next_attempt_at <= now()))::float8, 0) \
-                 FROM deliveries WHERE status = 'pending'",
-                &[],
-            )
-            .await?;
-        Ok((row.try_get(0)?, row.try_get(1)?))
-    }
-
-    /// Attempts and outcomes of one webhook's deliveries since `since`.
-    pub async fn webhook_stats(
-        &self,
-        webhook_id: Uuid,
-        since: OffsetDateTime,
-    ) -> Result<WebhookStatsRecord, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT count(*) AS attempts,
-                        count(*) FILTER (WHERE a.error_kind IS NULL) AS succeeded,
-                        percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_us) AS p50,
-                        percentile_cont(0.9) WITHIN GROUP (ORDER BY a.duration_us) AS p90,
-                        percentile_cont(0.99) WITHIN GROUP (ORDER BY a.duration_us) AS p99,
-                        max(a.started_at) FILTER (WHERE a.error_kind IS NULL) AS last_success,
-                        max(a.started_at) FILTER (WHERE a.error_kind IS NOT NULL) AS last_failure
-                 FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
-                 WHERE d.webhook_id = $1 AND a.started_at >= $2",
-                &[&webhook_id, &since],
-            )
-            .await?;
-        let counts = client
-            .query_one(
-                "SELECT count(*) FILTER (WHERE status = 'pending'),
-                        count(*) FILTER (WHERE status = 'failed' AND created_at >= $2)
-                 FROM deliveries WHERE webhook_id = $1",
-                &[&webhook_id, &since],
-            )
-            .await?;
-        let micros = |name: &str| -> Result<Option<f64>, StoreError> {
-            Ok(row
-                .try_get::<_, Option<f64>>(name)?
-                .map(|us| us / 1_000_000.0))
-        };
-        let latency = match (micros("p50")?, micros("p90")?, micros("p99")?) {
-            (Some(a), Some(b), Some(c)) => Some((a, b, c)),
-            _ => None,
-        };
-        Ok(WebhookStatsRecord {
-            attempts: row.try_get("attempts")?,
-            succeeded_attempts: row.try_get("succeeded")?,
-            latency,
-            last_success_at: row.try_get("last_success")?,
-            last_failure_at: row.try_get("last_failure")?,
-            pending_deliveries: counts.try_get(0)?,
-            failed_deliveries: counts.try_get(1)?,
-        })
     }
 }

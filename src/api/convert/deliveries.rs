@@ -1,64 +1,97 @@
-//! Store records to wire messages.
+//! Delivery records, attempts, updates and statistics to messages; delivery statuses both ways.
 
-use crate::domain::timestamps::to_proto;
-use crate::proto::v1 as pb;
-use crate::store::{
-    AttemptRecord, DeliveryRecord, UpdateRecord, WebhookRecord, WebhookStatsRecord,
+use super::to_proto;
+use crate::domain::{
+    AttemptErrorKind, AttemptTrigger, DeliveryId, DeliveryStatus, UpdateKind, WebhookId,
 };
+use crate::proto::v1 as pb;
+use crate::store::{AttemptRecord, DeliveryRecord, UpdateRecord, WebhookStatsRecord};
 
-/// A webhook without its secret, header values or key; only hints show.
-pub(crate) fn webhook(record: &WebhookRecord) -> pb::Webhook {
-    pb::Webhook {
-        id: record.id.to_string(),
-        name: record.name.clone(),
-        destination_url: record.destination_url.clone(),
-        function: record.function.to_proto() as i32,
-        events: Some(record.events.to_proto()),
-        enabled: record.enabled,
-        description: record.description.clone(),
-        secret_hint: record.secret_hint.clone(),
-        deliver_once_per_request: record.deliver_once_per_request,
-        created_at: Some(to_proto(record.created_at)),
-        updated_at: Some(to_proto(record.updated_at)),
-        disabled_reason: record.disabled_reason.clone().unwrap_or_default(),
-        disabled_at: record.disabled_at.map(to_proto),
-        consecutive_failures: record.consecutive_failures.max(0) as u32,
-        circuit_open_until: record.circuit_open_until.map(to_proto),
-        last_delivery_status: record
-            .last_delivery
-            .map_or(pb::DeliveryStatus::Unspecified, |(status, _)| {
-                status.to_proto()
-            }) as i32,
-        last_delivery_at: record.last_delivery.map(|(_, at)| to_proto(at)),
-        headers: record
-            .header_hints
-            .iter()
-            .map(|(name, hint)| pb::CustomHeader {
-                name: name.clone(),
-                value: String::new(),
-                value_hint: hint.clone(),
-            })
-            .collect(),
-        // Input only: the certificate and CA are summarised below, the key never leaves.
-        client_certificate_pem: String::new(),
-        client_key_pem: String::new(),
-        server_ca_pem: String::new(),
-        client_certificate: record.client_certificate.as_ref().map(certificate_info),
-        server_ca: record.server_ca.as_ref().map(certificate_info),
+impl From<AttemptErrorKind> for pb::AttemptErrorKind {
+    fn from(kind: AttemptErrorKind) -> Self {
+        match kind {
+            AttemptErrorKind::Timeout => Self::Timeout,
+            AttemptErrorKind::Connect => Self::Connect,
+            AttemptErrorKind::Dns => Self::Dns,
+            AttemptErrorKind::Tls => Self::Tls,
+            AttemptErrorKind::Status => Self::Status,
+            AttemptErrorKind::Refused => Self::Refused,
+            AttemptErrorKind::Protocol => Self::Protocol,
+        }
     }
 }
 
-fn certificate_info(info: &crate::domain::CertificateInfo) -> pb::CertificateInfo {
-    pb::CertificateInfo {
-        subject: info.subject.clone(),
-        issuer: info.issuer.clone(),
-        not_after: Some(to_proto(info.not_after)),
+impl From<AttemptTrigger> for pb::AttemptTrigger {
+    fn from(trigger: AttemptTrigger) -> Self {
+        match trigger {
+            AttemptTrigger::Scheduled => Self::Scheduled,
+            AttemptTrigger::Resend => Self::Resend,
+            AttemptTrigger::Recover => Self::Recover,
+        }
     }
+}
+
+impl From<UpdateKind> for pb::UpdateKind {
+    fn from(kind: UpdateKind) -> Self {
+        match kind {
+            UpdateKind::Created => Self::Created,
+            UpdateKind::AttemptSucceeded => Self::AttemptSucceeded,
+            UpdateKind::AttemptFailed => Self::AttemptFailed,
+            UpdateKind::Failed => Self::Failed,
+            UpdateKind::Skipped => Self::Skipped,
+            UpdateKind::Cancelled => Self::Cancelled,
+            UpdateKind::Resent => Self::Resent,
+        }
+    }
+}
+
+impl From<DeliveryStatus> for pb::DeliveryStatus {
+    fn from(status: DeliveryStatus) -> Self {
+        match status {
+            DeliveryStatus::Pending => Self::Pending,
+            DeliveryStatus::Succeeded => Self::Succeeded,
+            DeliveryStatus::Failed => Self::Failed,
+            DeliveryStatus::Skipped => Self::Skipped,
+            DeliveryStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// A delivery status from the wire; UNSPECIFIED is `None`.
+fn status_from_proto(value: pb::DeliveryStatus) -> Option<DeliveryStatus> {
+    match value {
+        pb::DeliveryStatus::Unspecified => None,
+        pb::DeliveryStatus::Pending => Some(DeliveryStatus::Pending),
+        pb::DeliveryStatus::Succeeded => Some(DeliveryStatus::Succeeded),
+        pb::DeliveryStatus::Failed => Some(DeliveryStatus::Failed),
+        pb::DeliveryStatus::Skipped => Some(DeliveryStatus::Skipped),
+        pb::DeliveryStatus::Cancelled => Some(DeliveryStatus::Cancelled),
+    }
+}
+
+/// Reads the `statuses` filter of ListDeliveries; unknown numbers and UNSPECIFIED are refused.
+pub(crate) fn statuses(
+    values: &[i32],
+) -> Result<Vec<DeliveryStatus>, crate::domain::ValidationError> {
+    values
+        .iter()
+        .map(|value| {
+            pb::DeliveryStatus::try_from(*value)
+                .ok()
+                .and_then(status_from_proto)
+                .ok_or_else(|| {
+                    crate::domain::ValidationError::new(
+                        "statuses",
+                        format!("{value} is not a delivery status"),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// The webhook-id header value of a delivery.
-pub(crate) fn message_id(id: uuid::Uuid) -> String {
-    format!("msg_{}", id.simple())
+pub(crate) fn message_id(id: DeliveryId) -> String {
+    format!("msg_{}", id.as_uuid().simple())
 }
 
 /// A delivery, with attempts when given.
@@ -71,8 +104,8 @@ pub(crate) fn delivery(record: &DeliveryRecord, attempts: &[AttemptRecord]) -> p
         request_id: record.request_id.clone(),
         function: record
             .function
-            .map_or(pb::Function::Unspecified, |f| f.to_proto()) as i32,
-        status: record.status.to_proto() as i32,
+            .map_or(pb::Function::Unspecified, pb::Function::from) as i32,
+        status: pb::DeliveryStatus::from(record.status) as i32,
         status_reason: record.status_reason.clone(),
         attempt_count: record.attempt_count.max(0) as u32,
         next_attempt_at: record.next_attempt_at.map(to_proto),
@@ -100,26 +133,15 @@ fn headers(pairs: &[(String, String)]) -> Vec<pb::HttpHeader> {
 
 /// One attempt; the body sent is the delivery's payload (stored once per event).
 pub(crate) fn attempt(record: &AttemptRecord, body: Option<&str>) -> pb::DeliveryAttempt {
-    let error_kind = match record.error_kind.as_deref() {
-        Some("timeout") => pb::AttemptErrorKind::Timeout,
-        Some("connect") => pb::AttemptErrorKind::Connect,
-        Some("dns") => pb::AttemptErrorKind::Dns,
-        Some("tls") => pb::AttemptErrorKind::Tls,
-        Some("status") => pb::AttemptErrorKind::Status,
-        Some("refused") => pb::AttemptErrorKind::Refused,
-        Some("protocol") => pb::AttemptErrorKind::Protocol,
-        _ => pb::AttemptErrorKind::Unspecified,
-    };
-    let trigger = match record.trigger.as_str() {
-        "resend" => pb::AttemptTrigger::Resend,
-        "recover" => pb::AttemptTrigger::Recover,
-        _ => pb::AttemptTrigger::Scheduled,
-    };
+    let error_kind = record.error_kind.map_or(
+        pb::AttemptErrorKind::Unspecified,
+        pb::AttemptErrorKind::from,
+    );
     let micros = record.duration_us.max(0);
     pb::DeliveryAttempt {
         id: record.id.to_string(),
         attempt_number: record.attempt_number.max(0) as u32,
-        trigger: trigger as i32,
+        trigger: pb::AttemptTrigger::from(record.trigger) as i32,
         started_at: Some(to_proto(record.started_at)),
         duration: Some(prost_types::Duration {
             seconds: micros / 1_000_000,
@@ -144,19 +166,9 @@ pub(crate) fn attempt(record: &AttemptRecord, body: Option<&str>) -> pb::Deliver
 /// One delivery-log entry. The attempt carries no request body (it is the delivery's payload,
 /// which GetDelivery returns), keeping the stream light.
 pub fn update_message(update: &UpdateRecord) -> pb::DeliveryUpdate {
-    let kind = match update.kind.as_str() {
-        "created" => pb::UpdateKind::Created,
-        "attempt_succeeded" => pb::UpdateKind::AttemptSucceeded,
-        "attempt_failed" => pb::UpdateKind::AttemptFailed,
-        "failed" => pb::UpdateKind::Failed,
-        "skipped" => pb::UpdateKind::Skipped,
-        "cancelled" => pb::UpdateKind::Cancelled,
-        "resent" => pb::UpdateKind::Resent,
-        _ => pb::UpdateKind::Unspecified,
-    };
     pb::DeliveryUpdate {
         cursor: update.cursor.to_string(),
-        kind: kind as i32,
+        kind: pb::UpdateKind::from(update.kind) as i32,
         delivery: Some(delivery(&update.delivery, &[])),
         attempt: update.attempt.as_ref().map(|a| attempt(a, None)),
     }
@@ -172,7 +184,7 @@ fn seconds(value: f64) -> prost_types::Duration {
 
 /// A webhook's statistics.
 pub(crate) fn webhook_stats(
-    id: uuid::Uuid,
+    id: WebhookId,
     since: time::OffsetDateTime,
     stats: &WebhookStatsRecord,
 ) -> pb::WebhookStats {

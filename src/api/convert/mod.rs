@@ -1,0 +1,16 @@
+//! Every translation between the wire and the service: requests into domain inputs (refusing bad
+//! values with the field they came from) and store records into messages. Nothing outside `api`
+//! sees a protobuf type.
+
+mod deliveries;
+mod errors;
+mod events;
+mod webhooks;
+
+pub(crate) use crate::domain::timestamps::to_proto;
+pub use deliveries::update_message;
+pub(crate) use deliveries::{delivery, statuses, webhook_stats};
+pub(crate) use errors::{invalid_argument, not_found, store_failure};
+pub use events::{event_input, published_event};
+pub(crate) use webhooks::webhook;
+pub use webhooks::{event_selection, function, function_filter};
