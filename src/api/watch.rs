@@ -27,7 +27,7 @@ use tonic::codegen::{Body, StdError};
 
 use super::admin::bad;
 use super::auth::Caller;
-use crate::domain::{ValidationError, WebhookId};
+use crate::domain::{Cursor, ValidationError, WebhookId};
 use crate::proto::v1 as pb;
 use crate::store::UpdateFilter;
 use crate::stream::{
@@ -61,6 +61,7 @@ async fn open<F: UpdateForm>(
                 .parse::<i64>()
                 .ok()
                 .filter(|c| *c >= 0)
+                .map(Cursor::new)
                 .ok_or_else(|| {
                     bad(ValidationError::new(
                         "after_cursor",

@@ -123,6 +123,66 @@ uuid_id! {
     ClaimToken
 }
 
+/// A position in the delivery-update log: dense and increasing across instances, so a watcher
+/// resumes after the last cursor it saw and notices a gap. 0 is "before the first entry".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cursor(i64);
+
+impl Cursor {
+    /// Before the first entry of the log.
+    pub const START: Self = Self(0);
+
+    /// The cursor a client sent (`after_cursor`), or one read from the log.
+    pub fn new(position: i64) -> Self {
+        Self(position)
+    }
+
+    /// The position, for the wire and for arithmetic on log ranges.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    /// The entry right after this one.
+    pub fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ToSql for Cursor {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        self.0.to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <i64 as ToSql>::accepts(ty)
+    }
+
+    to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for Cursor {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        i64::from_sql(ty, raw).map(Self)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <i64 as FromSql>::accepts(ty)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +204,14 @@ mod tests {
         assert_eq!(id.to_string(), uuid.to_string());
         assert_eq!(WebhookId::parse("id", &uuid.to_string()).unwrap(), id);
         assert_eq!(DeliveryId::parse("id", "x").unwrap_err().field, "id");
+    }
+
+    #[test]
+    fn cursors_order_by_position_and_next_is_one_after() {
+        let cursor = Cursor::new(41);
+        assert_eq!(cursor.next(), Cursor::new(42));
+        assert!(Cursor::START < cursor);
+        assert_eq!(cursor.to_string(), "41");
+        assert_eq!(Cursor::new(i64::MAX).next(), Cursor::new(i64::MAX));
     }
 }

@@ -30,7 +30,7 @@ pub use event_input::{
     BeneficiaryInput, DecisionKind, EventInput, LiveStageInput, ParticipationInput, RequestInput,
     WithdrawalInput,
 };
-pub use ids::{AttemptId, ClaimToken, DeliveryId, EventId, WebhookId, parse_id};
+pub use ids::{AttemptId, ClaimToken, Cursor, DeliveryId, EventId, WebhookId, parse_id};
 pub use page_token::{PageFilters, PageToken, PageTokenKeys, page_size};
 pub use schedule::{RetrySchedule, parse_schedule};
 pub use secret::{Secret, SecretError, WHSEC_KEY_BYTES};

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::deliveries::{AttemptRecord, DeliveryRecord, attempt_from_row, stored};
 use super::{Store, StoreError};
-use crate::domain::{DeliveryStatus, Function, UpdateKind, WebhookId};
+use crate::domain::{Cursor, DeliveryStatus, Function, UpdateKind, WebhookId};
 
 /// Channel on which the sequencer announces new log entries (payload: the newest cursor).
 pub const UPDATES_CHANNEL: &str = "webhooks_delivery_updates";
@@ -21,7 +21,7 @@ const SEQUENCER_LOCK: i64 = 7_262_023;
 #[derive(Debug, Clone)]
 pub struct UpdateRecord {
     /// Position in the log.
-    pub cursor: i64,
+    pub cursor: Cursor,
     /// What changed.
     pub kind: UpdateKind,
     /// The delivery as it was right after the change (no payload).
@@ -148,7 +148,7 @@ impl Store {
     }
 
     /// The oldest and newest cursors in the log (0, 0 when empty).
-    pub async fn update_cursor_range(&self) -> Result<(i64, i64), StoreError> {
+    pub async fn update_cursor_range(&self) -> Result<(Cursor, Cursor), StoreError> {
         let client = self.client().await?;
         let row = client
             .query_one(
@@ -162,8 +162,8 @@ impl Store {
     /// Log entries after `after` up to `until` (inclusive) that match `filter`, oldest first.
     pub async fn read_updates(
         &self,
-        after: i64,
-        until: i64,
+        after: Cursor,
+        until: Cursor,
         filter: &UpdateFilter,
         limit: i64,
     ) -> Result<Vec<UpdateRecord>, StoreError> {

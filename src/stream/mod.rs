@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, watch as tokio_watch};
 
 use bytes::Bytes;
 
+use crate::domain::Cursor;
 use crate::shutdown::{Shutdown, ShutdownSender};
 use crate::store::{SequencerRound, Store, StoreError, UpdateFilter, UpdateRecord, Wakeup};
 
@@ -33,9 +34,9 @@ pub enum StreamError {
     #[error("after_cursor {cursor} is ahead of the delivery log (newest is {newest})")]
     AheadOfLog {
         /// The client's cursor.
-        cursor: i64,
+        cursor: Cursor,
         /// The log's newest cursor.
-        newest: i64,
+        newest: Cursor,
     },
     /// The client's cursor was pruned: resuming would silently skip entries.
     #[error(
@@ -44,15 +45,15 @@ pub enum StreamError {
     )]
     Pruned {
         /// The client's cursor.
-        cursor: i64,
+        cursor: Cursor,
         /// The log's oldest retained cursor.
-        oldest: i64,
+        oldest: Cursor,
     },
     /// The instance shuts down; the client resumes after `resume` on another one.
     #[error("the server is shutting down; resume with after_cursor {resume}")]
     ShuttingDown {
         /// The cursor to resume after.
-        resume: i64,
+        resume: Cursor,
     },
     /// A read was cancelled because the runtime shuts down.
     #[error("the server is shutting down; resume with your last cursor")]
@@ -73,7 +74,7 @@ pub type UpdateEncoder = Box<dyn Fn(&UpdateRecord) -> Bytes + Send + Sync>;
 #[derive(Debug)]
 pub struct SharedUpdate {
     /// Position in the log.
-    pub cursor: i64,
+    pub cursor: Cursor,
     /// The delivery's webhook.
     pub webhook_id: crate::domain::WebhookId,
     /// The delivery's function.
@@ -178,7 +179,7 @@ pub struct UpdateHub {
     store: Store,
     ring: broadcast::Sender<Arc<SharedUpdate>>,
     /// The newest cursor read from the log (set before broadcasting it).
-    newest: tokio_watch::Sender<i64>,
+    newest: tokio_watch::Sender<Cursor>,
     /// Woken when the log grew: by this instance's sequencer, or (through the listener) by
     /// another instance's.
     wake: Wakeup,
@@ -195,7 +196,7 @@ impl UpdateHub {
     /// `encoder` (the API's wire format, which this module does not know).
     pub fn new(store: Store, retention: Duration, encoder: UpdateEncoder) -> Arc<Self> {
         let (ring, _) = broadcast::channel(RING_CAPACITY);
-        let (newest, _) = tokio_watch::channel(0);
+        let (newest, _) = tokio_watch::channel(Cursor::START);
         Arc::new(Self {
             wake: store.wakeups().updates.clone(),
             store,
@@ -283,7 +284,12 @@ impl UpdateHub {
                 let after = *self.newest.borrow();
                 match self
                     .store
-                    .read_updates(after, i64::MAX, &UpdateFilter::default(), READ_BATCH)
+                    .read_updates(
+                        after,
+                        Cursor::new(i64::MAX),
+                        &UpdateFilter::default(),
+                        READ_BATCH,
+                    )
                     .await
                 {
                     Ok(updates) => {

@@ -19,6 +19,7 @@ use futures_util::Stream;
 use tokio::sync::broadcast;
 
 use super::{SharedUpdate, StreamError, UpdateForm, UpdateHub, WatcherGuard};
+use crate::domain::Cursor;
 use crate::shutdown::Shutdown;
 use crate::store::{UpdateFilter, UpdateRecord};
 
@@ -64,7 +65,7 @@ impl<T> Stream for Updates<T> {
 pub async fn watch<F: UpdateForm>(
     hub: Arc<UpdateHub>,
     filter: UpdateFilter,
-    after_cursor: Option<i64>,
+    after_cursor: Option<Cursor>,
     form: F,
 ) -> Result<Updates<F::Item>, StreamError> {
     // Subscribe before reading the position, so nothing falls between the two.
@@ -78,7 +79,7 @@ pub async fn watch<F: UpdateForm>(
             if cursor > newest {
                 return Err(StreamError::AheadOfLog { cursor, newest });
             }
-            if oldest > 0 && cursor < oldest - 1 {
+            if oldest > Cursor::START && cursor.next() < oldest {
                 return Err(StreamError::Pruned { cursor, oldest });
             }
             cursor
@@ -114,12 +115,12 @@ struct Watcher<F: UpdateForm> {
     /// Makes each message sent.
     form: F,
     /// Every entry up to here was sent, or filtered out, or sits in `page`.
-    position: i64,
+    position: Cursor,
     /// While catching up from the table: up to which cursor (inclusive).
-    catch_up_until: Option<i64>,
+    catch_up_until: Option<Cursor>,
     /// Entries read from the table, made into messages, not sent yet (at most
     /// [`CATCH_UP_PAGE`]), with their cursors.
-    page: VecDeque<(i64, F::Item)>,
+    page: VecDeque<(Cursor, F::Item)>,
     /// The hub's live entries; lags (and the stream catches up from the table) when the client
     /// is slower than the log grows.
     ring: broadcast::Receiver<Arc<SharedUpdate>>,
@@ -192,7 +193,7 @@ impl<F: UpdateForm> Watcher<F> {
                     if cursor <= self.position {
                         continue;
                     }
-                    if cursor > self.position + 1 {
+                    if cursor > self.position.next() {
                         // Cursors are dense: a jump means we missed entries. Read them, and
                         // this one with them.
                         self.catch_up_until = Some(cursor);
@@ -221,9 +222,9 @@ impl<F: UpdateForm> Watcher<F> {
     }
 
     /// The cursor a client resumes after: entries up to it were sent (or filtered out).
-    fn resume_cursor(&self) -> i64 {
+    fn resume_cursor(&self) -> Cursor {
         match self.page.front() {
-            Some((cursor, _)) => cursor - 1,
+            Some((cursor, _)) => Cursor::new(cursor.get() - 1),
             None => self.position,
         }
     }
@@ -235,8 +236,8 @@ impl<F: UpdateForm> Watcher<F> {
 async fn read_page(
     hub: &Arc<UpdateHub>,
     filter: &UpdateFilter,
-    after: i64,
-    until: i64,
+    after: Cursor,
+    until: Cursor,
 ) -> Result<Vec<UpdateRecord>, StreamError> {
     let store = hub.store.clone();
     let filter = filter.clone();
