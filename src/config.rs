@@ -355,8 +355,8 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     /// The per-endpoint pacing these settings ask for.
-    pub fn delivery_policy(&self) -> crate::store::DeliveryPolicy {
-        crate::store::DeliveryPolicy {
+    pub fn delivery_policy(&self) -> crate::domain::DeliveryPolicy {
+        crate::domain::DeliveryPolicy {
             max_in_flight_per_webhook: i64::from(self.max_in_flight_per_webhook.max(1)),
             breaker_threshold: i32::try_from(self.circuit_breaker_threshold.max(1))
                 .unwrap_or(i32::MAX),

@@ -16,8 +16,6 @@ mod updates;
 mod vault;
 mod webhooks;
 
-/// Re-exported from `domain` for callers that still name them here (`config`, `stream`).
-pub use crate::domain::{DeliveryPolicy, DeliveryStatus, Outcome};
 pub use deliveries::{
     AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, FinishedAttempt, NewAttempt,
     WebhookStatsRecord,

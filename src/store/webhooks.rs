@@ -4,10 +4,11 @@ use time::OffsetDateTime;
 use tokio_postgres::Row;
 
 use super::vault::Sealed;
-use super::{DeliveryStatus, Store, StoreError};
+use super::{Store, StoreError};
 use crate::domain::{
-    CertificateInfo, Change, ClientCertificate, CustomHeaders, Description, DestinationTls,
-    DestinationUrl, EventSelection, Function, PageToken, PrivateCa, Secret, WebhookId, WebhookName,
+    CertificateInfo, Change, ClientCertificate, CustomHeaders, DeliveryStatus, Description,
+    DestinationTls, DestinationUrl, EventSelection, Function, PageToken, PrivateCa, Secret,
+    WebhookId, WebhookName,
 };
 
 /// A webhook as stored (deleted ones are never returned).

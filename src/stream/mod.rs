@@ -80,7 +80,7 @@ pub struct SharedUpdate {
     /// The delivery's function.
     pub function: Option<crate::domain::Function>,
     /// The delivery's status after the change.
-    pub status: crate::store::DeliveryStatus,
+    pub status: crate::domain::DeliveryStatus,
     /// The message, as the encoder made it.
     pub encoded: Bytes,
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
+use webhooks::domain::{DeliveryPolicy, Outcome};
 use webhooks::proto::v1 as pb;
-use webhooks::store::{DeliveryPolicy, FinishedAttempt, NewAttempt, Outcome, Store};
+use webhooks::store::{FinishedAttempt, NewAttempt, Store};
 
 use testkit::{Receiver, TestApp, spawn_app_with, withdrawal_event};
 
