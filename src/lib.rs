@@ -6,13 +6,27 @@
 //! receives a signed JSON POST (Standard Webhooks). Admins manage webhooks and read the delivery
 //! history through `WebhookAdmin`.
 //!
-//! Layout: [`api`] (gRPC handlers), [`domain`] (validated types), [`store`] (all SQL; Postgres
-//! is the store and the work queue), [`delivery`] (claim, sign, send, schedule), [`config`],
-//! [`startup`], [`telemetry`]; [`proto`] holds the generated messages, servers and clients;
-//! [`cli`] is the operator tooling built on those clients (`webhooks hooks|deliveries|events|listen`);
-//! [`console`] serves the browser console and gRPC-Web on `WEBHOOKS_CONSOLE_ADDR`;
-//! [`connections`] keeps both listeners from being hoarded (connection cap, idle and handshake
-//! timeouts).
+//! Layout, from the vocabulary outwards:
+//!
+//! - [`domain`]: the vocabulary. Validated types that parse plain data (names, URLs and blocked
+//!   address ranges, event selections, published events, secrets, page tokens), delivery
+//!   statuses, outcomes, policies and retry schedules, and typed ids (`WebhookId`, `DeliveryId`,
+//!   `EventId`, `AttemptId`, `ClaimToken`, `Cursor`). It knows no wire format.
+//! - [`store`]: all SQL, `LISTEN`/`NOTIFY` included ([`store::Wakeups`]: the one wake-up path
+//!   for new work); Postgres is the store and the work queue.
+//! - [`delivery`]: the workers: claim, sign ([`delivery::signature`], with `verify` beside
+//!   `sign`), send through the SSRF guard, record, schedule retries.
+//! - [`stream`]: the delivery-update log behind `WatchDeliveries`: sequencer and per-instance
+//!   fan-out, with its own error type; the API hands it the encoder.
+//! - [`api`]: the only module that speaks protobuf and tonic: handlers, and in
+//!   [`api::convert`] every conversion between messages and domain types, errors included.
+//! - [`proto`]: the generated messages, servers and clients.
+//! - [`cli`]: the operator tooling built on those clients (`webhooks hooks|deliveries|events|listen`),
+//!   and the binary's whole command line ([`cli::BinaryCli`]).
+//! - [`config`]: the service's flags and environment variables; [`startup`]: the wiring;
+//!   [`shutdown`]: the signal every background task waits on; [`connections`]: both
+//!   listeners' connection cap, idle and handshake timeouts; [`console`]: the browser console
+//!   and gRPC-Web on `WEBHOOKS_CONSOLE_ADDR`; [`metrics`], [`telemetry`].
 
 pub mod api;
 pub mod cli;
