@@ -5,6 +5,7 @@ use webhooks::proto::v1 as pb;
 
 use testkit::{assert_status, spawn_app};
 
+/// `testkit::webhook_spec` under another name.
 fn webhook(
     name: &str,
     url: &str,
@@ -14,13 +15,7 @@ fn webhook(
 ) -> pb::Webhook {
     pb::Webhook {
         name: name.into(),
-        destination_url: url.into(),
-        function: function as i32,
-        events: Some(pb::EventSelection {
-            approval_nodes: nodes.to_vec(),
-            rejection,
-        }),
-        ..Default::default()
+        ..testkit::webhook_spec(url, function, nodes, rejection)
     }
 }
 
