@@ -237,7 +237,7 @@ fn report(
         .ok()
         .and_then(|json| json.get("type").and_then(|t| t.as_str()).map(str::to_owned))
         .unwrap_or_else(|| "(no type: the body is not a webhook JSON document)".to_owned());
-    let received = output::rfc3339(&crate::domain::timestamps::to_proto(received_at));
+    let received = output::rfc3339(&crate::api::convert::timestamps::to_proto(received_at));
     let timestamp = match header(headers, "webhook-timestamp") {
         None => "(missing)".to_owned(),
         Some(value) => match value.parse::<i64>() {

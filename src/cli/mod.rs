@@ -606,7 +606,7 @@ pub fn parse_rfc3339(value: &str) -> Result<OffsetDateTime, String> {
 
 /// A protobuf timestamp from a time.
 pub fn timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
-    crate::domain::timestamps::to_proto(at)
+    crate::api::convert::timestamps::to_proto(at)
 }
 
 /// The request functions, as flag values.

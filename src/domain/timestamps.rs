@@ -1,4 +1,6 @@
-//! Conversions between protobuf timestamps and `time::OffsetDateTime`.
+//! Points in time as callers write them (seconds and nanoseconds since the epoch, checked
+//! here) and as webhook payloads carry them (RFC 3339). The protobuf form is `api`'s
+//! (`api::convert::timestamps`).
 
 use time::OffsetDateTime;
 
@@ -12,20 +14,6 @@ pub struct UnixTime {
     pub seconds: i64,
     /// Nanoseconds past `seconds`; valid values are 0 to 999,999,999.
     pub nanos: i32,
-}
-
-/// Reads a protobuf timestamp from `field`; out-of-range values are the caller's mistake.
-pub fn from_proto(
-    field: &str,
-    ts: &prost_types::Timestamp,
-) -> Result<OffsetDateTime, ValidationError> {
-    from_unix(
-        field,
-        UnixTime {
-            seconds: ts.seconds,
-            nanos: ts.nanos,
-        },
-    )
 }
 
 /// Checks a caller's point in time from `field`: nanoseconds in range, years 1970 to 9999.
@@ -43,36 +31,8 @@ pub fn from_unix(field: &str, ts: UnixTime) -> Result<OffsetDateTime, Validation
     Ok(at)
 }
 
-/// Writes a protobuf timestamp.
-pub fn to_proto(at: OffsetDateTime) -> prost_types::Timestamp {
-    let nanos = at.unix_timestamp_nanos();
-    prost_types::Timestamp {
-        seconds: (nanos.div_euclid(1_000_000_000)) as i64,
-        nanos: (nanos.rem_euclid(1_000_000_000)) as i32,
-    }
-}
-
 /// RFC 3339 text, as the webhook payloads carry it.
 pub fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trips_and_refuses_bad_nanos() {
-        let ts = prost_types::Timestamp {
-            seconds: 1_700_000_000,
-            nanos: 5,
-        };
-        assert_eq!(to_proto(from_proto("t", &ts).unwrap()), ts);
-        let bad = prost_types::Timestamp {
-            seconds: 0,
-            nanos: -1,
-        };
-        assert_eq!(from_proto("t", &bad).unwrap_err().field, "t");
-    }
 }

@@ -160,7 +160,7 @@ fn timestamp(value: &Value, field: &str) -> Option<prost_types::Timestamp> {
     let text = value.as_str()?;
     let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|e| panic!("`{field}` = {text} is not RFC 3339: {e}"));
-    Some(webhooks::domain::timestamps::to_proto(at))
+    Some(webhooks::api::convert::timestamps::to_proto(at))
 }
 
 /// The PublishEvent request a back-office service would send for the decision in `example`.

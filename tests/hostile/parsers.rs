@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
 use time::OffsetDateTime;
 use uuid::Uuid;
+use webhooks::api::convert::timestamps as wire_timestamps;
 use webhooks::delivery::parse_retry_after;
 use webhooks::domain::{PageFilters, PageToken, PageTokenKeys, page_size, parse_id, timestamps};
 use webhooks::domain::{parse_duration, parse_schedule};
@@ -129,10 +130,10 @@ proptest! {
 
     #[test]
     fn timestamps_are_valid_instants_from_1970_to_9999(ts in timestamp()) {
-        match timestamps::from_proto("occurred_at", &ts) {
+        match wire_timestamps::from_proto("occurred_at", &ts) {
             Ok(at) => {
                 prop_assert!((1970..=9999).contains(&at.year()));
-                prop_assert_eq!(timestamps::to_proto(at), ts);
+                prop_assert_eq!(wire_timestamps::to_proto(at), ts);
                 prop_assert!(!timestamps::rfc3339(at).is_empty());
             }
             Err(error) => prop_assert_eq!(error.field, "occurred_at"),

@@ -3,10 +3,11 @@
 use tonic::{Request, Response, Status};
 
 use super::{AdminService, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, bad};
-use crate::api::{convert, not_found};
+use crate::api::convert::{self, timestamps};
+use crate::api::not_found;
 use crate::domain::{
     AttemptTrigger, DeliveryId, PageFilters, PageToken, PublishedEvent, ValidationError, WebhookId,
-    page_size, timestamps,
+    page_size,
 };
 use crate::proto::v1 as pb;
 use crate::store::DeliveryFilter;

@@ -6,11 +6,12 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 use super::{AdminService, DEFAULT_GRACE, DEFAULT_PAGE_SIZE, MAX_GRACE, MAX_PAGE_SIZE, bad};
-use crate::api::{convert, not_found};
+use crate::api::convert::{self, timestamps};
+use crate::api::not_found;
 use crate::domain::{
     Change, ClientCertificate, CustomHeaders, Description, DestinationUrl, EventSelection,
     Function, PageFilters, PageToken, PrivateCa, UpdateField, ValidationError, WebhookId,
-    WebhookName, page_size, parse_update_mask, timestamps,
+    WebhookName, page_size, parse_update_mask,
 };
 use crate::proto::v1 as pb;
 use crate::store::{NewWebhook, WebhookChanges, WebhookFilter};

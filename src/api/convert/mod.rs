@@ -5,12 +5,13 @@
 mod deliveries;
 mod errors;
 mod events;
+pub mod timestamps;
 mod webhooks;
 
-pub(crate) use crate::domain::timestamps::to_proto;
 pub use deliveries::update_message;
 pub(crate) use deliveries::{delivery, statuses, webhook_stats};
 pub(crate) use errors::{invalid_argument, not_found, store_failure};
 pub use events::{event_input, published_event};
+pub(crate) use timestamps::to_proto;
 pub(crate) use webhooks::webhook;
 pub use webhooks::{event_selection, function, function_filter};
