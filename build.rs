@@ -5,6 +5,9 @@
 
 use std::{env, path::PathBuf};
 
+/// The API's files. Their imports resolve from the include path `proto` (the buf module's root):
+/// `google/api/field_behavior.proto` is vendored there, the well-known types come with protoc.
+/// prost also generates `google.api` (the FieldBehavior enum) into OUT_DIR, which nothing includes.
 const PROTOS: &[&str] = &[
     "proto/backoffice/webhooks/v1/webhook.proto",
     "proto/backoffice/webhooks/v1/delivery.proto",

@@ -13,6 +13,9 @@
 #
 #   scripts/build-console.sh          install (if needed) and build
 #   scripts/build-console.sh --test   also run the unit tests (vitest)
+#   scripts/build-console.sh --install-only
+#                                     only the packages (npm ci when needed), for the tools
+#                                     pinned there that others use (scripts/check-proto.sh's buf)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -23,10 +26,12 @@ die() {
 }
 
 run_tests=false
+install_only=false
 for arg in "$@"; do
     case $arg in
     --test) run_tests=true ;;
-    *) die "unknown argument: $arg (only --test)" ;;
+    --install-only) install_only=true ;;
+    *) die "unknown argument: $arg (--test or --install-only)" ;;
     esac
 done
 
@@ -51,6 +56,10 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
     log "npm ci"
     npm ci --no-audit --no-fund >&2
     printf '%s\n' "$want" >"$stamp"
+fi
+if $install_only; then
+    log "console/node_modules is ready"
+    exit 0
 fi
 
 # --- Build ------------------------------------------------------------------------------------

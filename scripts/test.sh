@@ -5,7 +5,9 @@
 # Node.js 20 or newer (scripts/ensure-node.sh), builds the web console (scripts/build-console.sh,
 # with its TypeScript check and unit tests) before cargo embeds it, and installs Debian's Chromium
 # for the console's browser test when /usr/bin/chromium is missing; the end-to-end tests need all
-# of them and are never skipped.
+# of them and are never skipped. It also checks the protobuf contract (scripts/check-proto.sh: buf
+# format, buf lint, buf breaking against main's last change of proto/, with the buf the console
+# pins).
 #
 # The tests read WEBHOOKS_TEST_DATABASE_URL, a server URL without a database name (default
 # postgres://postgres@127.0.0.1:5432), and create one fresh database per test on that server.
@@ -113,6 +115,13 @@ log "node: $(command -v node) ($(node --version))"
 # Built before cargo: the binary embeds console/dist at compile time. --test runs its unit tests.
 log "building the web console"
 scripts/build-console.sh --test
+
+# --- The protobuf contract ---------------------------------------------------------------------
+# buf format, buf lint and buf breaking against main's last change of proto/, and a check that a
+# deleted field fails buf breaking; with the buf of console/package.json, installed just above.
+log "checking proto/ with buf"
+scripts/check-proto.sh
+
 # Its browser test (tests/console) drives Debian's Chromium with playwright-core.
 export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
 if [[ ! -x $CHROMIUM_PATH ]]; then

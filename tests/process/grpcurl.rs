@@ -127,15 +127,17 @@ fn assert_described(output: &str, proto: &str, block: &str, min_items: usize) {
                 "describe does not show the comment `{comment}` of `{item}`:\n{output}"
             );
         }
-        // `rpc CreateWebhook(...)` / `string name = 2;`: the name must appear in the output.
+        // `rpc CreateWebhook(...)` / `string name = 2 [...];`: the name and number must appear
+        // in the output (with or without the field's options, which grpcurl prints its own way).
         let name = if let Some(rpc) = item.strip_prefix("rpc ") {
             format!("rpc {}", rpc.split('(').next().unwrap_or_default().trim())
         } else {
-            let mut words = item.split_whitespace().rev();
+            let declaration = item.split(" [").next().unwrap_or_default();
+            let mut words = declaration.trim_end_matches(';').split_whitespace().rev();
             let number = words.next().unwrap_or_default();
             let _equals = words.next();
             let field = words.next().unwrap_or_default();
-            format!("{field} = {number}")
+            format!(" {field} = {number}")
         };
         assert!(
             output.contains(&name),
