@@ -90,7 +90,7 @@ fi
 if [[ -z $base ]]; then
     log "no earlier version of proto/ on $ref: nothing it could break"
 else
-    log "buf breaking proto against $(git log -1 --format='%h %s' "$base") (the last change of proto/ on $ref before this one)"
+    log "buf breaking proto against $(git log -1 --format='%h %s' "$base") (base found on $ref)"
     git archive "$base" proto | tar -x -C "$scratch"
     breaking_config=()
     if [[ ! -f $scratch/proto/buf.yaml ]]; then
