@@ -23,6 +23,41 @@ pub fn parse_id(field: &str, value: &str) -> Result<Uuid, ValidationError> {
     })
 }
 
+/// Stores a newtype as the Postgres value of the type it wraps (`uuid` or `bigint`), so store
+/// code binds and reads typed ids directly.
+macro_rules! sql_as_inner {
+    ($name:ident, $inner:ty) => {
+        impl ToSql for $name {
+            fn to_sql(
+                &self,
+                ty: &Type,
+                out: &mut bytes::BytesMut,
+            ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+                self.0.to_sql(ty, out)
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                <$inner as ToSql>::accepts(ty)
+            }
+
+            to_sql_checked!();
+        }
+
+        impl<'a> FromSql<'a> for $name {
+            fn from_sql(
+                ty: &Type,
+                raw: &'a [u8],
+            ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+                <$inner>::from_sql(ty, raw).map(Self)
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                <$inner as FromSql>::accepts(ty)
+            }
+        }
+    };
+}
+
 /// Defines an id type over a UUID.
 macro_rules! uuid_id {
     ($(#[$meta:meta])* $name:ident) => {
@@ -65,34 +100,7 @@ macro_rules! uuid_id {
             }
         }
 
-        impl ToSql for $name {
-            fn to_sql(
-                &self,
-                ty: &Type,
-                out: &mut bytes::BytesMut,
-            ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-                self.0.to_sql(ty, out)
-            }
-
-            fn accepts(ty: &Type) -> bool {
-                <Uuid as ToSql>::accepts(ty)
-            }
-
-            to_sql_checked!();
-        }
-
-        impl<'a> FromSql<'a> for $name {
-            fn from_sql(
-                ty: &Type,
-                raw: &'a [u8],
-            ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-                Uuid::from_sql(ty, raw).map(Self)
-            }
-
-            fn accepts(ty: &Type) -> bool {
-                <Uuid as FromSql>::accepts(ty)
-            }
-        }
+        sql_as_inner!($name, Uuid);
     };
 }
 
@@ -154,34 +162,7 @@ impl fmt::Display for Cursor {
     }
 }
 
-impl ToSql for Cursor {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        self.0.to_sql(ty, out)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        <i64 as ToSql>::accepts(ty)
-    }
-
-    to_sql_checked!();
-}
-
-impl<'a> FromSql<'a> for Cursor {
-    fn from_sql(
-        ty: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        i64::from_sql(ty, raw).map(Self)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        <i64 as FromSql>::accepts(ty)
-    }
-}
+sql_as_inner!(Cursor, i64);
 
 #[cfg(test)]
 mod tests {
