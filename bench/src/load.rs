@@ -85,6 +85,46 @@ pub async fn create_webhooks(
     Ok(())
 }
 
+/// Creates one webhook (withdrawals approved at `node`) per URL, with fresh secrets, for a
+/// receiver that verifies nothing (the nginx judge).
+pub async fn create_webhooks_at(channel: &Channel, urls: &[String], node: u32) -> anyhow::Result<()> {
+    let mut admin = WebhookAdminClient::new(channel.clone());
+    for (index, url) in urls.iter().enumerate() {
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        admin
+            .create_webhook(pb::CreateWebhookRequest {
+                webhook: Some(pb::Webhook {
+                    name: format!("bench judge endpoint {index}"),
+                    destination_url: url.clone(),
+                    function: pb::Function::Withdrawal as i32,
+                    events: Some(pb::EventSelection {
+                        approval_nodes: vec![node],
+                        rejection: false,
+                    }),
+                    ..Default::default()
+                }),
+                secret: format!("whsec_{}", STANDARD.encode(key)),
+            })
+            .await
+            .with_context(|| format!("CreateWebhook for {url} failed"))?;
+    }
+    Ok(())
+}
+
+/// Keeps `count` up to date with the database's SUCCEEDED deliveries (every 250 ms) until the
+/// returned task is aborted: the delivered count when the receiver counts nothing.
+pub fn count_succeeded(db: tokio_postgres::Client, count: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Ok(n) = crate::pgstats::count_status(&db, "succeeded").await {
+                count.store(n.max(0) as u64, Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+}
+
 /// Makes unique withdrawal decisions (unique idempotency keys and request ids, so deliveries
 /// are never held back by per-request ordering).
 pub struct Events {
@@ -148,13 +188,20 @@ pub struct Gate {
     pub receiver: Receiver,
     /// Deliveries published so far (shared by the callers).
     pub published: Arc<AtomicU64>,
+    /// Delivered so far as counted elsewhere (the database, for a receiver that counts
+    /// nothing); the receiver's count when none.
+    pub delivered: Option<Arc<AtomicU64>>,
 }
 
 impl Gate {
     fn outstanding(&self) -> u64 {
+        let delivered = match &self.delivered {
+            Some(d) => d.load(Ordering::Relaxed),
+            None => self.receiver.ok(),
+        };
         self.published
             .load(Ordering::Relaxed)
-            .saturating_sub(self.receiver.ok())
+            .saturating_sub(delivered)
     }
 }
 

@@ -225,3 +225,171 @@ pub async fn inbox_rows(db: &Client) -> anyhow::Result<i64> {
         .context("counting the update inbox failed")?
         .try_get(0)?)
 }
+
+/// pg_stat_statements counters of the bench database, by query id.
+#[derive(Debug, Clone, Default)]
+pub struct Statements(std::collections::HashMap<i64, StatementCounters>);
+
+#[derive(Debug, Clone, Default)]
+struct StatementCounters {
+    query: String,
+    calls: i64,
+    exec_ms: f64,
+    rows: i64,
+    blocks: i64,
+    dirtied: i64,
+    wal_bytes: i64,
+}
+
+/// One statement's share of a workload, per delivery (from pg_stat_statements).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementCost {
+    /// The statement, whitespace folded, first 100 characters.
+    pub query: String,
+    /// Executions per delivery.
+    pub calls: f64,
+    /// Execution time per delivery, ms.
+    pub exec_ms: f64,
+    /// Rows returned or affected per delivery.
+    pub rows: f64,
+    /// Shared blocks hit or read per delivery (the work done, whatever the cache).
+    pub blocks: f64,
+    /// Shared blocks dirtied per delivery.
+    pub blocks_dirtied: f64,
+    /// WAL bytes per delivery.
+    pub wal_bytes: f64,
+}
+
+/// Reads pg_stat_statements for the bench database (none when it is not loaded).
+pub async fn statements(db: &Client) -> anyhow::Result<Statements> {
+    let rows = db
+        .query(
+            &format!(
+                "{TAG} SELECT queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 100), calls,
+                        total_exec_time, rows, shared_blks_hit + shared_blks_read, shared_blks_dirtied,
+                        wal_bytes::int8
+                 FROM pg_stat_statements
+                 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                   AND queryid IS NOT NULL AND query NOT LIKE '%webhooks-bench%'"
+            ),
+            &[],
+        )
+        .await
+        .context("reading pg_stat_statements failed")?;
+    let mut out = std::collections::HashMap::new();
+    for row in rows {
+        let id: i64 = row.try_get(0)?;
+        let entry = out.entry(id).or_insert_with(StatementCounters::default);
+        // The same query id can appear twice (top-level and nested): add them up.
+        entry.query = row.try_get(1)?;
+        entry.calls += row.try_get::<_, i64>(2)?;
+        entry.exec_ms += row.try_get::<_, f64>(3)?;
+        entry.rows += row.try_get::<_, i64>(4)?;
+        entry.blocks += row.try_get::<_, i64>(5)?;
+        entry.dirtied += row.try_get::<_, i64>(6)?;
+        entry.wal_bytes += row.try_get::<_, i64>(7)?;
+    }
+    Ok(Statements(out))
+}
+
+/// `(after - before) / deliveries` per statement, the most time first.
+pub fn statement_costs(
+    before: &Statements,
+    after: &Statements,
+    deliveries: u64,
+) -> Vec<StatementCost> {
+    let n = deliveries.max(1) as f64;
+    let mut costs: Vec<StatementCost> = after
+        .0
+        .iter()
+        .filter_map(|(id, a)| {
+            let b = before.0.get(id).cloned().unwrap_or_default();
+            let calls = a.calls - b.calls;
+            (calls > 0).then(|| StatementCost {
+                query: a.query.clone(),
+                calls: calls as f64 / n,
+                exec_ms: (a.exec_ms - b.exec_ms) / n,
+                rows: (a.rows - b.rows) as f64 / n,
+                blocks: (a.blocks - b.blocks) as f64 / n,
+                blocks_dirtied: (a.dirtied - b.dirtied) as f64 / n,
+                wal_bytes: (a.wal_bytes - b.wal_bytes) as f64 / n,
+            })
+        })
+        .collect();
+    costs.sort_by(|a, b| b.exec_ms.total_cmp(&a.exec_ms));
+    costs
+}
+
+/// Where a workload's Postgres work went, per delivery: rows and transactions from the
+/// statistics views, and statements from pg_stat_statements when it is loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cost {
+    /// Deliveries the figures are divided by.
+    pub deliveries: u64,
+    /// Rows written per delivery (inserted + updated + deleted, every table).
+    pub rows_written: f64,
+    /// Database-side counters per delivery.
+    pub per_delivery: PerDelivery,
+    /// Statement time per delivery, ms (pg_stat_statements; none without it).
+    pub statement_ms: Option<f64>,
+    /// Statements by time, per delivery (empty without pg_stat_statements).
+    pub statements: Vec<StatementCost>,
+}
+
+/// A workload being metered.
+pub struct Meter {
+    pgss: bool,
+    snapshot: Snapshot,
+    statements: Statements,
+}
+
+impl Meter {
+    /// Starts metering the bench database `db` (creating pg_stat_statements in it when the
+    /// server preloads it).
+    pub async fn start(db: &Client) -> anyhow::Result<Self> {
+        let pgss = sources(db).await?.pg_stat_statements;
+        let statements = if pgss {
+            statements(db).await?
+        } else {
+            Statements::default()
+        };
+        Ok(Self {
+            pgss,
+            snapshot: snapshot(db, pgss).await?,
+            statements,
+        })
+    }
+
+    /// Whether statements are counted.
+    pub fn has_statements(&self) -> bool {
+        self.pgss
+    }
+
+    /// The cost since [`Meter::start`], divided by `deliveries`. `own` is how many of the
+    /// bench's own transactions ran on the bench database meanwhile.
+    pub async fn finish(&self, db: &Client, deliveries: u64, own: u64) -> anyhow::Result<Cost> {
+        let after = snapshot(db, self.pgss).await?;
+        let statements_after = if self.pgss {
+            statements(db).await?
+        } else {
+            Statements::default()
+        };
+        // The start's snapshots and this one.
+        let own = own + if self.pgss { 4 } else { 2 };
+        let per_delivery = per_delivery(&self.snapshot, &after, deliveries, own, self.pgss);
+        let mut statements = statement_costs(&self.statements, &statements_after, deliveries);
+        let statement_ms = self
+            .pgss
+            .then(|| statements.iter().map(|s| s.exec_ms).sum());
+        statements.truncate(12);
+        Ok(Cost {
+            deliveries,
+            rows_written: per_delivery.rows_inserted
+                + per_delivery.rows_updated
+                + per_delivery.rows_deleted,
+            per_delivery,
+            statement_ms,
+            statements,
+        })
+    }
+}

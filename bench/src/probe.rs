@@ -208,7 +208,7 @@ async fn wal(client: Option<&tokio_postgres::Client>) -> Option<(i64, i64)> {
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 when unknown).
-fn clock_ticks() -> f64 {
+pub fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -220,7 +220,7 @@ fn clock_ticks() -> f64 {
 }
 
 /// utime + stime of a process, in ticks.
-fn process_ticks(pid: u32) -> Option<u64> {
+pub fn process_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let after = stat.rsplit_once(')')?.1;

@@ -41,6 +41,11 @@ pub struct Options {
     pub disable_workers: bool,
     /// Connect to Postgres through this address (the counting proxy) instead of the server.
     pub via: Option<SocketAddr>,
+    /// Join this existing database (another instance's) instead of creating a fresh one; it is
+    /// then left for its creator to drop.
+    pub database: Option<String>,
+    /// Extra `serve` flags for this instance only.
+    pub extra_args: Vec<String>,
 }
 
 /// A running service.
@@ -91,7 +96,11 @@ impl Launcher {
     }
 
     async fn start_once(&self, label: &str, options: &Options) -> anyhow::Result<Service> {
-        let database = format!("webhooks_bench_{}", Uuid::new_v4().simple());
+        let joined = options.database.is_some();
+        let database = options
+            .database
+            .clone()
+            .unwrap_or_else(|| format!("webhooks_bench_{}", Uuid::new_v4().simple()));
         let database_url = format!("{}/{database}", self.server_url);
         let service_url = match options.via {
             Some(proxy) => with_host_port(&self.server_url, proxy, &database)?,
@@ -120,6 +129,7 @@ impl Launcher {
             command.args(["--disable-workers", "true"]);
         }
         command.args(&self.extra_args);
+        command.args(&options.extra_args);
         // Only the flags above configure it: none of the caller's environment fallbacks.
         for (key, _) in std::env::vars_os() {
             let k = key.to_string_lossy();
@@ -142,11 +152,13 @@ impl Launcher {
             database_url,
             log_path,
             server_url: self.server_url.clone(),
-            keep_database: self.keep_databases,
+            keep_database: self.keep_databases || joined,
         };
         if let Err(e) = service.wait_until_serving().await {
             service.kill();
-            let _ = drop_database(&self.server_url, &service.database).await;
+            if !joined {
+                let _ = drop_database(&self.server_url, &service.database).await;
+            }
             return Err(e);
         }
         Ok(service)
@@ -264,6 +276,23 @@ impl Service {
         if !self.keep_database {
             drop_database(&self.server_url, &self.database).await?;
         }
+        if !was_alive {
+            bail!(
+                "the service died during the run; its log ({}):\n{}",
+                self.log_path.display(),
+                tail(&self.log_path)
+            );
+        }
+        Ok(ended)
+    }
+
+    /// Reads the memory figures and kills the process, leaving its database for another
+    /// instance (the caller drops it).
+    pub fn kill_keeping_database(mut self) -> anyhow::Result<Ended> {
+        let ended = self.memory();
+        let was_alive = self.alive();
+        self.keep_database = true;
+        self.kill();
         if !was_alive {
             bail!(
                 "the service died during the run; its log ({}):\n{}",

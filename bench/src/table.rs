@@ -297,6 +297,69 @@ pub fn print_table(report: &Value) {
             println!("  by run (MiB): {}", runs.join(", "));
         }
     }
+    if let Some(b) = s.get("backlog") {
+        section("backlog: drain of pre-loaded pending deliveries");
+        if !error(b) {
+            for run in std::iter::once(&b["reference"]).chain(b["runs"].as_array().into_iter().flatten()) {
+                println!(
+                    "  {:>9} pending over {:>3} webhook(s): drained {:.0}/s ({} vs the small-backlog reference) over {:.1} s, \
+                     {} left; claim {} ms/call first third, {} last third; {:.0} MiB per million (deliveries table {:.0}); \
+                     purge {}/s of {} finished rows",
+                    run["preloaded"],
+                    run["webhooks"],
+                    f(&run["delivered_per_s"]),
+                    run["rate_vs_reference"].as_f64().map_or("-".to_owned(), |r| format!("{r:.2}x")),
+                    f(&run["window_s"]),
+                    run["pending_left"],
+                    opt(&run["claim_ms_first_third"], 2),
+                    opt(&run["claim_ms_last_third"], 2),
+                    f(&run["mib_per_million"]),
+                    f(&run["deliveries_mib_per_million"]),
+                    opt(&run["purge_per_s"], 0),
+                    run["purge_rows"],
+                );
+                println!("    {}", probe_line(&run["probe"]));
+            }
+        }
+    }
+    if let Some(i) = s.get("instances") {
+        section("instances: service processes on one database");
+        if !error(i) {
+            for run in i["runs"].as_array().into_iter().flatten() {
+                println!(
+                    "  {} instance(s): {:.0} delivered/s; CPU per delivery: services {:.3} ms, postgres (bench db) {:.3} ms, \
+                     postgres (all) {:.3} ms; most leases held by the webhook {} (cap {}: {})",
+                    run["instances"],
+                    f(&run["delivered_per_s"]),
+                    f(&run["service_cpu_ms_per_delivery"]),
+                    f(&run["postgres_cpu_ms_per_delivery"]),
+                    f(&run["postgres_all_cpu_ms_per_delivery"]),
+                    run["max_leases_seen"],
+                    run["cap"],
+                    if run["cap_held"] == true { "held" } else { "EXCEEDED" },
+                );
+                println!("    {}", probe_line(&run["probe"]));
+            }
+        }
+    }
+    if let Some(b) = s.get("burst") {
+        section("burst: fixed events published as fast as accepted, then drained");
+        if !error(b) {
+            for run in b["runs"].as_array().into_iter().flatten() {
+                println!(
+                    "  into {}: {} events published at {:.0}/s, all delivered after {:.1} s: {:.0}/s",
+                    run["receiver_kind"].as_str().unwrap_or(""),
+                    run["events"],
+                    f(&run["published_per_s"]),
+                    f(&run["drain_s"]),
+                    f(&run["delivered_per_s"]),
+                );
+                println!("    {}", probe_line(&run["probe"]));
+            }
+        }
+    }
+    section("Postgres work per delivery, by run (pg_stat_statements when loaded)");
+    print_costs("", s);
     section("targets (issue 7)");
     for t in report["targets"].as_array().into_iter().flatten() {
         let verdict = match t["met"].as_bool() {
@@ -320,4 +383,71 @@ pub fn print_table(report: &Value) {
             .as_str()
             .unwrap_or("")
     );
+}
+
+fn opt(v: &Value, digits: usize) -> String {
+    v.as_f64()
+        .map_or_else(|| "-".to_owned(), |x| format!("{x:.digits$}"))
+}
+
+/// Every `pg_cost` in the results, labelled with where it was found.
+fn print_costs(path: &str, v: &Value) {
+    match v {
+        Value::Object(map) => {
+            if let Some(cost) = map.get("pg_cost") {
+                let label = [
+                    map.get("receiver_kind").and_then(Value::as_str).map(|k| format!("into {k}")),
+                    map.get("fanout").map(|x| format!("fan-out {x}")),
+                    map.get("offered").and_then(Value::as_str).map(|x| format!("at {x}")),
+                    map.get("with_hanging_endpoint")
+                        .filter(|x| **x == true)
+                        .map(|_| "with a hanging endpoint".to_owned()),
+                    map.get("preloaded").map(|x| format!("{x} pre-loaded")),
+                    map.get("webhooks").map(|x| format!("{x} webhooks")),
+                    map.get("instances").filter(|x| x.is_u64()).map(|x| format!("{x} instances")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ");
+                let p = &cost["per_delivery"];
+                println!(
+                    "  {path} ({label}): {} deliveries; rows written {:.2} (ins {:.2}, upd {:.2} of which HOT {:.2}, del {:.2}); \
+                     transactions {:.3}; WAL {:.0} B; statement time {} ms",
+                    cost["deliveries"],
+                    f(&cost["rows_written"]),
+                    f(&p["rows_inserted"]),
+                    f(&p["rows_updated"]),
+                    f(&p["rows_hot_updated"]),
+                    f(&p["rows_deleted"]),
+                    f(&p["transactions"]),
+                    f(&p["wal_bytes"]),
+                    opt(&cost["statement_ms"], 3),
+                );
+                for st in cost["statements"].as_array().into_iter().flatten().take(6) {
+                    let q: String = st["query"].as_str().unwrap_or("").chars().take(70).collect();
+                    println!(
+                        "      {:>7.3} ms {:>6.3} calls {:>7.2} rows {:>8.1} blocks {:>6.2} dirtied  `{q}`",
+                        f(&st["exec_ms"]),
+                        f(&st["calls"]),
+                        f(&st["rows"]),
+                        f(&st["blocks"]),
+                        f(&st["blocks_dirtied"]),
+                    );
+                }
+            }
+            for (k, child) in map {
+                if k != "pg_cost" {
+                    let next = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    print_costs(&next, child);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                print_costs(&format!("{path}[{i}]"), child);
+            }
+        }
+        _ => {}
+    }
 }

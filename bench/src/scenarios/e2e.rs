@@ -10,7 +10,8 @@ use tonic::transport::Channel;
 
 use super::{Ctx, Settings, progress, sleep_until, succeeded_at};
 use crate::load::{self, ClosedLoop, Events, Gate, Watchers, Window};
-use crate::pgstats;
+use crate::nginx::Nginx;
+use crate::pgstats::{self, Cost, Meter};
 use crate::probe::Report;
 use crate::receiver::{self, Receiver};
 use crate::service::{Ended, Options};
@@ -21,6 +22,9 @@ use crate::stats::ratio;
 pub struct E2eRun {
     /// Webhooks matching each event.
     pub fanout: u16,
+    /// The receiver: `bench` (verifies every signature) or `nginx` (the independent judge,
+    /// `return 200`; delivered counted from the database).
+    pub receiver_kind: String,
     /// WatchDeliveries streams attached.
     pub watchers: usize,
     /// Window length, s.
@@ -47,16 +51,30 @@ pub struct E2eRun {
     pub watcher_first_error: Option<String>,
     /// Where the time went.
     pub probe: Report,
+    /// Postgres work per delivery over the window.
+    pub pg_cost: Cost,
     /// Service memory at the end.
     pub memory: Ended,
 }
 
+/// [`e2e_run_into`] the bench's own receiver.
+pub async fn e2e_run(ctx: &mut Ctx, fanout: u16, watchers: usize) -> anyhow::Result<E2eRun> {
+    e2e_run_into(ctx, fanout, watchers, false).await
+}
+
 /// Offers load as fast as possible (PublishEvents batches, held back only by the backlog cap)
 /// to `fanout` webhooks and measures sustained deliveries over the window.
-pub async fn e2e_run(ctx: &mut Ctx, fanout: u16, watchers: usize) -> anyhow::Result<E2eRun> {
+pub async fn e2e_run_into(
+    ctx: &mut Ctx,
+    fanout: u16,
+    watchers: usize,
+    into_nginx: bool,
+) -> anyhow::Result<E2eRun> {
     let s = ctx.settings.clone();
     let label = if watchers > 0 {
         format!("watchers-{watchers}")
+    } else if into_nginx {
+        format!("e2e-fanout-{fanout}-nginx")
     } else {
         format!("e2e-fanout-{fanout}")
     };
@@ -67,8 +85,21 @@ pub async fn e2e_run(ctx: &mut Ctx, fanout: u16, watchers: usize) -> anyhow::Res
     let service = ctx.launcher.start(&label, &Options::default()).await?;
     let receiver = Receiver::start().await?;
     let channels = service.channels(s.connections).await?;
-    load::create_webhooks(&channels[0], &receiver, 0, fanout, 1, false).await?;
+    let nginx = if into_nginx {
+        let nginx = Nginx::start().await?;
+        let urls: Vec<String> = (0..fanout).map(|i| nginx.url(i)).collect();
+        load::create_webhooks_at(&channels[0], &urls, 1).await?;
+        Some(nginx)
+    } else {
+        load::create_webhooks(&channels[0], &receiver, 0, fanout, 1, false).await?;
+        None
+    };
     let db = service.db().await?;
+    let delivered = nginx.as_ref().map(|_| Arc::new(AtomicU64::new(0)));
+    let counter = match &delivered {
+        Some(count) => Some(load::count_succeeded(service.db().await?, count.clone())),
+        None => None,
+    };
     let watching = if watchers > 0 {
         let mut stream_channels: Vec<Channel> = Vec::new();
         for _ in 0..4 {
@@ -85,6 +116,7 @@ pub async fn e2e_run(ctx: &mut Ctx, fanout: u16, watchers: usize) -> anyhow::Res
         fanout: u64::from(fanout),
         receiver: receiver.clone(),
         published: Arc::new(AtomicU64::new(0)),
+        delivered: delivered.clone(),
     };
     let window = Window::after(s.warmup, s.duration);
     let spec = ClosedLoop {
@@ -97,6 +129,7 @@ pub async fn e2e_run(ctx: &mut Ctx, fanout: u16, watchers: usize) -> anyhow::Res
     };
     let measure = async {
         sleep_until(window.start).await;
+        let meter = Meter::start(&db).await?;
         let (c0, t0) = succeeded_at(&db).await?;
         let (r0, w0) = (receiver.ok(), watcher_count(&watching));
         let probe = ctx.probe(&service);
@@ -104,13 +137,18 @@ pub async fn e2e_run(ctx: &mut Ctx, fanout: u16, watchers: usize) -> anyhow::Res
         let (c1, t1) = succeeded_at(&db).await?;
         let (r1, w1) = (receiver.ok(), watcher_count(&watching));
         let probe = probe.finish().await;
-        anyhow::Ok((c0, t0, c1, t1, r0, r1, w0, w1, probe))
+        let cost = meter.finish(&db, (c1 - c0).max(0) as u64, 2).await?;
+        anyhow::Ok((c0, t0, c1, t1, r0, r1, w0, w1, probe, cost))
     };
     let (published, measured) = tokio::join!(
         load::closed_loop(&channels, Events::new(&label, 1), spec),
         measure
     );
-    let (c0, t0, c1, t1, r0, r1, w0, w1, probe) = measured?;
+    if let Some(counter) = counter {
+        counter.abort();
+    }
+    drop(nginx);
+    let (c0, t0, c1, t1, r0, r1, w0, w1, probe, pg_cost) = measured?;
     let backlog = pgstats::count_status(&db, "pending").await?;
     let seconds = (t1 - t0).as_secs_f64();
     let (watcher_errors, watcher_first_error) = match &watching {
@@ -132,6 +170,7 @@ pub async fn e2e_run(ctx: &mut Ctx, fanout: u16, watchers: usize) -> anyhow::Res
     }
     Ok(E2eRun {
         fanout,
+        receiver_kind: if into_nginx { "nginx" } else { "bench" }.to_owned(),
         watchers,
         window_s: seconds,
         delivered_per_s: ratio((c1 - c0) as f64, seconds),
@@ -148,6 +187,7 @@ pub async fn e2e_run(ctx: &mut Ctx, fanout: u16, watchers: usize) -> anyhow::Res
         watcher_errors,
         watcher_first_error,
         probe,
+        pg_cost,
         memory,
     })
 }
@@ -166,6 +206,9 @@ pub async fn e2e(ctx: &mut Ctx) -> anyhow::Result<E2eResult> {
     let mut runs = Vec::new();
     for fanout in [1, 10] {
         runs.push(e2e_run(ctx, fanout, 0).await?);
+    }
+    if ctx.settings.nginx {
+        runs.push(e2e_run_into(ctx, 1, 0, true).await?);
     }
     Ok(E2eResult {
         method: e2e_method(&ctx.settings),

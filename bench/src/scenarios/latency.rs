@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{Ctx, Settings, progress, signed_us};
 use crate::load::{self, Acks, ClosedLoop, Events, Gate, Published, Window};
+use crate::pgstats::{Cost, Meter};
 use crate::probe::Report;
 use crate::receiver::{self, Receiver};
 use crate::service::{Ended, Options};
@@ -40,6 +41,9 @@ pub struct LatencyRun {
     pub receiver: receiver::Counts,
     /// Where the time went.
     pub probe: Report,
+    /// Postgres work per SUCCEEDED delivery over the window (the hanging endpoint's work
+    /// included when there is one).
+    pub pg_cost: Cost,
     /// Service memory at the end.
     pub memory: Ended,
 }
@@ -74,7 +78,16 @@ pub async fn latency_run(
     let acks = Arc::new(Acks::default());
     let events = Events::new(&label, 1);
     let window = Window::after(s.warmup, s.duration);
-    let probe_at = ctx.probe_window(&service, window);
+    let db = service.db().await?;
+    let probe_at = async {
+        super::sleep_until(window.start).await;
+        let meter = Meter::start(&db).await?;
+        let (c0, _) = super::succeeded_at(&db).await?;
+        let report = ctx.probe_window(&service, window).await;
+        let (c1, _) = super::succeeded_at(&db).await?;
+        let cost = meter.finish(&db, (c1 - c0).max(0) as u64, 2).await?;
+        anyhow::Ok((report, cost))
+    };
     let generate = async {
         match rate {
             Some(rate) => {
@@ -94,6 +107,7 @@ pub async fn latency_run(
                     fanout: 1,
                     receiver: receiver.clone(),
                     published: Arc::new(AtomicU64::new(0)),
+                    delivered: None,
                 };
                 let spec = ClosedLoop {
                     callers: s.concurrency,
@@ -107,7 +121,9 @@ pub async fn latency_run(
             }
         }
     };
-    let (published, probe): (Published, Report) = tokio::join!(generate, probe_at);
+    let (published, probed): (Published, anyhow::Result<(Report, Cost)>) =
+        tokio::join!(generate, probe_at);
+    let (probe, pg_cost) = probed?;
     // Let what was published arrive (bounded).
     let deadline = Instant::now() + s.drain;
     while receiver.ok_at(0) < published.events && Instant::now() < deadline {
@@ -139,6 +155,7 @@ pub async fn latency_run(
         with_hanging_endpoint: hang,
         receiver: receiver.counts(),
         probe,
+        pg_cost,
         memory,
     })
 }

@@ -2,8 +2,11 @@
 //! backlog or table size never colours the next), its own receiver, and stops both at the end.
 //! One module per scenario; this one holds what they share.
 
+mod backlog;
+mod burst;
 mod e2e;
 mod hang;
+mod instances;
 mod latency;
 mod publish;
 mod rss;
@@ -18,8 +21,11 @@ use crate::pgstats;
 use crate::probe::{Probe, Report};
 use crate::service::{Ended, Launcher, Service};
 
+pub use backlog::backlog;
+pub use burst::burst;
 pub use e2e::{E2eRun, e2e, e2e_run};
 pub use hang::hang;
+pub use instances::instances;
 pub use latency::{LatencyRun, latency, latency_run};
 pub use publish::publish;
 pub use rss::rss;
@@ -59,6 +65,8 @@ pub struct Settings {
     pub server_url: String,
     /// Resolved address of the Postgres server (for the proxy).
     pub server_addr: SocketAddr,
+    /// Also measure fan-out 1 and the burst into the nginx judge.
+    pub nginx: bool,
 }
 
 impl Settings {

@@ -152,6 +152,7 @@ pub async fn sql(ctx: &mut Ctx) -> anyhow::Result<SqlResult> {
             fanout: u64::from(fanout),
             receiver: receiver.clone(),
             published: Arc::new(AtomicU64::new(receiver.ok())),
+            delivered: None,
         };
         let window = Window {
             start: Instant::now(),
