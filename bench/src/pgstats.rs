@@ -239,6 +239,7 @@ struct StatementCounters {
     blocks: i64,
     dirtied: i64,
     wal_bytes: i64,
+    jit_ms: f64,
 }
 
 /// One statement's share of a workload, per delivery (from pg_stat_statements).
@@ -258,6 +259,8 @@ pub struct StatementCost {
     pub blocks_dirtied: f64,
     /// WAL bytes per delivery.
     pub wal_bytes: f64,
+    /// JIT compilation time per delivery, ms (part of `exec_ms`).
+    pub jit_ms: f64,
 }
 
 /// Reads pg_stat_statements for the bench database (none when it is not loaded).
@@ -267,7 +270,8 @@ pub async fn statements(db: &Client) -> anyhow::Result<Statements> {
             &format!(
                 "{TAG} SELECT queryid, left(regexp_replace(query, '\\s+', ' ', 'g'), 100), calls,
                         total_exec_time, rows, shared_blks_hit + shared_blks_read, shared_blks_dirtied,
-                        wal_bytes::int8
+                        wal_bytes::int8,
+                        jit_generation_time + jit_inlining_time + jit_optimization_time + jit_emission_time
                  FROM pg_stat_statements
                  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
                    AND queryid IS NOT NULL AND query NOT LIKE '%webhooks-bench%'"
@@ -288,6 +292,7 @@ pub async fn statements(db: &Client) -> anyhow::Result<Statements> {
         entry.blocks += row.try_get::<_, i64>(5)?;
         entry.dirtied += row.try_get::<_, i64>(6)?;
         entry.wal_bytes += row.try_get::<_, i64>(7)?;
+        entry.jit_ms += row.try_get::<_, f64>(8)?;
     }
     Ok(Statements(out))
 }
@@ -313,6 +318,7 @@ pub fn statement_costs(
                 blocks: (a.blocks - b.blocks) as f64 / n,
                 blocks_dirtied: (a.dirtied - b.dirtied) as f64 / n,
                 wal_bytes: (a.wal_bytes - b.wal_bytes) as f64 / n,
+                jit_ms: (a.jit_ms - b.jit_ms) / n,
             })
         })
         .collect();

@@ -427,8 +427,9 @@ fn print_costs(path: &str, v: &Value) {
                 for st in cost["statements"].as_array().into_iter().flatten().take(6) {
                     let q: String = st["query"].as_str().unwrap_or("").chars().take(70).collect();
                     println!(
-                        "      {:>7.3} ms {:>6.3} calls {:>7.2} rows {:>8.1} blocks {:>6.2} dirtied  `{q}`",
+                        "      {:>7.3} ms (JIT {:.3}) {:>6.3} calls {:>7.2} rows {:>8.1} blocks {:>6.2} dirtied  `{q}`",
                         f(&st["exec_ms"]),
+                        f(&st["jit_ms"]),
                         f(&st["calls"]),
                         f(&st["rows"]),
                         f(&st["blocks"]),

@@ -171,8 +171,13 @@ impl Store {
         // bitmap scan, unlike a plain index scan, never marks the dead index entries it meets
         // as dead, so under the queue's churn each claim paid again for every dead entry since
         // the last vacuum (see BENCHMARKS.md).
+        //
+        // JIT off: once the queue holds about a million rows, the planner's (generic) estimate
+        // for the claim passes jit_above_cost and every claim compiled itself first: 1.1 to
+        // 2 s per claim instead of 17 ms for the same plan (the backlog scenario, BENCHMARKS.md).
+        // Nothing these statements do runs long enough for compiled expressions to pay.
         let connector = self.connector.with_config(|config| {
-            config.options("-c synchronous_commit=off -c enable_bitmapscan=off");
+            config.options("-c synchronous_commit=off -c enable_bitmapscan=off -c jit=off");
         });
         Ok(Self {
             pool: build_pool(&connector, max_connections)?,

@@ -17,8 +17,12 @@ impl Store {
         let tx = client.transaction().await?;
         let rows = tx
             .query(
+                // Oldest first by `seq` (insertion order, so creation order), whose index the
+                // scan walks and leaves after a batch: ordered by created_at, which has no
+                // index, every batch read and sorted the whole table (24,207 blocks against
+                // 2,019 beside a million pending deliveries: BENCHMARKS.md, backlog).
                 "SELECT id, event_id FROM deliveries WHERE created_at < $1 AND status <> 'pending' \
-                 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                 ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED",
                 &[&cutoff, &batch],
             )
             .await?;

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Ctx;
+use crate::pgstats::Cost;
 use super::latency::{LatencyRun, latency_run};
 
 /// Scenario (f).
@@ -19,6 +20,9 @@ pub struct HangResult {
     pub ratio: Option<f64>,
     /// The run with the hanging endpoint.
     pub run: LatencyRun,
+    /// Postgres work per delivery of the baseline (without the hanging endpoint), to set
+    /// beside `run.pg_cost`.
+    pub baseline_pg_cost: Cost,
 }
 
 /// (f) The healthy endpoint's latency while a second webhook on the same events hangs 30 s.
@@ -36,5 +40,6 @@ pub async fn hang(ctx: &mut Ctx, baseline: &LatencyRun) -> anyhow::Result<HangRe
             _ => None,
         },
         run,
+        baseline_pg_cost: baseline.pg_cost.clone(),
     })
 }

@@ -208,9 +208,12 @@ endpoints AS (
 ),
 candidates AS (
     -- The oldest due deliveries of each endpoint, up to its room, so one saturated endpoint
-    -- never hides the others' work.
-    SELECT c.id, c.next_attempt_at
-    FROM endpoints e
+    -- never hides the others' work; endpoints in random order, and no more than one claim's
+    -- worth in all: the scan stops there, so a claim never visits rows it cannot take, however
+    -- many endpoints have work waiting (without the LIMIT it read up to the cap from every
+    -- endpoint and kept $1), and each claim starts at another endpoint.
+    SELECT c.id
+    FROM (SELECT * FROM endpoints WHERE room > 0 ORDER BY random()) e
     CROSS JOIN LATERAL (
         SELECT d.id, d.next_attempt_at
         FROM deliveries d
@@ -223,7 +226,7 @@ candidates AS (
         ORDER BY d.next_attempt_at
         LIMIT least(e.room, $1::bigint)
     ) c
-    WHERE e.room > 0
+    LIMIT $1
 ),
 due AS (
     SELECT d.id
