@@ -144,7 +144,11 @@ fn the_benchmark_smoke_run_completes_with_every_scenario_and_no_bad_signature() 
     );
     assert!(e2e_costs["rows_written"].as_f64().is_some_and(|r| r > 0.0));
     // The backlog drains and the claim is timed; the purge removed what was delivered.
-    for run in scenarios["backlog"]["runs"].as_array().into_iter().flatten() {
+    for run in scenarios["backlog"]["runs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         assert!(
             run["delivered_per_s"].as_f64().is_some_and(|r| r > 0.0),
             "the backlog did not drain: {run}"
@@ -166,7 +170,11 @@ fn the_benchmark_smoke_run_completes_with_every_scenario_and_no_bad_signature() 
         .filter(|run| run["delivered_per_s"].as_f64().is_some_and(|r| r > 0.0))
         .filter_map(|run| run["instances"].as_u64())
         .collect();
-    assert_eq!(instances, [1, 2, 4], "instances runs that delivered:\n{text}");
+    assert_eq!(
+        instances,
+        [1, 2, 4],
+        "instances runs that delivered:\n{text}"
+    );
     let judged: Vec<&str> = scenarios["burst"]["runs"]
         .as_array()
         .into_iter()

@@ -56,7 +56,9 @@ fn as_owner(program: &Path) -> Command {
 }
 
 fn run(mut command: Command, what: &str) -> anyhow::Result<()> {
-    let output = command.output().with_context(|| format!("{what}: cannot run"))?;
+    let output = command
+        .output()
+        .with_context(|| format!("{what}: cannot run"))?;
     if !output.status.success() {
         bail!(
             "{what} failed: {}{}",

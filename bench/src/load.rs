@@ -87,7 +87,11 @@ pub async fn create_webhooks(
 
 /// Creates one webhook (withdrawals approved at `node`) per URL, with fresh secrets, for a
 /// receiver that verifies nothing (the nginx judge).
-pub async fn create_webhooks_at(channel: &Channel, urls: &[String], node: u32) -> anyhow::Result<()> {
+pub async fn create_webhooks_at(
+    channel: &Channel,
+    urls: &[String],
+    node: u32,
+) -> anyhow::Result<()> {
     let mut admin = WebhookAdminClient::new(channel.clone());
     for (index, url) in urls.iter().enumerate() {
         let mut key = [0u8; 32];
@@ -114,7 +118,10 @@ pub async fn create_webhooks_at(channel: &Channel, urls: &[String], node: u32) -
 
 /// Keeps `count` up to date with the database's SUCCEEDED deliveries (every 250 ms) until the
 /// returned task is aborted: the delivered count when the receiver counts nothing.
-pub fn count_succeeded(db: tokio_postgres::Client, count: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+pub fn count_succeeded(
+    db: tokio_postgres::Client,
+    count: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             if let Ok(n) = crate::pgstats::count_status(&db, "succeeded").await {

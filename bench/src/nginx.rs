@@ -49,7 +49,8 @@ impl Nginx {
             "webhooks-bench-nginx-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         ));
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let port = crate::service::free_port()?;
         let d = dir.display();
         // One worker: the receiver should cost little CPU beside the service; `return 200`

@@ -300,7 +300,9 @@ pub fn print_table(report: &Value) {
     if let Some(b) = s.get("backlog") {
         section("backlog: drain of pre-loaded pending deliveries");
         if !error(b) {
-            for run in std::iter::once(&b["reference"]).chain(b["runs"].as_array().into_iter().flatten()) {
+            for run in
+                std::iter::once(&b["reference"]).chain(b["runs"].as_array().into_iter().flatten())
+            {
                 println!(
                     "  {:>9} pending over {:>3} webhook(s): drained {:.0}/s ({} vs the small-backlog reference) over {:.1} s, \
                      {} left; claim {} ms/call first third, {} last third; {:.0} MiB per million (deliveries table {:.0}); \
@@ -308,7 +310,9 @@ pub fn print_table(report: &Value) {
                     run["preloaded"],
                     run["webhooks"],
                     f(&run["delivered_per_s"]),
-                    run["rate_vs_reference"].as_f64().map_or("-".to_owned(), |r| format!("{r:.2}x")),
+                    run["rate_vs_reference"]
+                        .as_f64()
+                        .map_or("-".to_owned(), |r| format!("{r:.2}x")),
                     f(&run["window_s"]),
                     run["pending_left"],
                     opt(&run["claim_ms_first_third"], 2),
@@ -336,7 +340,11 @@ pub fn print_table(report: &Value) {
                     f(&run["postgres_all_cpu_ms_per_delivery"]),
                     run["max_leases_seen"],
                     run["cap"],
-                    if run["cap_held"] == true { "held" } else { "EXCEEDED" },
+                    if run["cap_held"] == true {
+                        "held"
+                    } else {
+                        "EXCEEDED"
+                    },
                 );
                 println!("    {}", probe_line(&run["probe"]));
             }
@@ -396,15 +404,21 @@ fn print_costs(path: &str, v: &Value) {
         Value::Object(map) => {
             if let Some(cost) = map.get("pg_cost") {
                 let label = [
-                    map.get("receiver_kind").and_then(Value::as_str).map(|k| format!("into {k}")),
+                    map.get("receiver_kind")
+                        .and_then(Value::as_str)
+                        .map(|k| format!("into {k}")),
                     map.get("fanout").map(|x| format!("fan-out {x}")),
-                    map.get("offered").and_then(Value::as_str).map(|x| format!("at {x}")),
+                    map.get("offered")
+                        .and_then(Value::as_str)
+                        .map(|x| format!("at {x}")),
                     map.get("with_hanging_endpoint")
                         .filter(|x| **x == true)
                         .map(|_| "with a hanging endpoint".to_owned()),
                     map.get("preloaded").map(|x| format!("{x} pre-loaded")),
                     map.get("webhooks").map(|x| format!("{x} webhooks")),
-                    map.get("instances").filter(|x| x.is_u64()).map(|x| format!("{x} instances")),
+                    map.get("instances")
+                        .filter(|x| x.is_u64())
+                        .map(|x| format!("{x} instances")),
                 ]
                 .into_iter()
                 .flatten()
@@ -425,7 +439,12 @@ fn print_costs(path: &str, v: &Value) {
                     opt(&cost["statement_ms"], 3),
                 );
                 for st in cost["statements"].as_array().into_iter().flatten().take(6) {
-                    let q: String = st["query"].as_str().unwrap_or("").chars().take(70).collect();
+                    let q: String = st["query"]
+                        .as_str()
+                        .unwrap_or("")
+                        .chars()
+                        .take(70)
+                        .collect();
                     println!(
                         "      {:>7.3} ms (JIT {:.3}) {:>6.3} calls {:>7.2} rows {:>8.1} blocks {:>6.2} dirtied  `{q}`",
                         f(&st["exec_ms"]),
@@ -439,7 +458,11 @@ fn print_costs(path: &str, v: &Value) {
             }
             for (k, child) in map {
                 if k != "pg_cost" {
-                    let next = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    let next = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
                     print_costs(&next, child);
                 }
             }

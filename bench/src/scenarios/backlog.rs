@@ -313,8 +313,16 @@ async fn drain_run(
     ctx.memory.push((label.clone(), ended));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let purge_started = Instant::now();
-    let purger = ctx.launcher.start(&format!("{label}-purge"), &purger_options).await?;
-    let purge_deadline = purge_started + Duration::from_secs(if s.duration < Duration::from_secs(5) { 20 } else { 120 });
+    let purger = ctx
+        .launcher
+        .start(&format!("{label}-purge"), &purger_options)
+        .await?;
+    let purge_deadline = purge_started
+        + Duration::from_secs(if s.duration < Duration::from_secs(5) {
+            20
+        } else {
+            120
+        });
     let mut left = purge_rows;
     while left > 0 && Instant::now() < purge_deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -329,7 +337,11 @@ async fn drain_run(
     let purge_s = purge_started.elapsed().as_secs_f64();
     ctx.stop(&format!("{label}-purge"), purger).await?;
     if !ctx.launcher.keep_databases {
-        crate::service::drop_database(&ctx.settings.server_url, &purger_options.database.unwrap_or_default()).await?;
+        crate::service::drop_database(
+            &ctx.settings.server_url,
+            &purger_options.database.unwrap_or_default(),
+        )
+        .await?;
     }
     Ok(BacklogRun {
         preloaded: size,
@@ -342,9 +354,7 @@ async fn drain_run(
         pending_left,
         claim_ms_first_third: third(0),
         claim_ms_last_third: third(2),
-        rate_vs_reference: reference
-            .filter(|r| *r > 0.0)
-            .map(|r| delivered_per_s / r),
+        rate_vs_reference: reference.filter(|r| *r > 0.0).map(|r| delivered_per_s / r),
         samples,
         pg_cost,
         probe,

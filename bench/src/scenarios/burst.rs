@@ -70,7 +70,9 @@ pub async fn burst(ctx: &mut Ctx, smoke: bool) -> anyhow::Result<BurstResult> {
 async fn burst_run(ctx: &mut Ctx, events: u64, into_nginx: bool) -> anyhow::Result<BurstRun> {
     let s = ctx.settings.clone();
     let label = format!("burst-{}", if into_nginx { "nginx" } else { "bench" });
-    progress(&format!("{label}: {events} events as fast as accepted, then drained"));
+    progress(&format!(
+        "{label}: {events} events as fast as accepted, then drained"
+    ));
     let service = ctx.launcher.start(&label, &Options::default()).await?;
     let receiver = Receiver::start().await?;
     let channels = service.channels(s.connections).await?;
@@ -116,7 +118,10 @@ async fn burst_run(ctx: &mut Ctx, events: u64, into_nginx: bool) -> anyhow::Resu
             break started.elapsed().as_secs_f64();
         }
         if Instant::now() >= deadline {
-            bail!("only {done} of {} deliveries succeeded in time", published.events);
+            bail!(
+                "only {done} of {} deliveries succeeded in time",
+                published.events
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::Ctx;
-use crate::pgstats::Cost;
 use super::latency::{LatencyRun, latency_run};
+use crate::pgstats::Cost;
 
 /// Scenario (f).
 #[derive(Debug, Clone, Serialize)]

@@ -165,11 +165,17 @@ async fn run(ctx: &mut Ctx, n: usize) -> anyhow::Result<InstancesRun> {
         sleep_until(window.start).await;
         let meter = Meter::start(&db).await?;
         let (c0, t0) = succeeded_at(&db).await?;
-        let ticks0: Vec<u64> = pids.iter().map(|p| process_ticks(*p).unwrap_or(0)).collect();
+        let ticks0: Vec<u64> = pids
+            .iter()
+            .map(|p| process_ticks(*p).unwrap_or(0))
+            .collect();
         let probe = ctx.probe(&services[0]);
         sleep_until(window.end).await;
         let (c1, t1) = succeeded_at(&db).await?;
-        let ticks1: Vec<u64> = pids.iter().map(|p| process_ticks(*p).unwrap_or(0)).collect();
+        let ticks1: Vec<u64> = pids
+            .iter()
+            .map(|p| process_ticks(*p).unwrap_or(0))
+            .collect();
         let probe = probe.finish().await;
         let cost = meter.finish(&db, (c1 - c0).max(0) as u64, 2).await?;
         anyhow::Ok((c0, t0, c1, t1, ticks0, ticks1, probe, cost))
