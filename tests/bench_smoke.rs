@@ -154,7 +154,8 @@ fn the_benchmark_smoke_run_completes_with_every_scenario_and_no_bad_signature() 
             "the backlog did not drain: {run}"
         );
         assert!(
-            run["claim_ms_first_third"].as_f64().is_some(),
+            run["claim_ms_first_third"].as_f64().is_some()
+                || run["claim_ms_last_third"].as_f64().is_some(),
             "the claim was not timed: {run}"
         );
         assert!(run["mib_per_million"].as_f64().is_some_and(|m| m > 0.0));

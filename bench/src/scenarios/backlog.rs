@@ -281,11 +281,14 @@ async fn drain_run(
     let pg_cost = meter.finish(&db, (c1 - c0).max(0) as u64, own).await?;
     let seconds = (t1 - t0).as_secs_f64();
     let delivered_per_s = ratio((c1 - c0) as f64, seconds);
-    let third = |part: usize| -> Option<f64> {
+    // The first and the last third of the samples (at least one each: a small drain may last
+    // only a sample or two).
+    let third = |last: bool| -> Option<f64> {
         let n = samples.len();
-        let (from, to) = (n * part / 3, n * (part + 1) / 3);
+        let k = (n / 3).max(1).min(n);
+        let range = if last { n - k..n } else { 0..k };
         let (mut calls, mut ms) = (0i64, 0.0);
-        for sample in samples.get(from..to)? {
+        for sample in samples.get(range)? {
             if let (Some(c), Some(per)) = (sample.claim_calls, sample.claim_ms_per_call) {
                 calls += c;
                 ms += per * c as f64;
@@ -352,8 +355,8 @@ async fn drain_run(
         delivered_per_s,
         window_s: seconds,
         pending_left,
-        claim_ms_first_third: third(0),
-        claim_ms_last_third: third(2),
+        claim_ms_first_third: third(false),
+        claim_ms_last_third: third(true),
         rate_vs_reference: reference.filter(|r| *r > 0.0).map(|r| delivered_per_s / r),
         samples,
         pg_cost,
