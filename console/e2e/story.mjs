@@ -1,6 +1,7 @@
 // The seed's whole story in a real browser (Debian's Chromium, driven by playwright-core) against
 // a real `webhooks serve` and PostgreSQL: sign in, Learn More, create a webhook (field errors
-// first), see its secret once, edit it, filter the list, watch a delivery appear live in History
+// first), see its secret once, edit it, save after another admin changed it ("changed by someone
+// else, reload", then Reload), filter the list, watch a delivery appear live in History
 // when an event is published, open its details, resend it with confirmation and watch the new
 // attempt arrive, check tablet width, send a test event, rotate the secret, disable and enable
 // it, delete it with confirmation, and see what the console says once the service is gone. Every step is checked in the DOM; any browser console error or
@@ -130,6 +131,8 @@ page = await context.newPage();
 const main = () => page.getByRole("main");
 const NAME = "Payments desk: withdrawals";
 const EDITED = "Payments desk: withdrawals (all nodes)";
+// The description tests/console/main.rs gives the webhook behind the console's back.
+const CHANGED_BEHIND = "Changed by another admin";
 let firstSecret = "";
 let requestId = "";
 
@@ -238,6 +241,26 @@ await step("edit: rename and add node 3", async () => {
   await page.getByLabel("Name", { exact: true }).fill(EDITED);
   await page.getByLabel("Approve withdrawal – Node 3").check();
   await shot("edit-form", { fullPage: true });
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(row()).toContainText("Approve node 1, 2, 3 · Reject");
+});
+
+await step("save after someone else changed the webhook: 'changed by someone else, reload', then Reload", async () => {
+  await main().getByRole("link", { name: `Edit ${EDITED}` }).click();
+  await expect(page.getByLabel("Name", { exact: true })).toHaveValue(EDITED);
+  await page.getByLabel("Description (optional)").fill("My description");
+  // Another admin edits the webhook over gRPC while this form is open (the test does it).
+  console.log("READY_TO_CHANGE");
+  const answer = await nextStdinLine(30_000);
+  if (answer !== "CHANGED") throw new Error(`expected CHANGED on stdin, got ${answer}`);
+  await page.getByRole("button", { name: "Save" }).click();
+  const banner = main().getByRole("alert");
+  await expect(banner).toContainText("Changed by someone else, reload");
+  await shot("edit-conflict");
+  await banner.getByRole("button", { name: "Reload" }).click();
+  await expect(page.getByLabel("Description (optional)")).toHaveValue(CHANGED_BEHIND);
+  await expect(main().getByRole("alert")).toHaveCount(0);
+  // Saved again on the current version, it goes through.
   await page.getByRole("button", { name: "Save" }).click();
   await expect(row()).toContainText("Approve node 1, 2, 3 · Reject");
 });

@@ -5,14 +5,31 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { HttpHeader } from "./gen/backoffice/webhooks/v1/delivery_pb";
 import type { DeliveryStatus } from "./gen/backoffice/webhooks/v1/webhook_pb";
 import { deliveryStatusInfo, formatSize, formatTime, isLargeBody, isoTime, prettyBody } from "./format";
-import { describeError, type Problem } from "./errors";
+import { Code, describeError, type Problem } from "./errors";
 
-/** A problem from the API, announced to screen readers. */
-export function ErrorBanner({ problem }: { problem: Problem | null | undefined }) {
+/**
+ * A problem from the API, announced to screen readers. With `onReload`, an ABORTED problem (the
+ * webhook changed since it was read) offers a Reload button that fetches the current version.
+ */
+export function ErrorBanner({
+  problem,
+  onReload,
+}: {
+  problem: Problem | null | undefined;
+  onReload?: () => void;
+}) {
   if (!problem) return null;
   return (
     <div className="banner banner--error" role="alert">
       {problem.message}
+      {onReload && problem.code === Code.Aborted && (
+        <>
+          {" "}
+          <button type="button" className="button" onClick={onReload}>
+            Reload
+          </button>
+        </>
+      )}
     </div>
   );
 }

@@ -26,8 +26,9 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http_body::Frame;
-use tonic::Status;
+use tonic::{Code, Status};
 
+use crate::api::convert::{Reason, error};
 use crate::store::{Role, Store, token_hash};
 
 /// How long a looked-up API key is trusted before asking the database again (revocations take
@@ -174,8 +175,11 @@ impl Authenticator {
             && let Some(limiter) = &self.ingest_limiter
             && limiter.check_key(hash).is_err()
         {
-            return Err(Status::resource_exhausted(
+            return Err(error(
+                Code::ResourceExhausted,
+                Reason::RateLimited,
                 "ingest rate limit for this token exceeded (WEBHOOKS_INGEST_RATE_LIMIT); retry shortly",
+                &[],
             ));
         }
         Ok(caller)
@@ -198,19 +202,33 @@ impl Authenticator {
             })
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                Status::unauthenticated("missing credentials: send `authorization: Bearer <token>`")
+                error(
+                    Code::Unauthenticated,
+                    Reason::MissingCredentials,
+                    "missing credentials: send `authorization: Bearer <token>`",
+                    &[],
+                )
             })?;
         let hash = token_hash(token);
-        let role = self
-            .role_of(&hash)
-            .await?
-            .ok_or_else(|| Status::unauthenticated("invalid or revoked token"))?;
+        let role = self.role_of(&hash).await?.ok_or_else(|| {
+            error(
+                Code::Unauthenticated,
+                Reason::InvalidToken,
+                "invalid or revoked token",
+                &[],
+            )
+        })?;
         if !allows(role, need) {
-            return Err(Status::permission_denied(format!(
-                "the {} role may not call {}",
-                role.as_str(),
-                path.trim_start_matches('/')
-            )));
+            let method = path.trim_start_matches('/');
+            return Err(error(
+                Code::PermissionDenied,
+                Reason::RoleNotAllowed,
+                format!("the {} role may not call {method}", role.as_str()),
+                &[
+                    ("role", role.as_str().to_owned()),
+                    ("method", method.to_owned()),
+                ],
+            ));
         }
         Ok(Caller::Token(hash))
     }
@@ -407,7 +425,12 @@ impl http_body::Body for Rechecked {
                         // afresh.
                         _ => "the call's credential could not be checked again",
                     };
-                    let status = Status::new(status.code(), format!("{why}: {}", status.message()));
+                    // The details (ErrorInfo, RetryInfo) stay with the restated message.
+                    let status = Status::with_details(
+                        status.code(),
+                        format!("{why}: {}", status.message()),
+                        Bytes::copy_from_slice(status.details()),
+                    );
                     let mut trailers = http::HeaderMap::new();
                     if let Err(e) = status.add_header(&mut trailers) {
                         // The message is ours and always encodes; keep the code regardless.

@@ -265,7 +265,11 @@ async fn resend_delivery(
         .await?;
     }
     let delivery = admin
-        .resend_delivery(pb::ResendDeliveryRequest { id })
+        .resend_delivery(pb::ResendDeliveryRequest {
+            id,
+            // One id per invocation: a retry of this call inside the client resends once.
+            request_id: uuid::Uuid::new_v4().to_string(),
+        })
         .await
         .map_err(flagged)?
         .into_inner();
@@ -332,6 +336,7 @@ async fn recover_deliveries(
         .recover_failed_deliveries(pb::RecoverFailedDeliveriesRequest {
             webhook_id: webhook_id.clone(),
             since: Some(since),
+            request_id: uuid::Uuid::new_v4().to_string(),
         })
         .await
         .map_err(flagged)?

@@ -140,6 +140,10 @@ async fn purge_old_history(store: Store, retention: std::time::Duration, mut shu
         if purged > 0 {
             tracing::info!(purged, "purged deliveries past the retention period");
         }
+        let cutoff = time::OffsetDateTime::now_utc() - crate::store::REQUEST_ID_RETENTION;
+        if let Err(e) = store.purge_request_ids(cutoff).await {
+            tracing::warn!(error = %e, "purging old request ids failed");
+        }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
             _ = shutdown.recv() => return,

@@ -167,7 +167,22 @@ impl Store {
     ) -> Result<DeliveryId, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        insert_event(&tx, event).await?;
+        let delivery_id = self.enqueue_test_event_in(&tx, webhook_id, event).await?;
+        tx.commit().await?;
+        self.wrote_inbox();
+        self.wakeups().deliveries.wake();
+        Ok(delivery_id)
+    }
+
+    /// [`Store::enqueue_test_event`] in `tx` (a transaction of a request id), which wakes
+    /// this instance's worker after its commit.
+    pub async fn enqueue_test_event_in(
+        &self,
+        tx: &Transaction<'_>,
+        webhook_id: WebhookId,
+        event: &PublishedEvent,
+    ) -> Result<DeliveryId, StoreError> {
+        insert_event(tx, event).await?;
         let delivery_id = DeliveryId::now_v7();
         let sql = format!(
             "WITH changed AS (INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, \
@@ -185,10 +200,7 @@ impl Store {
             ],
         )
         .await?;
-        self.notify_deliveries(&tx).await?;
-        tx.commit().await?;
-        self.wrote_inbox();
-        self.wakeups().deliveries.wake();
+        self.notify_deliveries(tx).await?;
         Ok(delivery_id)
     }
 }

@@ -33,6 +33,8 @@ pub enum Sealed {
     Headers,
     /// A webhook's client private key (PEM).
     ClientKey,
+    /// The stored answer of an admin mutation called with a request id (it may carry a secret).
+    Answer,
 }
 
 impl Sealed {
@@ -41,6 +43,7 @@ impl Sealed {
             Self::Secret => AAD,
             Self::Headers => b"backoffice-webhooks/custom-headers/v1",
             Self::ClientKey => b"backoffice-webhooks/client-key/v1",
+            Self::Answer => b"backoffice-webhooks/request-answer/v1",
         }
     }
 
@@ -49,6 +52,7 @@ impl Sealed {
             Self::Secret => "a webhook secret",
             Self::Headers => "a webhook's custom headers",
             Self::ClientKey => "a webhook's client key",
+            Self::Answer => "a request id's answer",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Webhook configuration rows.
 
+use deadpool_postgres::GenericClient;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
@@ -54,6 +55,8 @@ pub struct WebhookRecord {
     pub client_certificate: Option<CertificateInfo>,
     /// The private CA destinations are verified against, as responses show it.
     pub server_ca: Option<CertificateInfo>,
+    /// The version of the settings (bumped by a trigger on every change of them): the etag.
+    pub revision: i64,
 }
 
 /// What CreateWebhook stores.
@@ -121,7 +124,7 @@ const COLUMNS: &str = "w.id, w.seq, w.name, w.destination_url, w.function, w.app
     CASE WHEN w.circuit_open_until > now() THEN w.circuit_open_until END AS circuit_open_until, \
     last.status AS last_delivery_status, last.updated_at AS last_delivery_at, \
     w.custom_header_hints, w.client_cert_subject, w.client_cert_issuer, w.client_cert_not_after, \
-    w.server_ca_subject, w.server_ca_issuer, w.server_ca_not_after";
+    w.server_ca_subject, w.server_ca_issuer, w.server_ca_not_after, w.revision";
 
 /// The latest delivery of the webhook row `w`: a lateral join that reads one entry of the index
 /// `deliveries_by_webhook (webhook_id, seq DESC)` per webhook, so listing a page of webhooks
@@ -163,6 +166,7 @@ fn from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
         header_hints: hints_from_json(&row.try_get("custom_header_hints")?),
         client_certificate: certificate_info(row, "client_cert")?,
         server_ca: certificate_info(row, "server_ca")?,
+        revision: row.try_get("revision")?,
     })
 }
 
@@ -298,7 +302,15 @@ fn nodes_column(events: &EventSelection) -> Vec<i32> {
 impl Store {
     /// Stores a new, enabled webhook.
     pub async fn create_webhook(&self, new: &NewWebhook) -> Result<WebhookRecord, StoreError> {
-        let client = self.client().await?;
+        self.create_webhook_in(&self.client().await?, new).await
+    }
+
+    /// [`Store::create_webhook`] on `client` (a transaction of a request id).
+    pub async fn create_webhook_in(
+        &self,
+        client: &impl GenericClient,
+        new: &NewWebhook,
+    ) -> Result<WebhookRecord, StoreError> {
         let sql = format!(
             "WITH w AS (INSERT INTO webhooks (id, name, destination_url, function, approval_nodes, \
              on_rejection, description, secret, deliver_once_per_request, secret_hint, \
@@ -486,12 +498,14 @@ impl Store {
     }
 
     /// Disables (with a reason) or re-enables a webhook. Re-enabling clears the reason; pending
-    /// deliveries resume because workers only claim deliveries of enabled webhooks.
+    /// deliveries resume because workers only claim deliveries of enabled webhooks. `None` when
+    /// unknown, or when `expected` is not its revision (an etag that went stale).
     pub async fn set_webhook_enabled(
         &self,
         id: WebhookId,
         enabled: bool,
         reason: &str,
+        expected: Option<i64>,
     ) -> Result<Option<WebhookRecord>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
@@ -501,11 +515,12 @@ impl Store {
              circuit_open_until = CASE WHEN $2 AND NOT enabled THEN NULL ELSE circuit_open_until END, \
              failing_since = CASE WHEN $2 AND NOT enabled THEN NULL ELSE failing_since END, \
              disabled_at = CASE WHEN $2 THEN NULL WHEN enabled THEN now() ELSE disabled_at END \
-             WHERE id = $1 AND deleted_at IS NULL RETURNING *) SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
+             WHERE id = $1 AND deleted_at IS NULL AND ($4::bigint IS NULL OR revision = $4) \
+             RETURNING *) SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
         let statement = client.prepare_cached(&sql).await?;
         let row = client
-            .query_opt(&statement, &[&id, &enabled, &reason])
+            .query_opt(&statement, &[&id, &enabled, &reason, &expected])
             .await?;
         let record = row.as_ref().map(from_row).transpose()?;
         if enabled && record.is_some() {
@@ -516,15 +531,19 @@ impl Store {
     }
 
     /// Deletes a webhook (soft: its history stays) and cancels its pending deliveries, in one
-    /// transaction. Returns false when unknown.
-    pub async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {
+    /// transaction. Returns false when unknown, or when `expected` is not its revision.
+    pub async fn delete_webhook(
+        &self,
+        id: WebhookId,
+        expected: Option<i64>,
+    ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let deleted = tx
             .execute(
                 "UPDATE webhooks SET deleted_at = now(), enabled = false, updated_at = now() \
-                 WHERE id = $1 AND deleted_at IS NULL",
-                &[&id],
+                 WHERE id = $1 AND deleted_at IS NULL AND ($2::bigint IS NULL OR revision = $2)",
+                &[&id, &expected],
             )
             .await?;
         if deleted == 0 {
@@ -543,7 +562,18 @@ impl Store {
         secret: &Secret,
         grace: std::time::Duration,
     ) -> Result<Option<WebhookRecord>, StoreError> {
-        let client = self.client().await?;
+        self.rotate_webhook_secret_in(&self.client().await?, id, secret, grace)
+            .await
+    }
+
+    /// [`Store::rotate_webhook_secret`] on `client` (a transaction of a request id).
+    pub async fn rotate_webhook_secret_in(
+        &self,
+        client: &impl GenericClient,
+        id: WebhookId,
+        secret: &Secret,
+        grace: std::time::Duration,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
         let sql = format!(
             "WITH w AS (UPDATE webhooks SET previous_secret = secret, secret = $2, secret_hint = $4, \
              previous_secret_expires_at = now() + make_interval(secs => $3), updated_at = now() \

@@ -28,6 +28,7 @@ fn new_hook(url: &str) -> pb::CreateWebhookRequest {
             ..Default::default()
         }),
         secret: String::new(),
+        ..Default::default()
     }
 }
 

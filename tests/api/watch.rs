@@ -66,6 +66,7 @@ async fn create_hook(instance: &Instance, url: &str) -> String {
                 ..Default::default()
             }),
             secret: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

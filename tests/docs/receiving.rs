@@ -978,6 +978,7 @@ async fn real_deliveries_carry_the_documented_headers_and_verify_with_every_snip
                 ..Default::default()
             }),
             secret: String::new(),
+            ..Default::default()
         })
         .await
         .expect("webhook created")
@@ -1053,6 +1054,7 @@ async fn real_deliveries_carry_the_documented_headers_and_verify_with_every_snip
                 seconds: 3600,
                 nanos: 0,
             }),
+            ..Default::default()
         })
         .await
         .expect("rotated")
@@ -1061,6 +1063,7 @@ async fn real_deliveries_carry_the_documented_headers_and_verify_with_every_snip
         .clone()
         .send_test_event(pb::SendTestEventRequest {
             webhook_id: webhook_id.clone(),
+            ..Default::default()
         })
         .await
         .expect("test event sent");

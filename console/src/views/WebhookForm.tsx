@@ -110,9 +110,12 @@ export function WebhookForm({ id }: { id?: string }) {
     serverCa: useId(),
   };
 
+  // Bumped by "Reload" after the webhook changed behind this form: loads the current version.
+  const [loadCount, setLoadCount] = useState(0);
   useEffect(() => {
     if (!id) return;
     let live = true;
+    setProblem(null);
     admin
       .getWebhook({ id })
       .then((w) => {
@@ -138,7 +141,7 @@ export function WebhookForm({ id }: { id?: string }) {
     return () => {
       live = false;
     };
-  }, [id]);
+  }, [id, loadCount]);
 
   // After "Add node", move focus to the new checkbox.
   useEffect(() => {
@@ -203,6 +206,8 @@ export function WebhookForm({ id }: { id?: string }) {
               ...credentialPaths({ ...values, headersChanged }),
             ],
           },
+          // Saved only if nobody changed the webhook since this form loaded it (else ABORTED).
+          etag: original?.etag ?? "",
         });
         navigate({ name: "list" });
       } else {
@@ -302,6 +307,7 @@ export function WebhookForm({ id }: { id?: string }) {
                   ? { ...problem, message: `Check the highlighted field: ${problem.message.replace(/^The service refused the request: /, "")}` }
                   : problem
               }
+              onReload={() => setLoadCount((n) => n + 1)}
             />
           )}
 

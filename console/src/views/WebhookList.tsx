@@ -82,7 +82,7 @@ export function WebhookList() {
   const toggle = async (w: Webhook) => {
     setBusy(w.id);
     try {
-      const updated = await admin.setWebhookEnabled({ id: w.id, enabled: !w.enabled });
+      const updated = await admin.setWebhookEnabled({ id: w.id, enabled: !w.enabled, etag: w.etag });
       replace(updated);
       notify(`${updated.name} is now ${updated.enabled ? "enabled" : "disabled"}.`);
       setProblem(null);
@@ -166,7 +166,7 @@ export function WebhookList() {
         </span>
       </form>
 
-      <ErrorBanner problem={problem} />
+      <ErrorBanner problem={problem} onReload={() => void load()} />
 
       {webhooks === null ? (
         !problem && (
@@ -293,7 +293,7 @@ export function WebhookList() {
         onCancel={() => setDeleting(null)}
         onConfirm={async () => {
           const w = deleting!;
-          await admin.deleteWebhook({ id: w.id });
+          await admin.deleteWebhook({ id: w.id, etag: w.etag });
           setWebhooks((all) => all?.filter((x) => x.id !== w.id) ?? all);
           setDeleting(null);
           notify(`${w.name} was deleted.`);

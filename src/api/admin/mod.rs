@@ -3,6 +3,7 @@
 //! them, and `WatchDeliveries` (served by `super::watch`).
 
 mod deliveries;
+mod request_ids;
 mod webhooks;
 
 use std::pin::Pin;

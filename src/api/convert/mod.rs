@@ -3,15 +3,15 @@
 //! sees a protobuf type.
 
 mod deliveries;
-mod errors;
+pub(crate) mod errors;
 mod events;
 pub mod timestamps;
 mod webhooks;
 
 pub use deliveries::update_message;
 pub(crate) use deliveries::{delivery, statuses, webhook_stats};
-pub(crate) use errors::{invalid_argument, not_found, store_failure};
+pub(crate) use errors::{Reason, error, internal, invalid_argument, not_found, store_failure};
 pub use events::{event_input, published_event};
 pub(crate) use timestamps::to_proto;
-pub(crate) use webhooks::webhook;
 pub use webhooks::{event_selection, function, function_filter};
+pub(crate) use webhooks::{parse_etag, webhook};

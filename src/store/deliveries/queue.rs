@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -468,7 +469,17 @@ impl Store {
         id: DeliveryId,
         trigger: AttemptTrigger,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
-        let client = self.client().await?;
+        self.requeue_delivery_in(&self.client().await?, id, trigger)
+            .await
+    }
+
+    /// [`Store::requeue_delivery`] on `client` (a transaction of a request id).
+    pub async fn requeue_delivery_in(
+        &self,
+        client: &impl GenericClient,
+        id: DeliveryId,
+        trigger: AttemptTrigger,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
         let sql = format!(
             "WITH changed AS (UPDATE deliveries SET status = 'pending', status_reason = '', next_attempt_at = now(), \
              next_trigger = $2, schedule_position = 0, claim_token = NULL, updated_at = now() \
@@ -484,7 +495,7 @@ impl Store {
             .transpose()?;
         if record.is_some() {
             self.wrote_inbox();
-            self.announce_deliveries(&client).await?;
+            self.announce_deliveries(client).await?;
         }
         Ok(record)
     }
@@ -496,7 +507,17 @@ impl Store {
         webhook_id: WebhookId,
         since: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        let client = self.client().await?;
+        self.recover_failed_in(&self.client().await?, webhook_id, since)
+            .await
+    }
+
+    /// [`Store::recover_failed`] on `client` (a transaction of a request id).
+    pub async fn recover_failed_in(
+        &self,
+        client: &impl GenericClient,
+        webhook_id: WebhookId,
+        since: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
         let sql = format!(
             "WITH changed AS (UPDATE deliveries SET status = 'pending', status_reason = '', next_attempt_at = now(), \
              next_trigger = '{}', schedule_position = 0, claim_token = NULL, updated_at = now() \
@@ -507,7 +528,7 @@ impl Store {
         let count = client.execute(&sql, &[&webhook_id, &since]).await?;
         if count > 0 {
             self.wrote_inbox();
-            self.announce_deliveries(&client).await?;
+            self.announce_deliveries(client).await?;
         }
         Ok(count)
     }
