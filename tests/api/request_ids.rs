@@ -271,3 +271,32 @@ async fn send_test_event_retried_with_the_same_request_id_sends_once() {
     assert_eq!(retried, first);
     assert_eq!(app.deliveries_of(&hook.id).await.len(), 1);
 }
+
+#[tokio::test]
+async fn two_callers_with_the_same_request_id_each_create_their_webhook() {
+    const FIRST: &str = "admin-token-first-0123456789";
+    const SECOND: &str = "admin-token-second-0123456789";
+    let app = testkit::spawn_app_with(&["--admin-token", &format!("{FIRST},{SECOND}")]).await;
+    let mut admin = app.admin.clone();
+    let request = create_request("https://hooks.example.com/shared-id", ID);
+    let first = admin
+        .create_webhook(testkit::with_token(request.clone(), Some(FIRST)))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = admin
+        .create_webhook(testkit::with_token(request, Some(SECOND)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(first.webhook.unwrap().id, second.webhook.unwrap().id);
+    let listed = admin
+        .list_webhooks(testkit::with_token(
+            pb::ListWebhooksRequest::default(),
+            Some(FIRST),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.webhooks.len(), 2);
+}

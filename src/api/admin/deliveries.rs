@@ -86,15 +86,14 @@ pub(super) async fn resend_delivery(
     request: Request<pb::ResendDeliveryRequest>,
 ) -> Result<Response<pb::Delivery>, Status> {
     let id = DeliveryId::parse("id", &request.get_ref().id)?;
-    let key = request_ids::key(
-        "ResendDelivery",
-        &request,
-        &request.get_ref().request_id,
-        |r| r.request_id.clear(),
-    )?;
-    if let Some(answer) = request_ids::replayed(&service.store, key.as_ref()).await? {
-        return Ok(Response::new(answer));
-    }
+    let key = match request_ids::key_or_answer(&service.store, "ResendDelivery", &request, |r| {
+        &mut r.request_id
+    })
+    .await?
+    {
+        Ok(key) => key,
+        Err(answer) => return Ok(Response::new(answer)),
+    };
     let Some((delivery, _)) = service.store.get_delivery(id).await? else {
         return Err(not_found("delivery", id));
     };
@@ -116,15 +115,15 @@ pub(super) async fn recover_failed_deliveries(
     service: &AdminService,
     request: Request<pb::RecoverFailedDeliveriesRequest>,
 ) -> Result<Response<pb::RecoverFailedDeliveriesResponse>, Status> {
-    let key = request_ids::key(
-        "RecoverFailedDeliveries",
-        &request,
-        &request.get_ref().request_id,
-        |r| r.request_id.clear(),
-    )?;
-    if let Some(answer) = request_ids::replayed(&service.store, key.as_ref()).await? {
-        return Ok(Response::new(answer));
-    }
+    let key =
+        match request_ids::key_or_answer(&service.store, "RecoverFailedDeliveries", &request, |r| {
+            &mut r.request_id
+        })
+        .await?
+        {
+            Ok(key) => key,
+            Err(answer) => return Ok(Response::new(answer)),
+        };
     let request = request.into_inner();
     let webhook_id = WebhookId::parse("webhook_id", &request.webhook_id)?;
     let Some(since) = request.since.as_ref() else {
@@ -151,15 +150,14 @@ pub(super) async fn send_test_event(
     request: Request<pb::SendTestEventRequest>,
 ) -> Result<Response<pb::Delivery>, Status> {
     let webhook_id = WebhookId::parse("webhook_id", &request.get_ref().webhook_id)?;
-    let key = request_ids::key(
-        "SendTestEvent",
-        &request,
-        &request.get_ref().request_id,
-        |r| r.request_id.clear(),
-    )?;
-    if let Some(answer) = request_ids::replayed(&service.store, key.as_ref()).await? {
-        return Ok(Response::new(answer));
-    }
+    let key = match request_ids::key_or_answer(&service.store, "SendTestEvent", &request, |r| {
+        &mut r.request_id
+    })
+    .await?
+    {
+        Ok(key) => key,
+        Err(answer) => return Ok(Response::new(answer)),
+    };
     let webhook = require_sendable(service, webhook_id).await?;
     let event = PublishedEvent::test_ping(webhook_id, webhook.function);
     let mut connection = service.store.connection().await?;

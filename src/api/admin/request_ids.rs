@@ -13,18 +13,22 @@ use crate::api::convert::{Reason, internal};
 use crate::domain::ValidationError;
 use crate::store::{AnswerOnce, Replay, RequestKey, Store};
 
-/// The key of `request` to the RPC `rpc` under its `request_id` (`None` when empty), which
-/// `clear` removes from a copy to hash the rest. A request id must be a UUID.
-pub(super) fn key<M: Message + Clone>(
+/// The key of `request` to the RPC `rpc` under its request id (the field `field` selects;
+/// `Ok(None)` when empty), or `Err` with the first answer when the id was used before for the
+/// same request. A request id must be a UUID.
+pub(super) async fn key_or_answer<M: Message + Clone, R: Message + Default>(
+    store: &Store,
     rpc: &'static str,
     request: &Request<M>,
-    request_id: &str,
-    clear: fn(&mut M),
-) -> Result<Option<RequestKey>, Status> {
+    field: fn(&mut M) -> &mut String,
+) -> Result<Result<Option<RequestKey>, R>, Status> {
+    // The hash covers everything but the request id itself.
+    let mut rest = request.get_ref().clone();
+    let request_id = std::mem::take(field(&mut rest));
     if request_id.is_empty() {
-        return Ok(None);
+        return Ok(Ok(None));
     }
-    let id = uuid::Uuid::try_parse(request_id).map_err(|_| {
+    let id = uuid::Uuid::try_parse(&request_id).map_err(|_| {
         crate::api::invalid_argument(ValidationError::new(
             "request_id",
             "must be a UUID (AIP-155), e.g. 3f0c1a52-6b1e-4d2a-9a47-0c8d1e5f7b21, or empty",
@@ -34,27 +38,15 @@ pub(super) fn key<M: Message + Clone>(
         Some(Caller::Token(hash)) => hash.to_vec(),
         Some(Caller::Anonymous) | None => Vec::new(),
     };
-    let mut rest = request.get_ref().clone();
-    clear(&mut rest);
-    Ok(Some(RequestKey {
+    let key = RequestKey {
         rpc,
         caller,
         request_id: id,
         request_hash: Sha256::digest(rest.encode_to_vec()).to_vec(),
-    }))
-}
-
-/// The first answer to `key`, if its id was used before for the same request.
-pub(super) async fn replayed<R: Message + Default>(
-    store: &Store,
-    key: Option<&RequestKey>,
-) -> Result<Option<R>, Status> {
-    let Some(key) = key else {
-        return Ok(None);
     };
-    match store.replay(key).await? {
-        None => Ok(None),
-        Some(replay) => answer(key, replay).map(Some),
+    match store.replay(&key).await? {
+        None => Ok(Ok(Some(key))),
+        Some(replay) => answer(&key, replay).map(Err),
     }
 }
 

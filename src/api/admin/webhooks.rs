@@ -21,15 +21,14 @@ pub(super) async fn create_webhook(
     service: &AdminService,
     request: Request<pb::CreateWebhookRequest>,
 ) -> Result<Response<pb::CreateWebhookResponse>, Status> {
-    let key = request_ids::key(
-        "CreateWebhook",
-        &request,
-        &request.get_ref().request_id,
-        |r| r.request_id.clear(),
-    )?;
-    if let Some(answer) = request_ids::replayed(&service.store, key.as_ref()).await? {
-        return Ok(Response::new(answer));
-    }
+    let key = match request_ids::key_or_answer(&service.store, "CreateWebhook", &request, |r| {
+        &mut r.request_id
+    })
+    .await?
+    {
+        Ok(key) => key,
+        Err(answer) => return Ok(Response::new(answer)),
+    };
     let request = request.into_inner();
     let Some(webhook) = request.webhook else {
         return Err(bad(ValidationError::new("webhook", "is required")));
@@ -181,15 +180,15 @@ pub(super) async fn rotate_webhook_secret(
     service: &AdminService,
     request: Request<pb::RotateWebhookSecretRequest>,
 ) -> Result<Response<pb::RotateWebhookSecretResponse>, Status> {
-    let key = request_ids::key(
-        "RotateWebhookSecret",
-        &request,
-        &request.get_ref().request_id,
-        |r| r.request_id.clear(),
-    )?;
-    if let Some(answer) = request_ids::replayed(&service.store, key.as_ref()).await? {
-        return Ok(Response::new(answer));
-    }
+    let key =
+        match request_ids::key_or_answer(&service.store, "RotateWebhookSecret", &request, |r| {
+            &mut r.request_id
+        })
+        .await?
+        {
+            Ok(key) => key,
+            Err(answer) => return Ok(Response::new(answer)),
+        };
     let request = request.into_inner();
     let id = WebhookId::parse("id", &request.id)?;
     let secret = AdminService::parse_secret("secret", &request.secret)?;
