@@ -256,6 +256,8 @@ await step("save after someone else changed the webhook: 'changed by someone els
   await page.getByRole("button", { name: "Save" }).click();
   const banner = main().getByRole("alert");
   await expect(banner).toContainText("Changed by someone else, reload");
+  // The banner is at the top of a long form: Save moves focus (and the view) to its Reload.
+  await expect(banner.getByRole("button", { name: "Reload" })).toBeFocused();
   await shot("edit-conflict");
   await banner.getByRole("button", { name: "Reload" }).click();
   await expect(page.getByLabel("Description (optional)")).toHaveValue(CHANGED_BEHIND);

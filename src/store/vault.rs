@@ -242,7 +242,8 @@ impl Vault {
 
 impl super::Store {
     /// Re-seals every stored webhook secret, custom header set and client key not sealed with
-    /// the current key (key rotation). Returns how many webhooks were rewritten.
+    /// the current key (key rotation), and the stored answers of request ids. Returns how many
+    /// webhooks were rewritten.
     pub async fn reencrypt_secrets(&self) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -289,6 +290,31 @@ impl super::Store {
             )
             .await?;
             rewritten += 1;
+        }
+        // The stored answers of request ids (they may carry a secret shown once).
+        let answers = tx
+            .query(
+                "SELECT rpc, caller, request_id, response FROM admin_requests FOR UPDATE",
+                &[],
+            )
+            .await?;
+        for row in &answers {
+            let response: Vec<u8> = row.try_get(3)?;
+            if !stale(Some(&response)) {
+                continue;
+            }
+            let resealed = reseal(Sealed::Answer, Some(response))?;
+            tx.execute(
+                "UPDATE admin_requests SET response = $4 \
+                 WHERE rpc = $1 AND caller = $2 AND request_id = $3",
+                &[
+                    &row.try_get::<_, String>(0)?,
+                    &row.try_get::<_, Vec<u8>>(1)?,
+                    &row.try_get::<_, uuid::Uuid>(2)?,
+                    &resealed,
+                ],
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(rewritten)

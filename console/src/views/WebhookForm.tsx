@@ -240,6 +240,14 @@ export function WebhookForm({ id }: { id?: string }) {
         window.requestAnimationFrame(() =>
           formRef.current?.querySelector<HTMLElement>(`[data-field="${first}"]`)?.focus(),
         );
+      } else {
+        // No field to point at (a stale etag, an unreachable service): bring the banner, at the
+        // top of the form, into view, on its Reload button when it has one.
+        window.requestAnimationFrame(() =>
+          formRef.current
+            ?.querySelector<HTMLElement>('[role="alert"] button')
+            ?.focus() ?? formRef.current?.querySelector('[role="alert"]')?.scrollIntoView(),
+        );
       }
     } finally {
       setSaving(false);
