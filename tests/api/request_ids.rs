@@ -300,3 +300,42 @@ async fn two_callers_with_the_same_request_id_each_create_their_webhook() {
         .into_inner();
     assert_eq!(listed.webhooks.len(), 2);
 }
+
+#[tokio::test]
+async fn a_stored_answer_is_sealed_and_survives_reencrypt_to_a_new_key() {
+    use base64::Engine;
+    let old = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
+    let new = base64::engine::general_purpose::STANDARD.encode([4u8; 32]);
+    let (url, name) = testkit::fresh_database_url();
+    let app = testkit::spawn_app_on(&url, &name, &["--encryption-key", &old]).await;
+    let request = create_request("https://hooks.example.com/sealed", ID);
+    let first = app
+        .admin
+        .clone()
+        .create_webhook(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    // The secret shown once is not in the stored answer in plain text.
+    let stored: Vec<u8> = app
+        .db()
+        .await
+        .query_one("SELECT response FROM admin_requests", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let secret = first.secret.trim_start_matches("whsec_");
+    assert!(!String::from_utf8_lossy(&stored).contains(secret));
+    app.stop().await;
+
+    crate::helpers::reencrypt(&url, &new, &old);
+    let app = testkit::spawn_app_on(&url, &name, &["--encryption-key", &new]).await;
+    let retried = app
+        .admin
+        .clone()
+        .create_webhook(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried, first);
+}
