@@ -308,6 +308,12 @@ pub struct ServeConfig {
     #[arg(long, env = "WEBHOOKS_UPDATE_LOG_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub update_log_retention: Duration,
 
+    /// How long audit rows are kept, separately from the delivery history (which never
+    /// touches them); older ones are purged and the chain stays verifiable from the first row
+    /// kept.
+    #[arg(long, env = "WEBHOOKS_AUDIT_RETENTION", default_value = "400d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
+
     /// Connections open at once on the gRPC port and the web console together; one more is
     /// accepted and closed at once, so its client fails fast. Keep it below the file-descriptor
     /// limit (`ulimit -n`) minus the database pool.

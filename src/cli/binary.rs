@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
-use super::{EXIT_CODES_HELP, deliveries, events, hooks, listen, shell};
+use super::{EXIT_CODES_HELP, audit, deliveries, events, hooks, listen, shell};
 use crate::config::Command;
 
 /// What `webhooks --help` says first (the doc comment below is for developers).
@@ -48,6 +48,9 @@ pub enum BinaryCommand {
     Deliveries(deliveries::DeliveriesArgs),
     /// Publishes decisions on client requests, as back-office services do.
     Events(events::EventsArgs),
+    /// The audit trail: `list` reads it from a running service, `verify` checks its hash chain
+    /// directly in the database (DATABASE_URL).
+    Audit(audit::AuditArgs),
     /// Runs a local receiver on 127.0.0.1 that verifies webhook signatures and prints each
     /// delivery.
     Listen(listen::ListenArgs),

@@ -7,6 +7,7 @@
 //! deadline of each call, not of the `deliveries watch` stream); errors go to stderr
 //! and the exit code reflects the gRPC status (see [`EXIT_CODES_HELP`]).
 
+pub mod audit;
 mod binary;
 pub mod credentials;
 pub mod deliveries;

@@ -2,6 +2,7 @@
 //! valid values ("parse, don't validate").
 
 mod address;
+mod audit;
 mod credentials;
 mod delivery;
 mod duration;
@@ -17,6 +18,7 @@ mod webhook;
 pub use address::{
     Blocked, Embedding, Handling, SPECIAL_RANGES, SpecialRange, blocked_range, special_range,
 };
+pub use audit::{Actor, AuditAction, AuditEntry, RequestContext};
 pub use credentials::{
     CertificateInfo, Change, ClientCertificate, CustomHeader, CustomHeaders, DestinationTls,
     MAX_HEADERS, PrivateCa, is_reserved_header,

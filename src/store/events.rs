@@ -164,6 +164,7 @@ impl Store {
         &self,
         webhook_id: WebhookId,
         event: &PublishedEvent,
+        context: &crate::domain::RequestContext,
     ) -> Result<DeliveryId, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -186,6 +187,20 @@ impl Store {
         )
         .await?;
         self.notify_deliveries(&tx).await?;
+        let diff = serde_json::json!({
+            "delivery_id": delivery_id.to_string(),
+            "event_id": event.id.to_string(),
+        });
+        super::audit::append(
+            &tx,
+            &context.audit(
+                crate::domain::AuditAction::TestEventSent,
+                "webhook",
+                webhook_id,
+                diff,
+            ),
+        )
+        .await?;
         tx.commit().await?;
         self.wrote_inbox();
         self.wakeups().deliveries.wake();

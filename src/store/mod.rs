@@ -3,6 +3,7 @@
 //! Postgres is both the system of record and the delivery work queue; see `deliveries/mod.rs`
 //! for the claim protocol.
 
+mod audit;
 mod deliveries;
 mod events;
 mod keys;
@@ -16,6 +17,7 @@ mod updates;
 mod vault;
 mod webhooks;
 
+pub use audit::{AuditFilter, AuditRecord, ChainReport, audit_hash, hex};
 pub use deliveries::{
     AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, FinishedAttempt, NewAttempt,
     WebhookStatsRecord,
@@ -197,17 +199,6 @@ impl Store {
     /// Records that this instance wrote to the delivery-update inbox.
     pub(crate) fn wrote_inbox(&self) {
         self.wakeups.inbox.wake();
-    }
-
-    /// Announces due deliveries written by an earlier statement on `client` (no transaction
-    /// open): wakes this instance's worker in-process, and the others with a NOTIFY.
-    pub(crate) async fn announce_deliveries(
-        &self,
-        client: &impl deadpool_postgres::GenericClient,
-    ) -> Result<(), StoreError> {
-        self.notify_deliveries(client).await?;
-        self.wakeups.deliveries.wake();
-        Ok(())
     }
 
     /// NOTIFYs the other instances of due deliveries (delivered on commit), with this instance's

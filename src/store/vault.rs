@@ -239,7 +239,10 @@ impl Vault {
 impl super::Store {
     /// Re-seals every stored webhook secret, custom header set and client key not sealed with
     /// the current key (key rotation). Returns how many webhooks were rewritten.
-    pub async fn reencrypt_secrets(&self) -> Result<u64, StoreError> {
+    pub async fn reencrypt_secrets(
+        &self,
+        context: &crate::domain::RequestContext,
+    ) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let rows = tx
@@ -286,6 +289,17 @@ impl super::Store {
             .await?;
             rewritten += 1;
         }
+        let diff = serde_json::json!({ "webhooks_resealed": rewritten });
+        super::audit::append(
+            &tx,
+            &context.audit(
+                crate::domain::AuditAction::SecretsReencrypted,
+                "vault",
+                "",
+                diff,
+            ),
+        )
+        .await?;
         tx.commit().await?;
         Ok(rewritten)
     }

@@ -3,10 +3,13 @@
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
+use serde_json::json;
+
+use super::audit::{self, webhook_diff};
 use super::vault::Sealed;
 use super::{Store, StoreError};
 use crate::domain::{
-    CertificateInfo, Change, ClientCertificate, CustomHeaders, DeliveryStatus, Description,
+    AuditAction, CertificateInfo, RequestContext, Change, ClientCertificate, CustomHeaders, DeliveryStatus, Description,
     DestinationTls, DestinationUrl, EventSelection, Function, PageToken, PrivateCa, Secret,
     WebhookId, WebhookName,
 };
@@ -296,9 +299,14 @@ fn nodes_column(events: &EventSelection) -> Vec<i32> {
 }
 
 impl Store {
-    /// Stores a new, enabled webhook.
-    pub async fn create_webhook(&self, new: &NewWebhook) -> Result<WebhookRecord, StoreError> {
-        let client = self.client().await?;
+    /// Stores a new, enabled webhook, with its audit row by `context`.
+    pub async fn create_webhook(
+        &self,
+        new: &NewWebhook,
+        context: &RequestContext,
+    ) -> Result<WebhookRecord, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
         let sql = format!(
             "WITH w AS (INSERT INTO webhooks (id, name, destination_url, function, approval_nodes, \
              on_rejection, description, secret, deliver_once_per_request, secret_hint, \
@@ -309,7 +317,7 @@ impl Store {
              $18, $19, $20, $21) RETURNING *) \
              SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
-        let statement = client.prepare_cached(&sql).await?;
+        let statement = tx.prepare_cached(&sql).await?;
         let columns = self.credential_columns(
             &new.headers,
             new.client_certificate.as_ref(),
@@ -317,7 +325,7 @@ impl Store {
         )?;
         let client_cert = columns.client.as_ref();
         let ca = columns.ca.as_ref();
-        let row = client
+        let row = tx
             .query_one(
                 &statement,
                 &[
@@ -345,7 +353,15 @@ impl Store {
                 ],
             )
             .await?;
-        from_row(&row)
+        let record = from_row(&row)?;
+        let diff = webhook_diff(None, Some(&record), &[]);
+        audit::append(
+            &tx,
+            &context.audit(AuditAction::WebhookCreated, "webhook", record.id, diff),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(record)
     }
 
     /// One webhook, unless unknown or deleted.
@@ -405,6 +421,7 @@ impl Store {
     pub async fn update_webhook<E>(
         &self,
         id: WebhookId,
+        context: &RequestContext,
         apply: impl FnOnce(&WebhookRecord, &CustomHeaders) -> Result<WebhookChanges, E>,
     ) -> Result<Option<Result<WebhookRecord, E>>, StoreError> {
         let mut client = self.client().await?;
@@ -481,6 +498,23 @@ impl Store {
             )
             .await?;
         let updated = from_row(&row)?;
+        // What the record's hints cannot show changed: header values, a key, a CA's PEM.
+        let mut secret_changes = Vec::new();
+        if changes.headers != headers {
+            secret_changes.push("headers");
+        }
+        if set_client {
+            secret_changes.push("client_certificate");
+        }
+        if set_ca {
+            secret_changes.push("server_ca");
+        }
+        let diff = webhook_diff(Some(&current), Some(&updated), &secret_changes);
+        audit::append(
+            &tx,
+            &context.audit(AuditAction::WebhookUpdated, "webhook", id, diff),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(Ok(updated)))
     }
@@ -492,8 +526,20 @@ impl Store {
         id: WebhookId,
         enabled: bool,
         reason: &str,
+        context: &RequestContext,
     ) -> Result<Option<WebhookRecord>, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(before) = tx
+            .query_opt(
+                "SELECT enabled FROM webhooks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+                &[&id],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let was_enabled: bool = before.try_get(0)?;
         let sql = format!(
             "WITH w AS (UPDATE webhooks SET enabled = $2, updated_at = now(), \
              disabled_reason = CASE WHEN $2 THEN NULL WHEN enabled THEN $3 ELSE disabled_reason END, \
@@ -503,34 +549,61 @@ impl Store {
              disabled_at = CASE WHEN $2 THEN NULL WHEN enabled THEN now() ELSE disabled_at END \
              WHERE id = $1 AND deleted_at IS NULL RETURNING *) SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
-        let statement = client.prepare_cached(&sql).await?;
-        let row = client
+        let statement = tx.prepare_cached(&sql).await?;
+        let row = tx
             .query_opt(&statement, &[&id, &enabled, &reason])
             .await?;
-        let record = row.as_ref().map(from_row).transpose()?;
-        if enabled && record.is_some() {
-            // Wake workers: this webhook's waiting deliveries are claimable again.
-            self.announce_deliveries(&client).await?;
+        let Some(record) = row.as_ref().map(from_row).transpose()? else {
+            return Ok(None);
+        };
+        let (action, mut diff) = if enabled {
+            (AuditAction::WebhookEnabled, json!({}))
+        } else {
+            (AuditAction::WebhookDisabled, json!({ "reason": reason }))
+        };
+        diff["enabled"] = json!({ "before": was_enabled, "after": enabled });
+        if enabled {
+            // Wake the other instances on commit: this webhook's deliveries are claimable again.
+            self.notify_deliveries(&tx).await?;
         }
-        Ok(record)
+        audit::append(&tx, &context.audit(action, "webhook", id, diff)).await?;
+        tx.commit().await?;
+        if enabled {
+            self.wakeups().deliveries.wake();
+        }
+        Ok(Some(record))
     }
 
     /// Deletes a webhook (soft: its history stays) and cancels its pending deliveries, in one
     /// transaction. Returns false when unknown.
-    pub async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {
+    pub async fn delete_webhook(
+        &self,
+        id: WebhookId,
+        context: &RequestContext,
+    ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let deleted = tx
-            .execute(
+        let Some(deleted) = tx
+            .query_opt(
                 "UPDATE webhooks SET deleted_at = now(), enabled = false, updated_at = now() \
-                 WHERE id = $1 AND deleted_at IS NULL",
+                 WHERE id = $1 AND deleted_at IS NULL RETURNING name, destination_url",
                 &[&id],
             )
-            .await?;
-        if deleted == 0 {
+            .await?
+        else {
             return Ok(false);
-        }
-        super::deliveries::cancel_pending_for_webhook(&tx, id).await?;
+        };
+        let cancelled = super::deliveries::cancel_pending_for_webhook(&tx, id).await?;
+        let diff = json!({
+            "name": { "before": deleted.try_get::<_, String>(0)? },
+            "destination_url": { "before": deleted.try_get::<_, String>(1)? },
+            "pending_deliveries_cancelled": cancelled,
+        });
+        audit::append(
+            &tx,
+            &context.audit(AuditAction::WebhookDeleted, "webhook", id, diff),
+        )
+        .await?;
         tx.commit().await?;
         self.wrote_inbox();
         Ok(true)
@@ -542,15 +615,17 @@ impl Store {
         id: WebhookId,
         secret: &Secret,
         grace: std::time::Duration,
+        context: &RequestContext,
     ) -> Result<Option<WebhookRecord>, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
         let sql = format!(
             "WITH w AS (UPDATE webhooks SET previous_secret = secret, secret = $2, secret_hint = $4, \
              previous_secret_expires_at = now() + make_interval(secs => $3), updated_at = now() \
              WHERE id = $1 AND deleted_at IS NULL RETURNING *) SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
-        let statement = client.prepare_cached(&sql).await?;
-        let row = client
+        let statement = tx.prepare_cached(&sql).await?;
+        let row = tx
             .query_opt(
                 &statement,
                 &[
@@ -561,6 +636,20 @@ impl Store {
                 ],
             )
             .await?;
-        row.as_ref().map(from_row).transpose()
+        let Some(record) = row.as_ref().map(from_row).transpose()? else {
+            return Ok(None);
+        };
+        // That a rotation happened and the old secret's grace: never a secret or its hint.
+        let diff = json!({
+            "secret": { "value": "changed" },
+            "grace_period_seconds": grace.as_secs(),
+        });
+        audit::append(
+            &tx,
+            &context.audit(AuditAction::WebhookSecretRotated, "webhook", id, diff),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(record))
     }
 }

@@ -4,6 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::{AdminService, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, bad};
 use crate::api::convert::{self, timestamps};
+use crate::api::auth::context;
 use crate::api::not_found;
 use crate::domain::{
     AttemptTrigger, DeliveryId, PageFilters, PageToken, PublishedEvent, ValidationError, WebhookId,
@@ -91,7 +92,7 @@ pub(super) async fn resend_delivery(
     require_sendable(service, delivery.webhook_id).await?;
     let record = service
         .store
-        .requeue_delivery(id, AttemptTrigger::Resend)
+        .requeue_delivery(id, AttemptTrigger::Resend, &context(&request))
         .await?
         .ok_or_else(|| not_found("delivery", id))?;
     tracing::info!(delivery_id = %id, webhook_id = %record.webhook_id, "delivery resent");
@@ -102,6 +103,7 @@ pub(super) async fn recover_failed_deliveries(
     service: &AdminService,
     request: Request<pb::RecoverFailedDeliveriesRequest>,
 ) -> Result<Response<pb::RecoverFailedDeliveriesResponse>, Status> {
+    let context = context(&request);
     let request = request.into_inner();
     let webhook_id = WebhookId::parse("webhook_id", &request.webhook_id)?;
     let Some(since) = request.since.as_ref() else {
@@ -109,7 +111,10 @@ pub(super) async fn recover_failed_deliveries(
     };
     let since = timestamps::from_proto("since", since)?;
     require_sendable(service, webhook_id).await?;
-    let recovered = service.store.recover_failed(webhook_id, since).await?;
+    let recovered = service
+        .store
+        .recover_failed(webhook_id, since, &context)
+        .await?;
     tracing::info!(webhook_id = %webhook_id, recovered, "failed deliveries recovered");
     Ok(Response::new(pb::RecoverFailedDeliveriesResponse {
         recovered: u32::try_from(recovered).unwrap_or(u32::MAX),
@@ -123,7 +128,10 @@ pub(super) async fn send_test_event(
     let webhook_id = WebhookId::parse("webhook_id", &request.get_ref().webhook_id)?;
     let webhook = require_sendable(service, webhook_id).await?;
     let event = PublishedEvent::test_ping(webhook_id, webhook.function);
-    let delivery_id = service.store.enqueue_test_event(webhook_id, &event).await?;
+    let delivery_id = service
+        .store
+        .enqueue_test_event(webhook_id, &event, &context(&request))
+        .await?;
     let Some((delivery, attempts)) = service.store.get_delivery(delivery_id).await? else {
         return Err(Status::internal("test delivery vanished"));
     };

@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::{AdminService, DEFAULT_GRACE, DEFAULT_PAGE_SIZE, MAX_GRACE, MAX_PAGE_SIZE, bad};
 use crate::api::convert::{self, timestamps};
+use crate::api::auth::context;
 use crate::api::not_found;
 use crate::domain::{
     Change, ClientCertificate, CustomHeaders, Description, DestinationUrl, EventSelection,
@@ -20,6 +21,7 @@ pub(super) async fn create_webhook(
     service: &AdminService,
     request: Request<pb::CreateWebhookRequest>,
 ) -> Result<Response<pb::CreateWebhookResponse>, Status> {
+    let context = context(&request);
     let request = request.into_inner();
     let Some(webhook) = request.webhook else {
         return Err(bad(ValidationError::new("webhook", "is required")));
@@ -50,7 +52,7 @@ pub(super) async fn create_webhook(
         .destinations
         .check_destination("webhook.destination_url", &new.destination_url)
         .await?;
-    let record = service.store.create_webhook(&new).await?;
+    let record = service.store.create_webhook(&new, &context).await?;
     tracing::info!(webhook_id = %record.id, function = record.function.as_str(), "webhook created");
     Ok(Response::new(pb::CreateWebhookResponse {
         webhook: Some(convert::webhook(&record)),
@@ -96,6 +98,7 @@ pub(super) async fn update_webhook(
     service: &AdminService,
     request: Request<pb::UpdateWebhookRequest>,
 ) -> Result<Response<pb::Webhook>, Status> {
+    let context = context(&request);
     let request = request.into_inner();
     let Some(webhook) = request.webhook else {
         return Err(bad(ValidationError::new("webhook", "is required")));
@@ -114,7 +117,7 @@ pub(super) async fn update_webhook(
     }
     let outcome = service
         .store
-        .update_webhook(id, |current, headers| {
+        .update_webhook(id, &context, |current, headers| {
             merge_update(current, headers, &webhook, &fields)
         })
         .await?;
@@ -132,11 +135,12 @@ pub(super) async fn set_webhook_enabled(
     service: &AdminService,
     request: Request<pb::SetWebhookEnabledRequest>,
 ) -> Result<Response<pb::Webhook>, Status> {
+    let context = context(&request);
     let request = request.into_inner();
     let id = WebhookId::parse("id", &request.id)?;
     let record = service
         .store
-        .set_webhook_enabled(id, request.enabled, "disabled by an admin")
+        .set_webhook_enabled(id, request.enabled, "disabled by an admin", &context)
         .await?
         .ok_or_else(|| not_found("webhook", id))?;
     tracing::info!(webhook_id = %id, enabled = request.enabled, "webhook enabled state set");
@@ -148,7 +152,7 @@ pub(super) async fn delete_webhook(
     request: Request<pb::DeleteWebhookRequest>,
 ) -> Result<Response<()>, Status> {
     let id = WebhookId::parse("id", &request.get_ref().id)?;
-    if !service.store.delete_webhook(id).await? {
+    if !service.store.delete_webhook(id, &context(&request)).await? {
         return Err(not_found("webhook", id));
     }
     tracing::info!(webhook_id = %id, "webhook deleted");
@@ -159,6 +163,7 @@ pub(super) async fn rotate_webhook_secret(
     service: &AdminService,
     request: Request<pb::RotateWebhookSecretRequest>,
 ) -> Result<Response<pb::RotateWebhookSecretResponse>, Status> {
+    let context = context(&request);
     let request = request.into_inner();
     let id = WebhookId::parse("id", &request.id)?;
     let secret = AdminService::parse_secret("secret", &request.secret)?;
@@ -180,7 +185,7 @@ pub(super) async fn rotate_webhook_secret(
     }
     let record = service
         .store
-        .rotate_webhook_secret(id, &secret, grace)
+        .rotate_webhook_secret(id, &secret, grace, &context)
         .await?
         .ok_or_else(|| not_found("webhook", id))?;
     tracing::info!(webhook_id = %id, grace_seconds = grace.as_secs(), "webhook secret rotated");
