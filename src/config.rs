@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::domain::{RetrySchedule, parse_duration, parse_schedule};
+use crate::domain::{RetrySchedule, parse_duration, parse_long_duration, parse_schedule};
 
 /// The webhook service of the CRM back office.
 // The service commands without the operator tools: tests and embedders parse `serve` settings
@@ -311,7 +311,7 @@ pub struct ServeConfig {
     /// How long audit rows are kept, separately from the delivery history (which never
     /// touches them); older ones are purged and the chain stays verifiable from the first row
     /// kept.
-    #[arg(long, env = "WEBHOOKS_AUDIT_RETENTION", default_value = "400d", value_parser = parse_duration)]
+    #[arg(long, env = "WEBHOOKS_AUDIT_RETENTION", default_value = "400d", value_parser = parse_long_duration)]
     pub audit_retention: Duration,
 
     /// Connections open at once on the gRPC port and the web console together; one more is

@@ -135,7 +135,9 @@ async fn list_events(args: ListArgs) -> Result<(), CliError> {
                             output::time_label(e.time.as_ref()),
                             format!("{} ({})", e.actor, e.role),
                             e.action.clone(),
-                            format!("{} {}", e.target_kind, e.target_id).trim().to_owned(),
+                            format!("{} {}", e.target_kind, e.target_id)
+                                .trim()
+                                .to_owned(),
                             diff_label(e.diff.as_ref()),
                         ]
                     })

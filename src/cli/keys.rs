@@ -20,9 +20,7 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
     match command.action {
         KeysAction::Create { name, role } => {
             let role = Role::parse(&role).context("--role must be admin, ingest or viewer")?;
-            let (key, token) = store
-                .create_api_key(name.trim(), role, &operator())
-                .await?;
+            let (key, token) = store.create_api_key(name.trim(), role, &operator()).await?;
             println!(
                 "created key {} ({}, role {})",
                 key.id,

@@ -26,7 +26,7 @@ pub use credentials::{
 pub use delivery::{
     AttemptErrorKind, AttemptTrigger, DeliveryPolicy, DeliveryStatus, Outcome, UpdateKind,
 };
-pub use duration::parse_duration;
+pub use duration::{parse_duration, parse_long_duration};
 pub use event::{Decision, PublishedEvent, TEST_EVENT_TYPE};
 pub use event_input::{
     BeneficiaryInput, DecisionKind, EventInput, LiveStageInput, ParticipationInput, RequestInput,

@@ -9,9 +9,9 @@ use super::audit::{self, webhook_diff};
 use super::vault::Sealed;
 use super::{Store, StoreError};
 use crate::domain::{
-    AuditAction, CertificateInfo, RequestContext, Change, ClientCertificate, CustomHeaders, DeliveryStatus, Description,
-    DestinationTls, DestinationUrl, EventSelection, Function, PageToken, PrivateCa, Secret,
-    WebhookId, WebhookName,
+    AuditAction, CertificateInfo, Change, ClientCertificate, CustomHeaders, DeliveryStatus,
+    Description, DestinationTls, DestinationUrl, EventSelection, Function, PageToken, PrivateCa,
+    RequestContext, Secret, WebhookId, WebhookName,
 };
 
 /// A webhook as stored (deleted ones are never returned).
@@ -550,9 +550,7 @@ impl Store {
              WHERE id = $1 AND deleted_at IS NULL RETURNING *) SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
         let statement = tx.prepare_cached(&sql).await?;
-        let row = tx
-            .query_opt(&statement, &[&id, &enabled, &reason])
-            .await?;
+        let row = tx.query_opt(&statement, &[&id, &enabled, &reason]).await?;
         let Some(record) = row.as_ref().map(from_row).transpose()? else {
             return Ok(None);
         };

@@ -3,8 +3,8 @@
 use tonic::{Request, Response, Status};
 
 use super::{AdminService, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, bad};
-use crate::api::convert::{self, timestamps};
 use crate::api::auth::context;
+use crate::api::convert::{self, timestamps};
 use crate::api::not_found;
 use crate::domain::{
     AttemptTrigger, DeliveryId, PageFilters, PageToken, PublishedEvent, ValidationError, WebhookId,

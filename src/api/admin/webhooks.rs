@@ -6,8 +6,8 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 use super::{AdminService, DEFAULT_GRACE, DEFAULT_PAGE_SIZE, MAX_GRACE, MAX_PAGE_SIZE, bad};
-use crate::api::convert::{self, timestamps};
 use crate::api::auth::context;
+use crate::api::convert::{self, timestamps};
 use crate::api::not_found;
 use crate::domain::{
     Change, ClientCertificate, CustomHeaders, Description, DestinationUrl, EventSelection,

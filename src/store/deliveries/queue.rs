@@ -555,7 +555,12 @@ impl Store {
         });
         audit::append(
             &tx,
-            &context.audit(AuditAction::DeliveriesRecovered, "webhook", webhook_id, diff),
+            &context.audit(
+                AuditAction::DeliveriesRecovered,
+                "webhook",
+                webhook_id,
+                diff,
+            ),
         )
         .await?;
         tx.commit().await?;
