@@ -7,6 +7,7 @@ import { DeliveryStatus } from "./gen/backoffice/webhooks/v1/webhook_pb";
 import { Code, ConnectError, describeError, formFieldOf, problemMessage } from "./errors";
 import {
   credentialPaths,
+  describeDiff,
   formatDuration,
   formatTime,
   generateSecret,
@@ -184,5 +185,28 @@ describe("credentialPaths", () => {
       "headers",
       "server_ca_pem",
     ]);
+  });
+});
+
+describe("describeDiff", () => {
+  it("shows changes, creations, deletions and facts, and secrets only as changed", () => {
+    expect(
+      describeDiff({
+        name: { before: "Old", after: "New" },
+        destination_url: { after: "https://example.com/h" },
+        headers: { before: ["X-Api-Key"], after: ["X-Api-Key"], value: "changed" },
+        secret: { value: "changed" },
+        reason: "disabled by an admin",
+        description: { before: "gone" },
+      }),
+    ).toEqual([
+      "name: Old → New",
+      "destination_url: https://example.com/h",
+      "headers: X-Api-Key → X-Api-Key (value changed)",
+      "secret: (value changed)",
+      "reason: disabled by an admin",
+      "description: was gone",
+    ]);
+    expect(describeDiff(undefined)).toEqual([]);
   });
 });

@@ -252,3 +252,34 @@ export function credentialPaths(edits: CredentialEdits): string[] {
   if (edits.removeServerCa || edits.serverCaPem.trim() !== "") paths.push("server_ca_pem");
   return paths;
 }
+
+/** A JSON value of an audit diff in a few words: strings as they are, lists joined, the rest as JSON. */
+function diffValue(value: unknown): string {
+  if (value === null || value === undefined || value === "") return "—";
+  if (typeof value === "string") return value;
+  if (Array.isArray(value)) return value.length === 0 ? "none" : value.map(diffValue).join(", ");
+  return JSON.stringify(value);
+}
+
+/**
+ * An audit row's diff as one line per field: `name: Old → New` for a change, `name: New` for a
+ * creation, `name: was Old` for a deletion, `(value changed)` when a secret-bearing field changed
+ * (the trail never holds the secret itself), and `key: value` for an action's other facts.
+ */
+export function describeDiff(diff: Record<string, unknown> | undefined): string[] {
+  if (!diff) return [];
+  return Object.entries(diff).map(([key, value]) => {
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      const change = value as Record<string, unknown>;
+      const parts: string[] = [];
+      const has = (k: string) => Object.prototype.hasOwnProperty.call(change, k);
+      if (has("before") && has("after")) parts.push(`${diffValue(change.before)} → ${diffValue(change.after)}`);
+      else if (has("after")) parts.push(diffValue(change.after));
+      else if (has("before")) parts.push(`was ${diffValue(change.before)}`);
+      if (change.value === "changed") parts.push("(value changed)");
+      if (parts.length === 0) parts.push(diffValue(change));
+      return `${key}: ${parts.join(" ")}`;
+    }
+    return `${key}: ${diffValue(value)}`;
+  });
+}

@@ -12,6 +12,7 @@ import type { DeliveryStatus, Webhook } from "../gen/backoffice/webhooks/v1/webh
 import { mergeDeliveries, matchesFilters, type HistoryFilters } from "../history";
 import { href } from "../route";
 import { LiveLabel, useDeliveryWatch } from "../watch";
+import { WebhookTabs } from "./ActivityView";
 
 const NO_FILTERS: HistoryFilters = { status: 0 as DeliveryStatus, eventType: "", requestId: "", from: "", to: "" };
 
@@ -135,6 +136,7 @@ export function HistoryView({ webhookId }: { webhookId: string }) {
           )}
         </div>
       </div>
+      <WebhookTabs id={webhookId} current="history" />
       {webhook && (
         <p className="lead">
           <span className="mono break">{webhook.destinationUrl}</span> · {functionLabel(webhook.function)} ·{" "}
