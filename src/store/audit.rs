@@ -106,6 +106,13 @@ pub(crate) fn webhook_diff(
         if diff.contains_key(key) || (b == a && !secret) {
             continue;
         }
+        // A creation lists the settings it made, not the ones it left unset.
+        let unset = |v: &Value| {
+            v.is_null() || v.as_str() == Some("") || v.as_array().is_some_and(Vec::is_empty)
+        };
+        if b.is_none() && a.is_some_and(unset) && !secret {
+            continue;
+        }
         let mut change = Map::new();
         if let Some(b) = b {
             change.insert("before".into(), b.clone());
