@@ -26,7 +26,7 @@ pub struct AuditArgs {
 pub enum AuditCommand {
     /// Lists the audit trail from a running service, newest first (admin or viewer token).
     #[command(after_help = EXIT_CODES_HELP)]
-    List(ListArgs),
+    List(Box<ListArgs>),
     /// Walks the hash chain in the database (DATABASE_URL) and reports the first broken link:
     /// exit status 0 when every row checks out, 1 when one does not (the row is named).
     Verify(DatabaseConfig),
@@ -70,7 +70,7 @@ pub struct ListArgs {
 /// Runs `webhooks audit ...` and returns the exit code.
 pub async fn run(args: AuditArgs) -> ExitCode {
     match args.command {
-        AuditCommand::List(list) => super::finish(list_events(list).await),
+        AuditCommand::List(list) => super::finish(list_events(*list).await),
         AuditCommand::Verify(database) => match verify(&database).await {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
