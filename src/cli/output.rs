@@ -542,6 +542,27 @@ pub fn delivery_report(d: &pb::Delivery) -> String {
 /// One line per delivery update, for `deliveries watch`.
 pub fn update_line(u: &pb::DeliveryUpdate) -> String {
     let mut line = String::new();
+    // A webhook-level update without a delivery: the webhook's state change.
+    if let (None, Some(w)) = (&u.delivery, &u.webhook) {
+        let _ = write!(
+            line,
+            "{}  cursor={}  {}  webhook={}  name=\"{}\"  enabled={}  failures={}",
+            time_label(w.updated_at.as_ref()),
+            u.cursor,
+            update_kind_label(u.kind),
+            w.id,
+            w.name,
+            w.enabled,
+            w.consecutive_failures,
+        );
+        if !w.disabled_reason.is_empty() {
+            let _ = write!(line, "  reason=\"{}\"", w.disabled_reason);
+        }
+        if !w.last_error.is_empty() {
+            let _ = write!(line, "  error=\"{}\"", w.last_error);
+        }
+        return line;
+    }
     let default = pb::Delivery::default();
     let d = u.delivery.as_ref().unwrap_or(&default);
     let at = u

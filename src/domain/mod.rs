@@ -2,6 +2,7 @@
 //! valid values ("parse, don't validate").
 
 mod address;
+mod alert;
 mod credentials;
 mod delivery;
 mod duration;
@@ -21,6 +22,7 @@ pub use credentials::{
     CertificateInfo, Change, ClientCertificate, CustomHeader, CustomHeaders, DestinationTls,
     MAX_HEADERS, PrivateCa, is_reserved_header,
 };
+pub use alert::{Alert, AlertType, AlertedDelivery, AlertedWebhook};
 pub use delivery::{
     AttemptErrorKind, AttemptTrigger, DeliveryPolicy, DeliveryStatus, Outcome, UpdateKind,
 };
