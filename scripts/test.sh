@@ -132,6 +132,15 @@ fi
 [[ -x $CHROMIUM_PATH ]] || die "$CHROMIUM_PATH is still missing; the console's browser test needs it"
 log "chromium: $CHROMIUM_PATH ($("$CHROMIUM_PATH" --version 2>/dev/null || echo 'version unknown'))"
 
+# tests/docs checks the Prometheus alert rules of docs/operations.md with promtool (Debian's
+# prometheus package).
+if ! command -v promtool >/dev/null 2>&1; then
+    log "promtool is missing: installing Debian's prometheus for the docs' alert-rule check"
+    as_root apt-get update >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >&2
+fi
+command -v promtool >/dev/null 2>&1 || die "promtool is still missing; tests/docs needs it"
+
 # Each test creates its own database; drop those earlier runs left behind.
 if command -v psql >/dev/null 2>&1; then
     stale=$(psql "$WEBHOOKS_TEST_DATABASE_URL/postgres" -Atc \

@@ -6,6 +6,8 @@ import { DeliverySchema } from "./gen/backoffice/webhooks/v1/delivery_pb";
 import { DeliveryStatus } from "./gen/backoffice/webhooks/v1/webhook_pb";
 import { Code, ConnectError, describeError, formFieldOf, problemMessage } from "./errors";
 import {
+  failingCount,
+  webhookHealth,
   credentialPaths,
   formatDuration,
   formatTime,
@@ -184,5 +186,25 @@ describe("credentialPaths", () => {
       "headers",
       "server_ca_pem",
     ]);
+  });
+});
+
+describe("webhook health", () => {
+  const healthy = { enabled: true, consecutiveFailures: 0, circuitOpenUntil: undefined, disabledReason: "" };
+  it("tells failing and disabled webhooks from healthy ones", () => {
+    expect(webhookHealth(healthy)).toBe("ok");
+    expect(webhookHealth({ ...healthy, consecutiveFailures: 2 })).toBe("failing");
+    expect(webhookHealth({ ...healthy, circuitOpenUntil: timestampFromDate(new Date()) })).toBe("failing");
+    expect(webhookHealth({ ...healthy, enabled: false, consecutiveFailures: 3 })).toBe("disabled");
+  });
+  it("counts failing endpoints, not webhooks an admin simply turned off", () => {
+    expect(
+      failingCount([
+        healthy,
+        { ...healthy, consecutiveFailures: 1 },
+        { ...healthy, enabled: false, disabledReason: "endpoint answered 410 Gone at 2025-06-01T12:00:04Z" },
+        { ...healthy, enabled: false, disabledReason: "disabled by an admin" },
+      ]),
+    ).toBe(2);
   });
 });

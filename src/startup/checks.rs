@@ -130,8 +130,8 @@ pub(super) fn configured_tokens(config: &ServeConfig) -> ConfiguredTokens {
 
 /// The operational webhook's destination and secret, when WEBHOOKS_OPERATIONAL_WEBHOOK_URL is
 /// set. The secret must be in the `whsec_` form (a receiver's Standard Webhooks library takes
-/// it as is). The URL is checked like a webhook's; the SSRF guard checks it again on every
-/// attempt, as for any webhook.
+/// it as is). The URL is parsed like the API parses a webhook's; the SSRF guard (private
+/// addresses, allowed networks, https) decides on every attempt, as for any webhook.
 pub(super) fn operational_webhook(
     config: &ServeConfig,
 ) -> anyhow::Result<Option<(crate::domain::DestinationUrl, crate::domain::Secret)>> {
@@ -141,7 +141,7 @@ pub(super) fn operational_webhook(
     let url = crate::domain::DestinationUrl::parse(
         "WEBHOOKS_OPERATIONAL_WEBHOOK_URL",
         url,
-        config.allow_private_destinations,
+        true,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let secret = config
