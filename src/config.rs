@@ -312,11 +312,19 @@ pub struct ServeConfig {
     /// `webhook.circuit_closed` and `delivery.exhausted` about every other webhook, signed with
     /// WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET (see docs/receiving-webhooks.md). Same queue, retries
     /// and destination rules as any webhook. Unset: no operational webhooks.
-    #[arg(long, env = "WEBHOOKS_OPERATIONAL_WEBHOOK_URL", requires = "operational_webhook_secret")]
+    #[arg(
+        long,
+        env = "WEBHOOKS_OPERATIONAL_WEBHOOK_URL",
+        requires = "operational_webhook_secret"
+    )]
     pub operational_webhook_url: Option<String>,
 
     /// The operational webhook's signing secret, `whsec_` and base64 like every webhook secret.
-    #[arg(long, env = "WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
     pub operational_webhook_secret: Option<String>,
 
     /// Connections open at once on the gRPC port and the web console together; one more is

@@ -18,11 +18,11 @@ mod webhook;
 pub use address::{
     Blocked, Embedding, Handling, SPECIAL_RANGES, SpecialRange, blocked_range, special_range,
 };
+pub use alert::{Alert, AlertType, AlertedDelivery, AlertedWebhook};
 pub use credentials::{
     CertificateInfo, Change, ClientCertificate, CustomHeader, CustomHeaders, DestinationTls,
     MAX_HEADERS, PrivateCa, is_reserved_header,
 };
-pub use alert::{Alert, AlertType, AlertedDelivery, AlertedWebhook};
 pub use delivery::{
     AttemptErrorKind, AttemptTrigger, DeliveryPolicy, DeliveryStatus, Outcome, UpdateKind,
 };

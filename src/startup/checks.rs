@@ -138,12 +138,8 @@ pub(super) fn operational_webhook(
     let Some(url) = config.operational_webhook_url.as_deref() else {
         return Ok(None);
     };
-    let url = crate::domain::DestinationUrl::parse(
-        "WEBHOOKS_OPERATIONAL_WEBHOOK_URL",
-        url,
-        true,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let url = crate::domain::DestinationUrl::parse("WEBHOOKS_OPERATIONAL_WEBHOOK_URL", url, true)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let secret = config
         .operational_webhook_secret
         .as_deref()

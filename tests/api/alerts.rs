@@ -12,7 +12,10 @@ use testkit::{Receiver, Reply, TestApp};
 /// The operational webhook's secret in these tests.
 const OPS_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-async fn watch(app: &TestApp, request: pb::WatchDeliveriesRequest) -> Streaming<pb::DeliveryUpdate> {
+async fn watch(
+    app: &TestApp,
+    request: pb::WatchDeliveriesRequest,
+) -> Streaming<pb::DeliveryUpdate> {
     app.admin
         .clone()
         .watch_deliveries(request)
@@ -176,7 +179,12 @@ async fn circuit_opens_after_failures_in_a_row_and_closes_on_success() {
 #[tokio::test]
 async fn exhausted_delivery_follows_its_failed_update_and_status_watchers_do_not_get_it() {
     let app = TestApp::builder()
-        .args(&["--retry-schedule", "200ms", "--circuit-breaker-threshold", "50"])
+        .args(&[
+            "--retry-schedule",
+            "200ms",
+            "--circuit-breaker-threshold",
+            "50",
+        ])
         .spawn()
         .await;
     let endpoint = Receiver::start().await;
@@ -191,14 +199,21 @@ async fn exhausted_delivery_follows_its_failed_update_and_status_watchers_do_not
 
     let n = updates.len();
     assert!(n >= 2);
-    assert_eq!(kind(&updates[n - 2]), pb::UpdateKind::Failed, "FAILED stays as it was");
+    assert_eq!(
+        kind(&updates[n - 2]),
+        pb::UpdateKind::Failed,
+        "FAILED stays as it was"
+    );
     let failed = &updates[n - 2];
     let exhausted = &updates[n - 1];
     assert_eq!(
         exhausted.delivery.as_ref().map(|d| d.id.as_str()),
         Some(delivery_id.as_str())
     );
-    assert_eq!(exhausted.delivery, failed.delivery, "the same delivery state");
+    assert_eq!(
+        exhausted.delivery, failed.delivery,
+        "the same delivery state"
+    );
     assert_eq!(
         exhausted.attempt.as_ref().map(|a| &a.id),
         failed.attempt.as_ref().map(|a| &a.id)
@@ -207,7 +222,10 @@ async fn exhausted_delivery_follows_its_failed_update_and_status_watchers_do_not
         exhausted.webhook.as_ref().map(|w| w.id.as_str()),
         Some(hook.id.as_str())
     );
-    assert!(failed.webhook.is_none(), "delivery updates carry no webhook");
+    assert!(
+        failed.webhook.is_none(),
+        "delivery updates carry no webhook"
+    );
 
     // A watcher filtering by status gets the delivery updates only: FAILED once, no alert.
     let mut failed_only = watch(
@@ -321,7 +339,11 @@ async fn the_operational_webhook_never_alerts_about_itself() {
         .expect("listed")
         .into_inner();
     assert_eq!(
-        listed.webhooks.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+        listed
+            .webhooks
+            .iter()
+            .map(|w| w.id.as_str())
+            .collect::<Vec<_>>(),
         vec![hook.id.as_str()]
     );
 }

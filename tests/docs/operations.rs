@@ -353,7 +353,11 @@ async fn the_alert_rules_are_valid_and_use_real_metrics() {
         .iter()
         .filter(|b| b.lang == "yaml" && b.marker() == "prometheus-rules")
         .collect();
-    assert_eq!(blocks.len(), 1, "{PAGE}: one ```yaml prometheus-rules block");
+    assert_eq!(
+        blocks.len(),
+        1,
+        "{PAGE}: one ```yaml prometheus-rules block"
+    );
     let rules = &blocks[0].code;
     let source = std::fs::read_to_string(markdown::root().join("src/metrics.rs"))
         .expect("src/metrics.rs is readable");

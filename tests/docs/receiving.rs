@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use webhooks::api::convert;
 use webhooks::delivery::signature::sign;
-use webhooks::domain::{Alert, AlertType, AlertedDelivery, AlertedWebhook, Function, PublishedEvent, Secret};
+use webhooks::domain::{
+    Alert, AlertType, AlertedDelivery, AlertedWebhook, Function, PublishedEvent, Secret,
+};
 use webhooks::proto::v1 as pb;
 use webhooks::proto::v1::publish_event_request::Request;
 
@@ -364,7 +366,9 @@ fn alert_from_example(example: &Value) -> Alert {
             function: Function::from_db(w["function"].as_str().unwrap_or_default())
                 .expect("data.webhook.function is a function name"),
             destination_url: text(w, "destination_url"),
-            enabled: w["enabled"].as_bool().expect("data.webhook.enabled is a bool"),
+            enabled: w["enabled"]
+                .as_bool()
+                .expect("data.webhook.enabled is a bool"),
             disabled_reason: w["disabled_reason"].as_str().map(str::to_owned),
             disabled_at: example_time(&w["disabled_at"], "disabled_at"),
             consecutive_failures: number(&w["consecutive_failures"]).unwrap_or(-1),

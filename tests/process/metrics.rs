@@ -170,9 +170,18 @@ async fn webhook_state_metrics_are_true_across_two_instances() {
     }
 
     let expected = [
-        ("webhooks_webhook_state_changes_total{change=\"disabled\"}", 2.0),
-        ("webhooks_webhook_state_changes_total{change=\"enabled\"}", 1.0),
-        ("webhooks_webhook_state_changes_total{change=\"circuit_opened\"}", 2.0),
+        (
+            "webhooks_webhook_state_changes_total{change=\"disabled\"}",
+            2.0,
+        ),
+        (
+            "webhooks_webhook_state_changes_total{change=\"enabled\"}",
+            1.0,
+        ),
+        (
+            "webhooks_webhook_state_changes_total{change=\"circuit_opened\"}",
+            2.0,
+        ),
     ];
     let gauges = [
         ("webhooks_disabled_webhooks", 1.0),
