@@ -604,6 +604,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_webhook_level_update_prints_the_webhook_and_its_reason() {
+        let update = pb::DeliveryUpdate {
+            cursor: "7".into(),
+            kind: pb::UpdateKind::WebhookDisabled as i32,
+            webhook: Some(pb::Webhook {
+                id: "w".into(),
+                name: "payments".into(),
+                disabled_reason: "endpoint answered 410 Gone".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let line = update_line(&update);
+        assert!(line.contains("cursor=7  webhook-disabled  webhook=w"), "{line}");
+        assert!(line.contains("reason=\"endpoint answered 410 Gone\""), "{line}");
+        assert!(!line.contains("delivery="), "{line}");
+    }
+
+    #[test]
     fn messages_print_as_grpcurl_does() {
         let update = pb::DeliveryUpdate {
             cursor: "42".into(),
@@ -619,6 +638,7 @@ mod tests {
                 ..Default::default()
             }),
             attempt: None,
+            webhook: None,
         };
         let json = message_json(&update).map_err(|e| e.message()).unwrap();
         assert_eq!(

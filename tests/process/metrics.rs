@@ -159,14 +159,14 @@ async fn webhook_state_metrics_are_true_across_two_instances() {
         .expect("published");
     let mut admin = services[1].admin().await;
     for enabled in [false, true] {
-        admin
-            .set_webhook_enabled(pb::SetWebhookEnabledRequest {
-                id: toggled.clone(),
-                enabled,
-                ..Default::default()
-            })
-            .await
-            .expect("toggled");
+        // `..Default::default()`: requests gain optional fields (an etag) that this test leaves unset.
+        #[allow(clippy::needless_update)]
+        let request = pb::SetWebhookEnabledRequest {
+            id: toggled.clone(),
+            enabled,
+            ..Default::default()
+        };
+        admin.set_webhook_enabled(request).await.expect("toggled");
     }
 
     let expected = [
