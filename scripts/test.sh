@@ -7,7 +7,8 @@
 # for the console's browser test when /usr/bin/chromium is missing; the end-to-end tests need all
 # of them and are never skipped. It also checks the protobuf contract (scripts/check-proto.sh: buf
 # format, buf lint, buf breaking against main's last change of proto/, with the buf the console
-# pins).
+# pins), and prepares the Go client (scripts/ensure-go.sh: Debian's Go and gRPC, generated code,
+# a vendor tree) whose tests tests/clients/go.rs runs against the service.
 #
 # The tests read WEBHOOKS_TEST_DATABASE_URL, a server URL without a database name (default
 # postgres://postgres@127.0.0.1:5432), and create one fresh database per test on that server.
@@ -121,6 +122,16 @@ scripts/build-console.sh --test
 # deleted field fails buf breaking; with the buf of console/package.json, installed just above.
 log "checking proto/ with buf"
 scripts/check-proto.sh
+
+# --- The Go client ------------------------------------------------------------------------------
+# Debian's Go, gRPC and protobuf (installed when missing), code generated with buf.gen.yaml and a
+# vendor tree of Debian's sources (scripts/ensure-go.sh); tests/clients/go.rs runs its tests
+# against the service. Here: gofmt and go vet of the hand-written code.
+log "preparing the Go client (clients/go)"
+scripts/ensure-go.sh
+unformatted=$(gofmt -l clients/go/webhooks)
+[[ -z $unformatted ]] || die "gofmt would change: $unformatted"
+(cd clients/go && GOFLAGS=-mod=vendor GOPROXY=off go vet ./...)
 
 # Its browser test (tests/console) drives Debian's Chromium with playwright-core.
 export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
