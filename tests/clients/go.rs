@@ -92,10 +92,23 @@ async fn the_go_client_creates_publishes_watches_resends_and_reads_field_errors(
         "the Go client's tests failed ({}):\n{report}",
         output.status
     );
+    println!("{report}");
     assert!(
         stdout.contains("ok  \tbackoffice.internal/webhooks/clients/go/webhooks\t"),
         "go test did not report the webhooks package as passed:\n{report}"
     );
+    for test in [
+        "TestCreatePublishWatchHistoryResendAndAFieldErrorAgainstTheService",
+        "TestCallsWithoutTheTokenAreUnauthenticated",
+        "TestPublishesOverTheIngestRateLimitAreRetriedUntilTheyPass",
+        "TestAWatchWhoseConnectionIsCutReconnectsAndResumesAfterItsCursor",
+        "TestDocSnippetsAreTheTestedCode",
+    ] {
+        assert!(
+            stdout.contains(&format!("--- PASS: {test} ")),
+            "go test -v did not report {test} as passed:\n{report}"
+        );
+    }
 
     // What the Go tests' webhook was sent, seen from the receiver's side: the first delivery and
     // its resend, the same message twice.

@@ -3,10 +3,15 @@ package webhooks
 import (
 	"bytes"
 	"os"
+	"regexp"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	webhooksv1 "backoffice.internal/webhooks/clients/go/backoffice/webhooks/v1"
 )
@@ -67,5 +72,55 @@ func TestADecisionBecomesItsPublishEventRequest(t *testing.T) {
 	two := Decision{IdempotencyKey: "k", Withdrawal: withdrawal, PropTradingLiveStage: &webhooksv1.PropTradingLiveStageRequest{}}
 	if _, err := two.Request(); err == nil {
 		t.Fatal("a decision on two requests was accepted")
+	}
+}
+
+// requestWithID is a message named like CreateWebhookRequest with a request_id field, as the
+// proto has it once AIP-155 keys land (built at run time, so this test does not wait for them).
+func requestWithID(t *testing.T, name string) *dynamicpb.Message {
+	t.Helper()
+	file, err := protodesc.NewFile(&descriptorpb.FileDescriptorProto{
+		Name:    proto.String("request_id_test.proto"),
+		Package: proto.String("backoffice.webhooks.v1"),
+		Syntax:  proto.String("proto3"),
+		MessageType: []*descriptorpb.DescriptorProto{{
+			Name: proto.String(name),
+			Field: []*descriptorpb.FieldDescriptorProto{{
+				Name:     proto.String("request_id"),
+				Number:   proto.Int32(3),
+				Type:     descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum(),
+				Label:    descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum(),
+				JsonName: proto.String("requestId"),
+			}},
+		}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dynamicpb.NewMessage(file.Messages().Get(0))
+}
+
+// requestID is the request_id of a message made by requestWithID.
+func requestID(message interface{}) string {
+	reflected := message.(proto.Message).ProtoReflect()
+	return reflected.Get(reflected.Descriptor().Fields().ByName("request_id")).String()
+}
+
+func TestAnEmptyRequestIDIsFilledOnceForEveryAttempt(t *testing.T) {
+	original := requestWithID(t, "CreateWebhookRequest")
+	filled := withRequestID(original)
+	id := requestID(filled)
+	if matched, _ := regexp.MatchString(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, id); !matched {
+		t.Fatalf("request_id %q is not a version 4 UUID", id)
+	}
+	if requestID(original) != "" {
+		t.Fatal("the caller's own request was changed")
+	}
+	if requestID(withRequestID(filled)) != id {
+		t.Fatal("a request_id already set was replaced")
+	}
+	// ListDeliveriesRequest's request_id is a filter: never filled.
+	if requestID(withRequestID(requestWithID(t, "ListDeliveriesRequest"))) != "" {
+		t.Fatal("ListDeliveriesRequest's request_id filter was filled")
 	}
 }

@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	_ "embed" // the shared service config, below
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // sharedServiceConfig is clients/service-config.json, the service config every client of this
@@ -171,15 +174,16 @@ func retryInfoDelay(err error) time.Duration {
 }
 
 // unaryInterceptor retries a unary call that failed with a retryable code, within the call's
-// deadline. Safe for every method: PublishEvent(s) carry an idempotency key, and a failed
-// attempt with such a code was refused before the service acted (or, for a lost database
-// connection, is answered as a duplicate when repeated).
+// deadline. Safe because every call that changes something carries a key that makes a repeat
+// harmless: PublishEvent(s) their idempotency key (the caller's), the admin mutations a
+// request_id (AIP-155), which withRequestID fills when the caller left it empty.
 func (p retryPolicies) unaryInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply interface{}, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		policy, ok := p.lookup(method)
 		if !ok {
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}
+		req = withRequestID(req)
 		backoff := policy.initialBackoff
 		for attempt := 1; ; attempt++ {
 			err := invoker(ctx, method, req, reply, cc, opts...)
@@ -204,4 +208,52 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-timer.C:
 		return true
 	}
+}
+
+// idempotentRequests are the requests whose request_id (AIP-155) makes the service answer a
+// repeat with the first answer instead of acting twice. (ListDeliveriesRequest's request_id is a
+// filter, not a key.)
+var idempotentRequests = map[protoreflect.FullName]bool{
+	"backoffice.webhooks.v1.CreateWebhookRequest":           true,
+	"backoffice.webhooks.v1.ResendDeliveryRequest":          true,
+	"backoffice.webhooks.v1.RecoverFailedDeliveriesRequest": true,
+	"backoffice.webhooks.v1.SendTestEventRequest":           true,
+	"backoffice.webhooks.v1.RotateWebhookSecretRequest":     true,
+}
+
+// withRequestID returns req with a new UUID as its request_id when it is one of
+// idempotentRequests and has none (a copy: the caller's message is left alone), so that every
+// attempt of the call carries the same id; else req itself.
+func withRequestID(req interface{}) interface{} {
+	message, ok := req.(proto.Message)
+	if !ok {
+		return req
+	}
+	descriptor := message.ProtoReflect().Descriptor()
+	if !idempotentRequests[descriptor.FullName()] {
+		return req
+	}
+	field := descriptor.Fields().ByName("request_id")
+	if field == nil || field.Kind() != protoreflect.StringKind || message.ProtoReflect().Get(field).String() != "" {
+		return req
+	}
+	id, err := newUUID()
+	if err != nil {
+		// No randomness: send it without a key, as the caller wrote it.
+		return req
+	}
+	copied := proto.Clone(message)
+	copied.ProtoReflect().Set(field, protoreflect.ValueOfString(id))
+	return copied
+}
+
+// newUUID is a random (version 4) UUID.
+func newUUID() (string, error) {
+	var b [16]byte
+	if _, err := cryptorand.Read(b[:]); err != nil {
+		return "", err
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }

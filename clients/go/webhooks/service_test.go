@@ -232,3 +232,117 @@ func TestPublishesOverTheIngestRateLimitAreRetriedUntilTheyPass(t *testing.T) {
 		}
 	}
 }
+
+func TestAWatchWhoseConnectionIsCutReconnectsAndResumesAfterItsCursor(t *testing.T) {
+	svc := theService(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	direct, err := connect(svc.addr, svc.adminToken, svc.caFile, svc.certFile, svc.keyFile)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer direct.Close()
+	through := startProxy(t, svc.addr)
+	watcher, err := connect(through.addr(), svc.adminToken, svc.caFile, svc.certFile, svc.keyFile)
+	if err != nil {
+		t.Fatalf("connect through the proxy: %v", err)
+	}
+	defer watcher.Close()
+
+	created, err := direct.Admin.CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{
+		Webhook: &webhooksv1.Webhook{
+			Name:           "Go client watch",
+			DestinationUrl: svc.receiverURL + "-watch",
+			Function:       webhooksv1.Function_FUNCTION_WITHDRAWAL,
+			// Node 2: the other test's webhook (node 1) gets none of these events.
+			Events: &webhooksv1.EventSelection{ApprovalNodes: []uint32{2}},
+		},
+	})
+	if err != nil {
+		t.Fatalf("CreateWebhook: %v", err)
+	}
+	webhookID := created.GetWebhook().GetId()
+	publishOne := func(key string) string {
+		response, err := direct.PublishDecision(ctx, webhooks.Decision{
+			IdempotencyKey: key, Approved: true, ApprovalNode: 2,
+			Withdrawal: &webhooksv1.WithdrawalRequest{Id: key, ClientId: "C-1", Amount: "5.00", Currency: "EUR"},
+		})
+		if err != nil || len(response.GetDeliveryIds()) != 1 {
+			t.Fatalf("publish %s: %v, %v", key, response, err)
+		}
+		return response.GetDeliveryIds()[0]
+	}
+
+	// Four updates are expected: each delivery's creation and successful attempt. A fifth would
+	// be a repeat; Watch stops after the fourth.
+	updates := make(chan *webhooksv1.DeliveryUpdate, 16)
+	finished := make(chan error, 1)
+	go func() {
+		handled := 0
+		finished <- watcher.Watch(ctx, &webhooksv1.WatchDeliveriesRequest{WebhookId: webhookID, AfterCursor: "0"},
+			func(update *webhooksv1.DeliveryUpdate) error {
+				updates <- update
+				if handled++; handled == 4 {
+					return webhooks.StopWatching
+				}
+				return nil
+			})
+	}()
+	var seen []*webhooksv1.DeliveryUpdate
+	var watchErr error
+	ended := finished // nil once Watch has returned
+	await := func(count int) {
+		for len(seen) < count {
+			select {
+			case update := <-updates:
+				seen = append(seen, update)
+			case err := <-ended:
+				// Watch returned: what it handled before is in the channel.
+				watchErr, ended = err, nil
+				for len(seen) < count {
+					select {
+					case update := <-updates:
+						seen = append(seen, update)
+					default:
+						t.Fatalf("Watch ended after %v: %v", kindsOf(seen), err)
+					}
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("waited 30 s for update %d; saw %v", len(seen)+1, kindsOf(seen))
+			}
+		}
+	}
+
+	first := publishOne("watch-cut-1")
+	await(2)
+	through.cut()
+	second := publishOne("watch-cut-2")
+	await(4)
+	if ended != nil {
+		watchErr = <-ended
+	}
+	if watchErr != nil {
+		t.Fatalf("Watch: %v", watchErr)
+	}
+
+	type step struct {
+		delivery string
+		kind     webhooksv1.UpdateKind
+	}
+	var got []step
+	for _, update := range seen {
+		got = append(got, step{update.GetDelivery().GetId(), update.GetKind()})
+	}
+	want := []step{
+		{first, webhooksv1.UpdateKind_UPDATE_KIND_CREATED},
+		{first, webhooksv1.UpdateKind_UPDATE_KIND_ATTEMPT_SUCCEEDED},
+		{second, webhooksv1.UpdateKind_UPDATE_KIND_CREATED},
+		{second, webhooksv1.UpdateKind_UPDATE_KIND_ATTEMPT_SUCCEEDED},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("the watcher saw %v, want %v", got, want)
+	}
+	if connections := through.connections(); connections < 2 {
+		t.Fatalf("the watcher connected %d times through the proxy: the cut did not make it reconnect", connections)
+	}
+}

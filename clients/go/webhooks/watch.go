@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -19,8 +20,10 @@ const watchMethod = "/backoffice.webhooks.v1.WebhookAdmin/WatchDeliveries"
 
 // Watch streams the delivery updates request selects to handle, oldest first: those after
 // request.AfterCursor (none: from now on), then the live tail. When the stream breaks with a code
-// the service config retries for WatchDeliveries (UNAVAILABLE), it reconnects after a backoff
-// and resumes after the cursor of the last update handled, so none is lost or handled twice.
+// the service config retries for WatchDeliveries (UNAVAILABLE: a lost connection, a restart), it
+// reconnects after a backoff, waiting for the service to be back, and resumes after the cursor of
+// the last update handled, so none is lost or handled twice. It gives up after the service
+// config's maxAttempts failures in a row with no update in between.
 // To resume later, keep the Cursor of the last update handled and pass it as AfterCursor.
 //
 // It returns nil when handle returns StopWatching, handle's error when it returns another, and
@@ -58,7 +61,9 @@ func (c *Client) Watch(ctx context.Context, request *webhooksv1.WatchDeliveriesR
 func (c *Client) watchOnce(ctx context.Context, request *webhooksv1.WatchDeliveriesRequest, handle func(*webhooksv1.DeliveryUpdate) error, failures *int) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := c.Admin.WatchDeliveries(ctx, request)
+	// WaitForReady: after a lost connection, the new stream waits for the service to be back
+	// (a restart) instead of failing at once, for as long as ctx allows.
+	stream, err := c.Admin.WatchDeliveries(ctx, request, grpc.WaitForReady(true))
 	if err != nil {
 		return err
 	}
