@@ -8,7 +8,8 @@
 #     golang-github-golang-protobuf-1-5-dev: grpc 1.33 needs the 1.5 API of github.com/golang/protobuf,
 #     not the 1.3 one apt picks by default);
 #   - generates the Go messages and gRPC stubs from proto/ with the Go plugins of buf.gen.yaml
-#     (clients/go/backoffice/webhooks/v1, not committed), with the buf console/package.json pins;
+#     only (clients/go/backoffice/webhooks/v1, not committed), with the buf console/package.json
+#     pins;
 #   - assembles clients/go/vendor (not committed): a link per module to its Debian sources under
 #     /usr/share/gocode/src, and the vendor/modules.txt that `go` checks against go.mod, so that
 #     `GOFLAGS=-mod=vendor go test ./...` builds with no network.
@@ -64,9 +65,10 @@ if [[ -f $gocode/github.com/golang/protobuf/go.mod ]] &&
 fi
 if ((${#missing[@]})); then
     log "installing Debian's ${missing[*]}"
-    as_root apt-get update >&2
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        "${missing[@]}" >&2
+    # Waits for another apt or dpkg run to finish rather than failing on its lock.
+    as_root apt-get -o DPkg::Lock::Timeout=600 update >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
+        --no-install-recommends "${missing[@]}" >&2
 fi
 command -v go >/dev/null 2>&1 || die "go is still not on PATH after installing golang-go"
 
@@ -76,7 +78,18 @@ buf=console/node_modules/.bin/buf
 # Generated code: the Go plugins of buf.gen.yaml. Old output goes first, so a message removed
 # from proto/ does not linger in a stale file.
 rm -rf clients/go/backoffice clients/go/google
-"$buf" generate --template buf.gen.yaml >&2
+# Only the Go entries of buf.gen.yaml's plugins (the other languages' plugins need their own
+# tools), with the rest of the template as it is.
+go_template=$(awk '
+    /^plugins:/ { print; plugins = 1; next }
+    !plugins { print; next }
+    /^[^ #]/ { plugins = 0; print; next }
+    /^  - / { keep = ($0 ~ /^  - local: protoc-gen-go(-grpc)?$/) }
+    keep { print }
+' buf.gen.yaml)
+[[ $(grep -c '^  - local: protoc-gen-go' <<<"$go_template") -eq 2 ]] ||
+    die "buf.gen.yaml has no protoc-gen-go and protoc-gen-go-grpc plugins"
+"$buf" generate --template "$go_template" >&2
 # The vendored Google protos are generated too (the template's input is all of proto/), but the
 # client imports them from genproto, as grpc does: a second copy would register the same
 # descriptors twice, which protobuf-go refuses.
