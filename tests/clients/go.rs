@@ -1,6 +1,10 @@
 //! The Go client (`clients/go`): the install-and-test lines of docs/clients.md ("## Go", the
 //! `sh go-install` block) run as written, against a service with TLS, a client CA, an admin and
-//! an ingest token and an ingest rate limit, and a receiver the Go tests' webhook delivers to.
+//! an ingest token and an ingest rate limit, and a receiver the Go tests' webhooks deliver to.
+//! Its `go test` creates a webhook, publishes (and repeats) a decision, watches from the log's
+//! start and resumes by cursor, reads the history, resends, reads a field error, is refused
+//! without the token, retries publishes over the rate limit, and keeps a watch going across a
+//! cut connection; this test checks each of those passed and what the receiver got.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -37,7 +41,7 @@ fn install_block() -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_go_client_creates_publishes_watches_resends_and_reads_field_errors() {
+async fn the_go_clients_go_test_passes_against_the_service() {
     let pki = Pki::new("go-client");
     let server = pki.server();
     let client = pki.client("go-client");

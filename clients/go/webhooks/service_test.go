@@ -44,6 +44,39 @@ func theService(t *testing.T) service {
 	}
 }
 
+// dial runs the page's connect snippet with the admin token, to addr (the service, or a proxy
+// in front of it), and closes the client when the test ends.
+func (svc service) dial(t *testing.T, addr string) *webhooks.Client {
+	t.Helper()
+	client, err := connect(addr, svc.adminToken, svc.caFile, svc.certFile, svc.keyFile)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", addr, err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client
+}
+
+// createWebhook creates a withdrawal webhook for approvals at node, delivering to url, and
+// returns its id.
+func createWebhook(ctx context.Context, t *testing.T, client *webhooks.Client, url string, node uint32) string {
+	t.Helper()
+	created, err := client.Admin.CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{
+		Webhook: &webhooksv1.Webhook{
+			Name:           "Go client",
+			DestinationUrl: url,
+			Function:       webhooksv1.Function_FUNCTION_WITHDRAWAL,
+			Events:         &webhooksv1.EventSelection{ApprovalNodes: []uint32{node}},
+		},
+	})
+	if err != nil {
+		t.Fatalf("CreateWebhook: %v", err)
+	}
+	if created.GetWebhook().GetId() == "" || created.GetSecret() == "" || !created.GetWebhook().GetEnabled() {
+		t.Fatalf("CreateWebhook answered %v", created)
+	}
+	return created.GetWebhook().GetId()
+}
+
 func kindsOf(updates []*webhooksv1.DeliveryUpdate) []webhooksv1.UpdateKind {
 	kinds := []webhooksv1.UpdateKind{}
 	for _, update := range updates {
@@ -73,27 +106,8 @@ func TestCreatePublishWatchHistoryResendAndAFieldErrorAgainstTheService(t *testi
 	svc := theService(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	client, err := connect(svc.addr, svc.adminToken, svc.caFile, svc.certFile, svc.keyFile)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer client.Close()
-
-	created, err := client.Admin.CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{
-		Webhook: &webhooksv1.Webhook{
-			Name:           "Go client",
-			DestinationUrl: svc.receiverURL,
-			Function:       webhooksv1.Function_FUNCTION_WITHDRAWAL,
-			Events:         &webhooksv1.EventSelection{ApprovalNodes: []uint32{1}},
-		},
-	})
-	if err != nil {
-		t.Fatalf("CreateWebhook: %v", err)
-	}
-	webhookID := created.GetWebhook().GetId()
-	if webhookID == "" || created.GetSecret() == "" || !created.GetWebhook().GetEnabled() {
-		t.Fatalf("CreateWebhook answered %v", created)
-	}
+	client := svc.dial(t, svc.addr)
+	webhookID := createWebhook(ctx, t, client, svc.receiverURL, 1)
 
 	// Publish, then the same decision again: one delivery, and the repeat is a duplicate.
 	published, err := publish(ctx, client)
@@ -237,31 +251,11 @@ func TestAWatchWhoseConnectionIsCutReconnectsAndResumesAfterItsCursor(t *testing
 	svc := theService(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	direct, err := connect(svc.addr, svc.adminToken, svc.caFile, svc.certFile, svc.keyFile)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer direct.Close()
+	direct := svc.dial(t, svc.addr)
 	through := startProxy(t, svc.addr)
-	watcher, err := connect(through.addr(), svc.adminToken, svc.caFile, svc.certFile, svc.keyFile)
-	if err != nil {
-		t.Fatalf("connect through the proxy: %v", err)
-	}
-	defer watcher.Close()
-
-	created, err := direct.Admin.CreateWebhook(ctx, &webhooksv1.CreateWebhookRequest{
-		Webhook: &webhooksv1.Webhook{
-			Name:           "Go client watch",
-			DestinationUrl: svc.receiverURL + "-watch",
-			Function:       webhooksv1.Function_FUNCTION_WITHDRAWAL,
-			// Node 2: the other test's webhook (node 1) gets none of these events.
-			Events: &webhooksv1.EventSelection{ApprovalNodes: []uint32{2}},
-		},
-	})
-	if err != nil {
-		t.Fatalf("CreateWebhook: %v", err)
-	}
-	webhookID := created.GetWebhook().GetId()
+	watcher := svc.dial(t, through.addr())
+	// Node 2: the other test's webhook (node 1) gets none of these events.
+	webhookID := createWebhook(ctx, t, direct, svc.receiverURL+"-watch", 2)
 	publishOne := func(key string) string {
 		response, err := direct.PublishDecision(ctx, webhooks.Decision{
 			IdempotencyKey: key, Approved: true, ApprovalNode: 2,
