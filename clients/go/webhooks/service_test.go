@@ -175,6 +175,19 @@ func TestCreatePublishWatchHistoryResendAndAFieldErrorAgainstTheService(t *testi
 	if len(fields) != 1 || fields[0].Field != "webhook.destination_url" || fields[0].Rule == "" {
 		t.Fatalf("the field errors of %v are %v", err, fields)
 	}
+
+	// A handler's own error ends the watch as it is, even an UNAVAILABLE that the stream's own
+	// would be reconnected on.
+	handlers := 0
+	mine := status.Error(codes.Unavailable, "the handler's own call failed")
+	err = client.Watch(ctx, &webhooksv1.WatchDeliveriesRequest{WebhookId: webhookID, AfterCursor: "0"},
+		func(*webhooksv1.DeliveryUpdate) error {
+			handlers++
+			return mine
+		})
+	if err != mine || handlers != 1 {
+		t.Fatalf("a handler failing with %v: Watch returned %v after %d calls", mine, err, handlers)
+	}
 }
 
 func containsTrigger(attempts []*webhooksv1.DeliveryAttempt, trigger webhooksv1.AttemptTrigger) bool {

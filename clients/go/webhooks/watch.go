@@ -35,8 +35,12 @@ func (c *Client) Watch(ctx context.Context, request *webhooksv1.WatchDeliveriesR
 	failures := 0
 	for {
 		err := c.watchOnce(ctx, request, handle, &failures)
-		if errors.Is(err, StopWatching) {
-			return nil
+		var stopped handlerError
+		if errors.As(err, &stopped) {
+			if errors.Is(stopped.err, StopWatching) {
+				return nil
+			}
+			return stopped.err
 		}
 		if ctx.Err() != nil || !policy.retryable[status.Code(err)] {
 			return err
@@ -78,8 +82,14 @@ func (c *Client) watchOnce(ctx context.Context, request *webhooksv1.WatchDeliver
 		}
 		*failures = 0
 		if err := handle(update); err != nil {
-			return err
+			return handlerError{err}
 		}
 		request.AfterCursor = update.GetCursor()
 	}
 }
+
+// handlerError is what the handler returned, told apart from the stream's own errors: a
+// handler's UNAVAILABLE (from a call of its own) ends Watch rather than reconnecting it.
+type handlerError struct{ err error }
+
+func (e handlerError) Error() string { return e.err.Error() }
