@@ -106,6 +106,7 @@ async fn the_go_clients_go_test_passes_against_the_service() {
         "TestCallsWithoutTheTokenAreUnauthenticated",
         "TestPublishesOverTheIngestRateLimitAreRetriedUntilTheyPass",
         "TestAWatchWhoseConnectionIsCutReconnectsAndResumesAfterItsCursor",
+        "TestTheDefaultDeadlineAppliesOnlyToCallsWithoutOne",
         "TestDocSnippetsAreTheTestedCode",
     ] {
         assert!(

@@ -353,3 +353,24 @@ func TestAWatchWhoseConnectionIsCutReconnectsAndResumesAfterItsCursor(t *testing
 		t.Fatalf("the watcher connected %d times through the proxy: the cut did not make it reconnect", connections)
 	}
 }
+
+func TestTheDefaultDeadlineAppliesOnlyToCallsWithoutOne(t *testing.T) {
+	svc := theService(t)
+	client, err := webhooks.Dial(svc.addr, webhooks.Options{
+		Token: svc.adminToken, CAFile: svc.caFile, ClientCertFile: svc.certFile,
+		ClientKeyFile: svc.keyFile, Timeout: time.Microsecond,
+	})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer client.Close()
+	_, err = client.Admin.ListWebhooks(context.Background(), &webhooksv1.ListWebhooksRequest{})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("a call with no deadline of its own and a 1 µs default: %v, want DEADLINE_EXCEEDED", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := client.Admin.ListWebhooks(ctx, &webhooksv1.ListWebhooksRequest{}); err != nil {
+		t.Fatalf("a call with its own 30 s deadline: %v", err)
+	}
+}
