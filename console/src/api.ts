@@ -4,7 +4,7 @@
 
 import { Code, ConnectError, createClient, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
-import { WebhookAdmin } from "./gen/backoffice/webhooks/v1/admin_pb";
+import { WebhookAdmin } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/admin_pb";
 
 const TOKEN_KEY = "webhooks-console.token";
 
