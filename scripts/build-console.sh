@@ -58,19 +58,15 @@ log "node $(node --version) ($(command -v node)), npm $(npm --version)"
 # --- Packages: npm ci in a folder when its package-lock.json changed since the last install ----
 npm_ci_when_changed() {
     local dir=$1 stamp want
-    shift
     stamp=$dir/node_modules/.installed-lock.sha256
     want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
     if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-        log "npm ci $* in $dir"
-        (cd "$dir" && npm ci --no-audit --no-fund "$@" >&2)
+        log "npm ci in $dir"
+        (cd "$dir" && npm ci --no-audit --no-fund >&2)
         printf '%s\n' "$want" >"$stamp"
     fi
 }
-# --ignore-scripts: the client's `prepare` (for a plain `npm ci` there) would build it before
-# the step below does. Its one install script, @bufbuild/buf's, only checks the binary that
-# npm already installed (@bufbuild/buf-linux-x64 and the like).
-npm_ci_when_changed clients/typescript --ignore-scripts
+npm_ci_when_changed clients/typescript
 npm_ci_when_changed console
 if $install_only; then
     log "clients/typescript/node_modules and console/node_modules are ready"
