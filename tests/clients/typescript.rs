@@ -106,7 +106,9 @@ async fn the_typescript_package_passes_its_tests_against_the_service() {
     // What the package published reached the receiver, through the service.
     let delivered = setup.receiver.received_at("/delivered");
     assert!(
-        delivered.iter().any(|r| r.request_id() == "WD-TS-DELIVERED"),
+        delivered
+            .iter()
+            .any(|r| r.request_id() == "WD-TS-DELIVERED"),
         "the receiver got no delivery of WD-TS-DELIVERED at /delivered: {:?}",
         delivered.iter().map(|r| r.text()).collect::<Vec<_>>()
     );

@@ -1,8 +1,9 @@
-// The TypeScript section of docs/clients.md, executed as a reader would: the install blocks in a
-// copy of the repository and in a new service (so the package is built from scratch and
-// installed from its tarball, as a service gets it), then every `js` block, in page order, as
-// one module of that service, against the real service. Run by tests/clients/typescript.rs,
-// which passes the service's address and credentials (see service.test.mjs) in the environment.
+// The TypeScript section of docs/clients.md, executed as a reader would: its build and install
+// lines (`sh typescript-build` in a copy of the repository, `sh typescript-install` in a new
+// service, so the package is built from scratch and installed from its tarball, as a service
+// gets it), then every `js typescript-example` block, in page order, as one module of that
+// service, against the real service. Run by tests/clients/typescript.rs, which passes the
+// service's address and credentials (see service.test.mjs) in the environment.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -41,9 +42,10 @@ function sh(text, cwd) {
 
 test("the TypeScript snippets of docs/clients.md install the package and run against the service", () => {
   const blocks = typescriptBlocks();
-  const unknown = blocks.filter((b) => !["sh cwd=repository", "sh cwd=service", "js"].includes(b.info));
+  const kinds = ["sh typescript-build", "sh typescript-install", "js typescript-example"];
+  const unknown = blocks.filter((b) => !kinds.includes(b.info));
   assert.deepEqual(unknown.map((b) => b.info), [], "blocks of a kind this test does not run");
-  const js = blocks.filter((b) => b.info === "js");
+  const js = blocks.filter((b) => b.info === "js typescript-example");
   assert.ok(js.length >= 5, `connect, publish, field error and watch examples; found ${js.length} js blocks`);
 
   const scratch = mkdtempSync(join(tmpdir(), "webhooks-docs-typescript-"));
@@ -61,7 +63,7 @@ test("the TypeScript snippets of docs/clients.md install the package and run aga
     writeFileSync(join(service, "package.json"), `${JSON.stringify({ private: true, type: "module" })}\n`);
 
     for (const block of blocks.filter((b) => b.info.startsWith("sh "))) {
-      if (block.info === "sh cwd=repository") sh(block.text, repository);
+      if (block.info === "sh typescript-build") sh(block.text, repository);
       else sh(block.text.replaceAll("path/to/webhooks", repository), service);
     }
 

@@ -56,6 +56,16 @@ function reset() {
   seen.watch.length = 0;
 }
 
+/** Runs `body` with a new client of the scripted server (with `options`), closed afterwards. */
+async function withClient(options, body) {
+  const client = createWebhooksClient({ address, ...options });
+  try {
+    await body(client);
+  } finally {
+    client.close();
+  }
+}
+
 const decision = {
   idempotencyKey: "withdrawal-WD-1-approved-1",
   approved: { node: 1 },
@@ -68,16 +78,13 @@ test("RESOURCE_EXHAUSTED is retried until the server accepts", async () => {
     if (n < 3) throw new ConnectError("slow down", Code.ResourceExhausted);
     return create(PublishEventResponseSchema, { eventId: "e-1" });
   };
-  const client = createWebhooksClient({ address });
-  try {
+  await withClient({}, async (client) => {
     const res = await client.publishDecision(decision);
     assert.equal(res.eventId, "e-1");
     assert.equal(seen.publish.length, 3);
     // Every attempt sends the same request, so the idempotency key makes the repeats harmless.
     assert.deepEqual(new Set(seen.publish.map((s) => s.req.idempotencyKey)), new Set([decision.idempotencyKey]));
-  } finally {
-    client.close();
-  }
+  });
 });
 
 test("the wait before a retry is the one RetryInfo asks for", async () => {
@@ -90,16 +97,13 @@ test("the wait before a retry is the one RetryInfo asks for", async () => {
     }
     return create(PublishEventResponseSchema, {});
   };
-  const client = createWebhooksClient({ address });
-  try {
+  await withClient({}, async (client) => {
     await client.publishDecision(decision);
     assert.equal(seen.publish.length, 2);
     // Without RetryInfo the first retry waits at most the initial backoff, 0.1 s.
     const waited = seen.publish[1].at - seen.publish[0].at;
     assert.ok(waited >= 590, `retried after ${waited.toFixed(0)} ms, not after RetryInfo's 600 ms`);
-  } finally {
-    client.close();
-  }
+  });
 });
 
 test("UNAVAILABLE is retried maxAttempts times, then the last error is thrown", async () => {
@@ -107,16 +111,13 @@ test("UNAVAILABLE is retried maxAttempts times, then the last error is thrown", 
   publishScript = () => {
     throw new ConnectError("database unreachable", Code.Unavailable);
   };
-  const client = createWebhooksClient({ address });
-  try {
+  await withClient({}, async (client) => {
     await assert.rejects(client.publishDecision(decision), (err) => {
       assert.equal(ConnectError.from(err).code, Code.Unavailable);
       return true;
     });
     assert.equal(seen.publish.length, 5, "service-config.json: maxAttempts 5");
-  } finally {
-    client.close();
-  }
+  });
 });
 
 test("INVALID_ARGUMENT is not retried", async () => {
@@ -124,13 +125,10 @@ test("INVALID_ARGUMENT is not retried", async () => {
   publishScript = () => {
     throw new ConnectError("bad", Code.InvalidArgument);
   };
-  const client = createWebhooksClient({ address });
-  try {
+  await withClient({}, async (client) => {
     await assert.rejects(client.publishDecision(decision), /bad/);
     assert.equal(seen.publish.length, 1);
-  } finally {
-    client.close();
-  }
+  });
 });
 
 test("without a service config nothing is retried", async () => {
@@ -138,13 +136,10 @@ test("without a service config nothing is retried", async () => {
   publishScript = () => {
     throw new ConnectError("slow down", Code.ResourceExhausted);
   };
-  const client = createWebhooksClient({ address, serviceConfig: false });
-  try {
+  await withClient({ serviceConfig: false }, async (client) => {
     await assert.rejects(client.publishDecision(decision), /slow down/);
     assert.equal(seen.publish.length, 1);
-  } finally {
-    client.close();
-  }
+  });
 });
 
 test("a unary call has the service config's 10 s deadline, or deadlineMs; a watch has none", async () => {
@@ -171,13 +166,10 @@ test("a unary call has the service config's 10 s deadline, or deadlineMs; a watc
 test("every call carries the bearer token", async () => {
   reset();
   publishScript = () => create(PublishEventResponseSchema, {});
-  const client = createWebhooksClient({ address, token: "ingest-token-0123456789" });
-  try {
+  await withClient({ token: "ingest-token-0123456789" }, async (client) => {
     await client.publishDecision(decision);
     assert.equal(seen.publish[0].header.get("authorization"), "Bearer ingest-token-0123456789");
-  } finally {
-    client.close();
-  }
+  });
 });
 
 test("a watch that fails to open with UNAVAILABLE is opened again with the same request", async () => {
@@ -187,8 +179,7 @@ test("a watch that fails to open with UNAVAILABLE is opened again with the same 
     yield create(DeliveryUpdateSchema, { cursor: "c-8" });
     yield create(DeliveryUpdateSchema, { cursor: "c-9" });
   };
-  const client = createWebhooksClient({ address });
-  try {
+  await withClient({}, async (client) => {
     const cursors = [];
     for await (const update of client.admin.watchDeliveries({ afterCursor: "c-7" })) cursors.push(update.cursor);
     assert.deepEqual(cursors, ["c-8", "c-9"]);
@@ -196,9 +187,7 @@ test("a watch that fails to open with UNAVAILABLE is opened again with the same 
       seen.watch.map((s) => s.req.afterCursor),
       ["c-7", "c-7"],
     );
-  } finally {
-    client.close();
-  }
+  });
 });
 
 test("a watch that fails after its first update is not retried: the caller resumes it", async () => {
@@ -207,15 +196,12 @@ test("a watch that fails after its first update is not retried: the caller resum
     yield create(DeliveryUpdateSchema, { cursor: "c-8" });
     throw new ConnectError("restarting", Code.Unavailable);
   };
-  const client = createWebhooksClient({ address });
-  try {
+  await withClient({}, async (client) => {
     const cursors = [];
     await assert.rejects(async () => {
       for await (const update of client.admin.watchDeliveries({})) cursors.push(update.cursor);
     }, /restarting/);
     assert.deepEqual(cursors, ["c-8"]);
     assert.equal(seen.watch.length, 1);
-  } finally {
-    client.close();
-  }
+  });
 });
