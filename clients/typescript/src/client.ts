@@ -33,7 +33,10 @@ export interface ClientOptions {
   tls?: TlsOptions;
   /** The deadline of each unary call, overriding the service config's (10 s); a per-call `timeoutMs` wins. */
   deadlineMs?: number;
-  /** The retry policies and deadlines; default: clients/service-config.json. `false`: no retries. */
+  /**
+   * The retry policies and default deadlines; default: clients/service-config.json. `false`:
+   * none (no retries; a deadline only from `deadlineMs`).
+   */
   serviceConfig?: ServiceConfig | false;
   /** More interceptors, run inside the token and retry ones (so once per attempt). */
   interceptors?: Interceptor[];
