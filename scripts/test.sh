@@ -114,7 +114,9 @@ log "node: $(command -v node) ($(node --version))"
 
 # --- The web console --------------------------------------------------------------------------
 # Built before cargo: the binary embeds console/dist at compile time. --test runs its unit tests.
-log "building the web console"
+# It first installs and builds clients/typescript, whose generated messages the console imports
+# and whose node tests tests/clients/typescript.rs runs against the service.
+log "building the TypeScript client and the web console"
 scripts/build-console.sh --test
 
 # --- The protobuf contract ---------------------------------------------------------------------

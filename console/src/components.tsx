@@ -2,8 +2,8 @@
 
 import { createContext, useContext, useEffect, useId, useRef, useState, type ReactNode } from "react";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { HttpHeader } from "./gen/backoffice/webhooks/v1/delivery_pb";
-import type { DeliveryStatus } from "./gen/backoffice/webhooks/v1/webhook_pb";
+import type { HttpHeader } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
+import type { DeliveryStatus } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 import { deliveryStatusInfo, formatSize, formatTime, isLargeBody, isoTime, prettyBody } from "./format";
 import { describeError, type Problem } from "./errors";
 

@@ -101,6 +101,17 @@ fn every_code_block_of_the_docs_is_checked() {
                 ("text", "output"),
             ],
         ),
+        // The TypeScript section is run by clients/typescript/test/docs.test.mjs
+        // (tests/clients/typescript.rs): the build and install lines, then the examples, in
+        // order, as one module of a service, against the real service.
+        (
+            "clients.md",
+            &[
+                ("sh", "typescript-build"),
+                ("sh", "typescript-install"),
+                ("js", "typescript-example"),
+            ],
+        ),
     ];
     for (name, allowed) in kinds {
         let doc = markdown::load(name);
