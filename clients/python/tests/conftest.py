@@ -68,17 +68,20 @@ def withdrawal(request_id: str, amount: str = "1250.00") -> ingest_pb2.Withdrawa
     )
 
 
-def create_withdrawal_webhook(client: Client, url: str) -> webhook_pb2.Webhook:
-    """A webhook fired by withdrawal approvals at node 1 and by rejections."""
+@pytest.fixture
+def webhook(client: Client, service: Service) -> Iterator[webhook_pb2.Webhook]:
+    """A webhook fired by withdrawal approvals at node 1, deleted after the test: the tests
+    share one service, and a webhook left behind would receive the next test's events."""
     response = client.admin.CreateWebhook(
         admin_pb2.CreateWebhookRequest(
             webhook=webhook_pb2.Webhook(
                 name=unique("python-client"),
-                destination_url=url,
+                destination_url=service.receiver_url,
                 function=webhook_pb2.FUNCTION_WITHDRAWAL,
-                events=webhook_pb2.EventSelection(approval_nodes=[1], rejection=True),
+                events=webhook_pb2.EventSelection(approval_nodes=[1]),
             )
         )
     )
     assert response.secret.startswith("whsec_")
-    return response.webhook
+    yield response.webhook
+    client.admin.DeleteWebhook(admin_pb2.DeleteWebhookRequest(id=response.webhook.id))

@@ -41,6 +41,11 @@ class ScriptedIngest(ingest_pb2_grpc.EventIngestServicer):
         self.script(n, context)
         return ingest_pb2.PublishEventResponse(event_id=f"event-{n}", event_type="withdrawal.approved")
 
+    def PublishEvents(
+        self, request: ingest_pb2.PublishEventsRequest, context: grpc.ServicerContext
+    ) -> ingest_pb2.PublishEventsResponse:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "not scripted")
+
 
 def abort(context: grpc.ServicerContext, code: int, message: str, *details: object) -> None:
     packed = []

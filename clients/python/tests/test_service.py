@@ -19,7 +19,7 @@ from backoffice_webhooks import (
     webhook_pb2,
 )
 
-from conftest import Service, create_withdrawal_webhook, unique, withdrawal
+from conftest import Service, unique, withdrawal
 
 T = TypeVar("T")
 PATIENCE = 30.0
@@ -38,9 +38,8 @@ def eventually(what: str, check: Callable[[], T | None]) -> T:
 
 
 def test_published_approval_is_delivered_and_watched_then_resumed_by_cursor(
-    client: Client, service: Service
+    client: Client, webhook: webhook_pb2.Webhook
 ) -> None:
-    webhook = create_withdrawal_webhook(client, service.receiver_url)
     watch = client.watch_deliveries(admin_pb2.WatchDeliveriesRequest(webhook_id=webhook.id))
     # The headers come once the service has subscribed: nothing published after is missed.
     watch.initial_metadata()
@@ -75,9 +74,8 @@ def test_published_approval_is_delivered_and_watched_then_resumed_by_cursor(
 
 
 def test_history_lists_the_delivery_and_resend_adds_an_attempt(
-    client: Client, service: Service
+    client: Client, webhook: webhook_pb2.Webhook
 ) -> None:
-    webhook = create_withdrawal_webhook(client, service.receiver_url)
     request_id = unique("wd")
     published = client.publish(approval(withdrawal(request_id), node=1, idempotency_key=unique("key")))
     [delivery_id] = published.delivery_ids
@@ -106,8 +104,9 @@ def test_history_lists_the_delivery_and_resend_adds_an_attempt(
     assert again.message_id == first.message_id
 
 
-def test_publishing_the_same_key_twice_stores_one_event(client: Client, service: Service) -> None:
-    create_withdrawal_webhook(client, service.receiver_url)
+def test_publishing_the_same_key_twice_stores_one_event(
+    client: Client, webhook: webhook_pb2.Webhook
+) -> None:
     event = approval(withdrawal(unique("wd")), node=1, idempotency_key=unique("key"))
     first = client.publish(event)
     second = client.publish(event)
