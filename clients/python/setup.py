@@ -42,7 +42,9 @@ def _first_existing(*candidates: Path) -> Path:
 
 
 def proto_root() -> Path:
-    return _first_existing(HERE / "proto" / PROTO_PACKAGE, HERE.parent.parent / "proto" / PROTO_PACKAGE).parents[2]
+    return _first_existing(
+        HERE / "proto" / PROTO_PACKAGE, HERE.parent.parent / "proto" / PROTO_PACKAGE
+    ).parents[2]
 
 
 def service_config() -> Path:

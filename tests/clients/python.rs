@@ -95,7 +95,11 @@ async fn python_client_suite_passes_against_the_service_over_mutual_tls() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "pytest failed ({}):\n{report}", output.status);
+    assert!(
+        output.status.success(),
+        "pytest failed ({}):\n{report}",
+        output.status
+    );
     let summary = report
         .lines()
         .rev()

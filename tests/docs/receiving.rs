@@ -101,6 +101,16 @@ fn every_code_block_of_the_docs_is_checked() {
                 ("text", "output"),
             ],
         ),
+        // The Python section is run by clients/python/tests/test_docs.py (tests/clients), with
+        // what each example prints in the `text python-output` block after it.
+        (
+            "clients.md",
+            &[
+                ("sh", "python-install"),
+                ("python", "example"),
+                ("text", "python-output"),
+            ],
+        ),
     ];
     for (name, allowed) in kinds {
         let doc = markdown::load(name);

@@ -27,7 +27,9 @@ def _env(name: str) -> str:
     value = os.environ.get(name)
     if not value:
         # Not a skip: these tests exist to run against the service.
-        raise RuntimeError(f"{name} is not set: run these tests through `cargo test --test clients`")
+        raise RuntimeError(
+            f"{name} is not set: run these tests through `cargo test --test clients`"
+        )
     return value
 
 

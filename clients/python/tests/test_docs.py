@@ -1,6 +1,6 @@
 """The `## Python` section of docs/clients.md, executed: its install command in a fresh virtual
 environment, and its Python examples in page order (one namespace, as a reader would run them)
-against the service, each printing exactly the `text output` block that follows it."""
+against the service, each printing exactly the `text python-output` block that follows it."""
 
 from __future__ import annotations
 
@@ -54,15 +54,14 @@ def examples() -> list[tuple[Block, str | None]]:
     """Each Python example with the output the page shows for it (None: it prints nothing)."""
     found: list[tuple[Block, str | None]] = []
     for block in section_blocks():
-        if (block.lang, block.marker) == ("python", ""):
+        if (block.lang, block.marker) == ("python", "example"):
             found.append((block, None))
-        elif (block.lang, block.marker) == ("text", "output"):
+        elif (block.lang, block.marker) == ("text", "python-output"):
             assert found and found[-1][1] is None, f"clients.md:{block.line}: output of what?"
             found[-1] = (found[-1][0], block.code)
         else:
-            assert (block.lang, block.marker) == ("sh", ""), (
-                f"clients.md:{block.line}: no test runs a ```{block.lang} {block.marker} block"
-            )
+            kind = (block.lang, block.marker)
+            assert kind == ("sh", "python-install"), f"clients.md:{block.line}: no test runs {kind}"
     return found
 
 
@@ -94,7 +93,7 @@ def test_the_python_examples_run_against_the_service_and_print_what_the_page_sho
 def test_the_install_command_installs_the_package_into_a_fresh_environment(
     tmp_path: Path,
 ) -> None:
-    [install] = [b for b in section_blocks() if b.lang == "sh"]
+    [install] = [b for b in section_blocks() if (b.lang, b.marker) == ("sh", "python-install")]
     environment = tmp_path / "venv"
     venv.create(environment, with_pip=True)
     bin_dir = environment / "bin"
@@ -111,8 +110,8 @@ def test_the_install_command_installs_the_package_into_a_fresh_environment(
         [
             str(bin_dir / "python"),
             "-c",
-            "import backoffice_webhooks, backoffice.webhooks.v1.admin_pb2_grpc as g;"
-            "print(backoffice_webhooks.service_config()['methodConfig'][0]['timeout'], g.WebhookAdminStub.__name__)",
+            "import backoffice_webhooks as b, backoffice.webhooks.v1.admin_pb2_grpc as g;"
+            "print(b.service_config()['methodConfig'][0]['timeout'], g.WebhookAdminStub.__name__)",
         ],
         cwd=tmp_path,
         capture_output=True,

@@ -39,7 +39,9 @@ class ScriptedIngest(ingest_pb2_grpc.EventIngestServicer):
             self.calls += 1
             n = self.calls
         self.script(n, context)
-        return ingest_pb2.PublishEventResponse(event_id=f"event-{n}", event_type="withdrawal.approved")
+        return ingest_pb2.PublishEventResponse(
+            event_id=f"event-{n}", event_type="withdrawal.approved"
+        )
 
     def PublishEvents(
         self, request: ingest_pb2.PublishEventsRequest, context: grpc.ServicerContext
@@ -85,7 +87,9 @@ def max_attempts() -> int:
     return int(policy["maxAttempts"])
 
 
-def test_unavailable_is_retried_until_an_answer(scripted: Callable[[Script], tuple[ScriptedIngest, str]]) -> None:
+def test_unavailable_is_retried_until_an_answer(
+    scripted: Callable[[Script], tuple[ScriptedIngest, str]],
+) -> None:
     def script(n: int, context: grpc.ServicerContext) -> None:
         if n <= 2:
             abort(context, code_pb2.UNAVAILABLE, "the database is unavailable; retry later")
@@ -111,7 +115,9 @@ def test_retries_stop_after_the_configured_attempts(
     assert server.calls == max_attempts() == 5
 
 
-def test_invalid_argument_is_not_retried(scripted: Callable[[Script], tuple[ScriptedIngest, str]]) -> None:
+def test_invalid_argument_is_not_retried(
+    scripted: Callable[[Script], tuple[ScriptedIngest, str]],
+) -> None:
     def script(n: int, context: grpc.ServicerContext) -> None:
         abort(context, code_pb2.INVALID_ARGUMENT, "withdrawal.amount: must be positive")
 
@@ -153,7 +159,9 @@ def test_retry_info_delay_is_waited_before_retrying(
     assert server.calls > 1
 
 
-def test_retry_delay_reads_retry_info(scripted: Callable[[Script], tuple[ScriptedIngest, str]]) -> None:
+def test_retry_delay_reads_retry_info(
+    scripted: Callable[[Script], tuple[ScriptedIngest, str]],
+) -> None:
     def script(n: int, context: grpc.ServicerContext) -> None:
         abort(
             context,
@@ -168,7 +176,23 @@ def test_retry_delay_reads_retry_info(scripted: Callable[[Script], tuple[Scripte
     assert retry_delay(caught.value) == 7.0
 
 
-def test_default_deadline_ends_a_slow_call(scripted: Callable[[Script], tuple[ScriptedIngest, str]]) -> None:
+def test_token_goes_as_a_bearer_header_even_in_plaintext_to_loopback(
+    scripted: Callable[[Script], tuple[ScriptedIngest, str]],
+) -> None:
+    seen: list[str] = []
+
+    def script(n: int, context: grpc.ServicerContext) -> None:
+        seen.extend(str(v) for k, v in context.invocation_metadata() if k == "authorization")
+
+    _, address = scripted(script)
+    with Client.connect(address, token="ingest-token-0123") as client:
+        client.publish(event())
+    assert seen == ["Bearer ingest-token-0123"]
+
+
+def test_default_deadline_ends_a_slow_call(
+    scripted: Callable[[Script], tuple[ScriptedIngest, str]],
+) -> None:
     def script(n: int, context: grpc.ServicerContext) -> None:
         time.sleep(3)
 

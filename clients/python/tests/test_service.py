@@ -77,7 +77,9 @@ def test_history_lists_the_delivery_and_resend_adds_an_attempt(
     client: Client, webhook: webhook_pb2.Webhook
 ) -> None:
     request_id = unique("wd")
-    published = client.publish(approval(withdrawal(request_id), node=1, idempotency_key=unique("key")))
+    published = client.publish(
+        approval(withdrawal(request_id), node=1, idempotency_key=unique("key"))
+    )
     [delivery_id] = published.delivery_ids
 
     def succeeded(attempts: int) -> delivery_pb2.Delivery | None:
@@ -92,9 +94,7 @@ def test_history_lists_the_delivery_and_resend_adds_an_attempt(
     assert first.request_id == request_id
     assert first.attempts[0].response_status == 204
 
-    history = client.admin.ListDeliveries(
-        admin_pb2.ListDeliveriesRequest(webhook_id=webhook.id)
-    )
+    history = client.admin.ListDeliveries(admin_pb2.ListDeliveriesRequest(webhook_id=webhook.id))
     assert [d.id for d in history.deliveries] == [delivery_id]
     assert history.deliveries[0].event_type == "withdrawal.approved"
 
@@ -111,7 +111,10 @@ def test_publishing_the_same_key_twice_stores_one_event(
     first = client.publish(event)
     second = client.publish(event)
     assert second.duplicate
-    assert (second.event_id, list(second.delivery_ids)) == (first.event_id, list(first.delivery_ids))
+    assert (second.event_id, list(second.delivery_ids)) == (
+        first.event_id,
+        list(first.delivery_ids),
+    )
 
 
 def test_bad_destination_url_names_the_field_and_rule(client: Client) -> None:
@@ -152,4 +155,3 @@ def test_unknown_token_is_unauthenticated(service: Service) -> None:
     assert isinstance(caught.value, grpc.Call)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert field_violations(caught.value) == []
-

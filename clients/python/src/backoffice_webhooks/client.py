@@ -9,15 +9,25 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 import grpc
-from backoffice.webhooks.v1 import admin_pb2, admin_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from backoffice.webhooks.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    delivery_pb2,
+    ingest_pb2,
+    ingest_pb2_grpc,
+)
 
 from .decisions import ClientRequest, approval, rejection
 from .errors import retry_delay
 
 ChannelOption = tuple[str, Any]
+
+if TYPE_CHECKING:
+    # What WatchDeliveries returns: an iterator of updates that is also a grpc.Call.
+    DeliveryUpdates = grpc._CallIterator[delivery_pb2.DeliveryUpdate]
 
 
 def service_config() -> dict[str, Any]:
@@ -113,9 +123,8 @@ class _RetryInfoPushback(grpc.UnaryUnaryClientInterceptor):
     said how long to wait, this waits that long (if the deadline leaves room) and calls again,
     up to the policy's maxAttempts times in all."""
 
-    def __init__(self, config: dict[str, Any], sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, config: dict[str, Any]) -> None:
         self._policies = _policies(config)
-        self._sleep = sleep
 
     def _policy(self, method: str) -> _RetryPolicy | None:
         service = method.rsplit("/", 1)[0]
@@ -156,7 +165,7 @@ class _RetryInfoPushback(grpc.UnaryUnaryClientInterceptor):
                     details.wait_for_ready,
                     details.compression,
                 )
-            self._sleep(delay)
+            time.sleep(delay)
             attempt += 1
 
 
@@ -260,7 +269,7 @@ class Client:
 
     def watch_deliveries(
         self, request: admin_pb2.WatchDeliveriesRequest | None = None, *, after_cursor: str = ""
-    ) -> Any:
+    ) -> DeliveryUpdates:
         """Streams DeliveryUpdates (an iterator that is also a grpc.Call: `cancel()` ends it).
 
         Keep the `cursor` of the last update handled, and pass it as `after_cursor` when
@@ -271,4 +280,5 @@ class Client:
             watch.CopyFrom(request)
         if after_cursor:
             watch.after_cursor = after_cursor
-        return self.admin.WatchDeliveries(watch)
+        updates: DeliveryUpdates = self.admin.WatchDeliveries(watch)
+        return updates
