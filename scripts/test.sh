@@ -7,8 +7,10 @@
 # for the console's browser test when /usr/bin/chromium is missing; the end-to-end tests need all
 # of them and are never skipped. It also checks the protobuf contract (scripts/check-proto.sh: buf
 # format, buf lint, buf breaking against main's last change of proto/, with the buf the console
-# pins), and prepares the Go client (scripts/ensure-go.sh: Debian's Go and gRPC, generated code,
-# a vendor tree) whose tests tests/clients/go.rs runs against the service.
+# pins), prepares the Go client (scripts/ensure-go.sh: Debian's Go and gRPC, generated code,
+# a vendor tree) whose tests tests/clients/go.rs runs against the service, and installs the Python
+# client (clients/python) into a venv of its own with scripts/ensure-python-client.sh, which
+# type-checks it, for its tests (tests/clients).
 #
 # The tests read WEBHOOKS_TEST_DATABASE_URL, a server URL without a database name (default
 # postgres://postgres@127.0.0.1:5432), and create one fresh database per test on that server.
@@ -144,6 +146,14 @@ if [[ ! -x $CHROMIUM_PATH ]]; then
 fi
 [[ -x $CHROMIUM_PATH ]] || die "$CHROMIUM_PATH is still missing; the console's browser test needs it"
 log "chromium: $CHROMIUM_PATH ($("$CHROMIUM_PATH" --version 2>/dev/null || echo 'version unknown'))"
+
+# --- The Python client -------------------------------------------------------------------------
+# tests/clients/python.rs runs clients/python's pytest suite in the venv that
+# scripts/ensure-python-client.sh makes (.cache/python-client: the package built from this
+# checkout, pytest, mypy; python3-venv installed when missing), which also runs mypy --strict.
+log "installing the Python client into its venv, and type-checking it"
+WEBHOOKS_PYTHON_CLIENT_VENV=$(scripts/ensure-python-client.sh --mypy)
+export WEBHOOKS_PYTHON_CLIENT_VENV
 
 # Each test creates its own database; drop those earlier runs left behind.
 if command -v psql >/dev/null 2>&1; then

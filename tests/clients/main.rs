@@ -4,4 +4,5 @@
 //! language.
 
 mod go;
+mod python;
 mod typescript;
