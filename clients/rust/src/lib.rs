@@ -439,6 +439,10 @@ impl ClientBuilder {
         if token.is_empty() {
             return Ok(Credentials::default());
         }
+        // Header values may carry bytes beyond ASCII, which no service's token check expects.
+        if !token.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+            return Err(Error::InvalidToken);
+        }
         let mut value =
             MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| Error::InvalidToken)?;
         value.set_sensitive(true);
