@@ -138,7 +138,10 @@ async fn the_rust_client_publishes_watches_resumes_reads_history_and_resends() {
         .into_inner();
     assert_eq!(delivery.status, v1::DeliveryStatus::Succeeded as i32);
     assert_eq!(delivery.attempts.len(), 1, "{delivery:?}");
-    assert_eq!(delivery.attempts[0].response_status, 200);
+    assert!(
+        (200..300).contains(&delivery.attempts[0].response_status),
+        "{delivery:?}"
+    );
     let listed = admin
         .list_deliveries(v1::ListDeliveriesRequest {
             webhook_id: webhook.id.clone(),
