@@ -159,12 +159,15 @@ async fn the_rust_client_publishes_watches_resumes_reads_history_and_resends() {
         [delivery_id.as_str()]
     );
 
-    // Resending posts the same event again.
+    // Resending posts the same event again. (`..Default::default()`: the request gains an
+    // optional `request_id`, issue 15, which this call leaves unset.)
+    #[allow(clippy::needless_update)]
+    let resend = v1::ResendDeliveryRequest {
+        id: delivery_id.clone(),
+        ..Default::default()
+    };
     let resent = admin
-        .resend_delivery(v1::ResendDeliveryRequest {
-            id: delivery_id.clone(),
-            ..Default::default()
-        })
+        .resend_delivery(resend)
         .await
         .unwrap_or_else(|e| panic!("ResendDelivery: {e}"))
         .into_inner();
