@@ -1,11 +1,12 @@
 //! The Rust client (`clients/rust`, crate `webhooks-client`): the whole flow a back office
 //! runs (create a webhook, publish a decision, watch the deliveries and resume by cursor, read
-//! the history, resend), a bad request's field error decoded into field -> rule, and a call
-//! retried until a service that refused connections comes up.
+//! the history, resend), a bad request's field error decoded into field -> rule, a call
+//! retried until a service that refused connections comes up, and publishes over the ingest
+//! rate limit (RESOURCE_EXHAUSTED) retried until they fit it.
 
 use std::time::Duration;
 
-use testkit::{PATIENCE, Receiver, spawn_app};
+use testkit::{PATIENCE, Receiver, spawn_app, spawn_app_with};
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt as _;
 use webhooks_client::{Client, FieldViolation, Verdict, v1};
@@ -274,4 +275,57 @@ async fn a_refused_connection_is_retried_until_the_service_is_up() {
         listed.is_ok(),
         "not retried until the port opened: {listed:?}"
     );
+}
+
+const INGEST: &str = "clients-rust-ingest-token-0123456789";
+
+/// Publishes `count` rejections at once through `client`, under keys starting with `round`.
+async fn publish_at_once(
+    client: &Client,
+    round: &str,
+    count: usize,
+) -> Vec<Result<v1::PublishEventResponse, webhooks_client::Error>> {
+    let calls = (0..count).map(|i| {
+        let key = format!("{round}-{i}");
+        async move {
+            client
+                .publish_withdrawal_decision(key.clone(), Verdict::Rejected, withdrawal(&key))
+                .await
+        }
+    });
+    futures_util::future::join_all(calls).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_over_the_rate_limit_are_retried_until_they_fit() {
+    // 20 a second per token, in bursts of up to 20: 22 at once are 2 too many.
+    let app = spawn_app_with(&["--ingest-token", INGEST, "--ingest-rate-limit", "20"]).await;
+    let connect = |attempts: u32| {
+        Client::builder(app.server.clone())
+            .bearer_token(INGEST)
+            .max_attempts(attempts)
+            .connect()
+    };
+
+    let once = connect(1).await.unwrap_or_else(|e| panic!("connects: {e}"));
+    let limited = publish_at_once(&once, "once", 22)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Err(e) if e.code() == Some(tonic::Code::ResourceExhausted)))
+        .count();
+    assert!(
+        limited > 0,
+        "22 publishes at once stayed under a limit of 20"
+    );
+
+    // A full burst again, then the same with the service config's retries: every publish lands.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let retrying = connect(5).await.unwrap_or_else(|e| panic!("connects: {e}"));
+    let failed: Vec<_> = publish_at_once(&retrying, "retried", 22)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(failed.is_empty(), "not retried into the limit: {failed:?}");
 }
