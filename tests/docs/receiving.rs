@@ -101,26 +101,7 @@ fn every_code_block_of_the_docs_is_checked() {
                 ("text", "output"),
             ],
         ),
-        // Each language's section is run by that client's own tests (tests/clients): the
-        // TypeScript one by clients/typescript/test/docs.test.mjs (the build and install lines,
-        // then the examples, in order, as one module of a service); the Python one by
-        // clients/python/tests/test_docs.py, with what each example prints in the
-        // `text python-output` block after it; the Go one by tests/clients/go.rs (the install
-        // lines, word for word) and clients/go/webhooks/example_test.go (each ```go block equals
-        // one of its marked regions, which the go test runs).
-        (
-            "clients.md",
-            &[
-                ("sh", "go-install"),
-                ("go", ""),
-                ("sh", "typescript-build"),
-                ("sh", "typescript-install"),
-                ("js", "typescript-example"),
-                ("sh", "python-install"),
-                ("python", "example"),
-                ("text", "python-output"),
-            ],
-        ),
+        (crate::clients::PAGE, crate::clients::BLOCK_KINDS),
     ];
     for (name, allowed) in kinds {
         let doc = markdown::load(name);
