@@ -2,8 +2,8 @@
 
 import { createContext, useContext, useEffect, useId, useRef, useState, type ReactNode } from "react";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { HttpHeader } from "./gen/backoffice/webhooks/v1/delivery_pb";
-import type { DeliveryStatus, Webhook } from "./gen/backoffice/webhooks/v1/webhook_pb";
+import type { HttpHeader } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
+import type { DeliveryStatus, Webhook } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 import {
   deliveryStatusInfo,
   formatSize,

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { create } from "@bufbuild/protobuf";
-import { BadRequestSchema } from "./gen/google/rpc/error_details_pb";
-import { DeliverySchema } from "./gen/backoffice/webhooks/v1/delivery_pb";
-import { DeliveryStatus } from "./gen/backoffice/webhooks/v1/webhook_pb";
+import { BadRequestSchema } from "@backoffice/webhooks-client/gen/google/rpc/error_details_pb";
+import { DeliverySchema } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
+import { DeliveryStatus } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 import { Code, ConnectError, describeError, formFieldOf, problemMessage } from "./errors";
 import {
   failingCount,

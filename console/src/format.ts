@@ -3,8 +3,8 @@
 
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { AttemptErrorKind, AttemptTrigger } from "./gen/backoffice/webhooks/v1/delivery_pb";
-import { DeliveryStatus, Function as WebhookFunction } from "./gen/backoffice/webhooks/v1/webhook_pb";
+import { AttemptErrorKind, AttemptTrigger } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
+import { DeliveryStatus, Function as WebhookFunction } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 
 /** The functions an admin can pick ("Select Function"), in the back office's order. */
 export const FUNCTIONS: readonly WebhookFunction[] = [

@@ -7,7 +7,7 @@
 //! hold their default value (empty strings, zeros, `false`, empty lists, unset messages) left out.
 //! It is not written field by field: each prost message is re-read as a
 //! [`DynamicMessage`] over the descriptor set the build embeds
-//! ([`crate::proto::FILE_DESCRIPTOR_SET`], the one reflection serves to grpcurl) and serialised
+//! ([`webhooks_client::FILE_DESCRIPTOR_SET`], of the same files reflection serves to grpcurl) and serialised
 //! by prost-reflect, so a field added to a `.proto` file shows up here without a code change.
 //! The same mapping parses `events publish --file` (see [`message_from_json`]).
 
@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::CliError;
-use crate::proto::v1 as pb;
+use webhooks_client::v1 as pb;
 
 // ---------------------------------------------------------------------------------------------
 // Scalars
@@ -61,7 +61,7 @@ pub fn rfc3339(ts: &prost_types::Timestamp) -> String {
 fn pool() -> Result<&'static DescriptorPool, CliError> {
     static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();
     POOL.get_or_init(|| {
-        DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())
+        DescriptorPool::decode(webhooks_client::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())
     })
     .as_ref()
     .map_err(|e| {

@@ -112,6 +112,7 @@ fn every_code_block_of_the_docs_is_checked() {
                 ("yaml", "prometheus-rules"),
             ],
         ),
+        (crate::clients::PAGE, crate::clients::BLOCK_KINDS),
     ];
     for (name, allowed) in kinds {
         let doc = markdown::load(name);

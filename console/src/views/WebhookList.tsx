@@ -8,8 +8,8 @@ import { admin } from "../api";
 import { ConfirmDialog, Dialog, ErrorBanner, SecretReveal, StatusBadge, Time, useNotify } from "../components";
 import { describeError, type Problem } from "../errors";
 import { FUNCTIONS, failingCount, functionLabel, summarizeEvents, webhookHealth } from "../format";
-import type { DeliveryUpdate } from "../gen/backoffice/webhooks/v1/delivery_pb";
-import { Function as WebhookFunction, type Webhook } from "../gen/backoffice/webhooks/v1/webhook_pb";
+import type { DeliveryUpdate } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
+import { Function as WebhookFunction, type Webhook } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 import { href } from "../route";
 import { LiveLabel, useDeliveryWatch } from "../watch";
 
