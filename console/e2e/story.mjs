@@ -2,7 +2,8 @@
 // a real `webhooks serve` and PostgreSQL: sign in, Learn More, create a webhook (field errors
 // first), see its secret once, edit it, filter the list, watch a delivery appear live in History
 // when an event is published, open its details, resend it with confirmation and watch the new
-// attempt arrive, check tablet width, send a test event, rotate the secret, disable and enable
+// attempt arrive, see the failing-endpoint count and History's banner (failing, then disabled),
+// check tablet width, send a test event, rotate the secret, disable and enable
 // it, delete it with confirmation, read who did all that in the webhook's Activity tab and on the
 // Activity page, and see what the console says once the service is gone. Every step is checked in the DOM; any browser console error or
 // uncaught page error fails the story. A screenshot of each screen goes to SCREENSHOT_DIR.
@@ -312,6 +313,19 @@ await step("Activity tab: the edit is recorded with who made it and the field-le
   await expect(deliveryRow()).toBeVisible();
 });
 
+await step("a failing endpoint: the list counts it and History shows why, since when and the last error", async () => {
+  await main().getByRole("link", { name: "Webhooks" }).click();
+  await expect(page.getByTestId("failing-count")).toContainText("1 failing endpoint");
+  await expect(row().getByTestId("failing")).toContainText("HTTP 500");
+  await shot("list-failing");
+  await main().getByRole("link", { name: `History of ${EDITED}` }).click();
+  const banner = page.getByTestId("webhook-health");
+  await expect(banner).toContainText("Failing since");
+  await expect(banner).toContainText("1 failed attempt in a row.");
+  await expect(banner).toContainText("Last error: HTTP 500");
+  await shot("history-failing-banner");
+});
+
 await step("delivery details: the attempt's request (URL, signed headers, body) and response", async () => {
   await deliveryRow().getByRole("link", { name: /^Details of/ }).click();
   await expect(page.getByRole("heading", { name: "Delivery details", level: 1 })).toBeVisible();
@@ -379,6 +393,9 @@ await step("tablet width: details, history and list fit without horizontal scrol
 
 await step("the list shows the last delivery outcome", async () => {
   await expect(row().locator('td[data-label="Last delivery"]')).toContainText("Succeeded");
+  // The resend succeeded: the endpoint is no longer failing.
+  await expect(page.getByTestId("failing-count")).toHaveCount(0);
+  await expect(row().getByTestId("failing")).toHaveCount(0);
 });
 
 await step("Send test event: a webhook.test delivery succeeds", async () => {
@@ -421,6 +438,14 @@ await step("Disable, then enable again with the same toggle", async () => {
   await expect(row().getByRole("switch", { name: `${EDITED} enabled` })).toHaveAttribute("aria-checked", "true");
   await row().getByRole("switch", { name: `${EDITED} enabled` }).click();
   await expect(row().getByRole("switch", { name: `${EDITED} enabled` })).toHaveAttribute("aria-checked", "false");
+  // A webhook an admin turned off is not a failing endpoint, but its History says so.
+  await expect(page.getByTestId("failing-count")).toHaveCount(0);
+  await main().getByRole("link", { name: `History of ${EDITED}` }).click();
+  const banner = page.getByTestId("webhook-health");
+  await expect(banner).toContainText("Disabled since");
+  await expect(banner).toContainText("Reason: disabled by an admin");
+  await shot("history-disabled-banner");
+  await main().getByRole("link", { name: "Webhooks" }).click();
 });
 
 await step("Delete asks for confirmation (Escape cancels), Confirm deletes", async () => {

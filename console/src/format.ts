@@ -3,8 +3,8 @@
 
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { AttemptErrorKind, AttemptTrigger } from "./gen/backoffice/webhooks/v1/delivery_pb";
-import { DeliveryStatus, Function as WebhookFunction } from "./gen/backoffice/webhooks/v1/webhook_pb";
+import { AttemptErrorKind, AttemptTrigger } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
+import { DeliveryStatus, Function as WebhookFunction } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 
 /** The functions an admin can pick ("Select Function"), in the back office's order. */
 export const FUNCTIONS: readonly WebhookFunction[] = [
@@ -282,4 +282,31 @@ export function describeDiff(diff: Record<string, unknown> | undefined): string[
     }
     return `${key}: ${diffValue(value)}`;
   });
+}
+
+/** What the console says about a webhook's health: fine, failing (attempts fail in a row), or disabled. */
+export type WebhookHealth = "ok" | "failing" | "disabled";
+
+/** A webhook's health from its fields: disabled wins, then any failed attempt in a row or an open circuit. */
+export function webhookHealth(w: {
+  enabled: boolean;
+  consecutiveFailures: number;
+  circuitOpenUntil?: unknown;
+}): WebhookHealth {
+  if (!w.enabled) return "disabled";
+  if (w.consecutiveFailures > 0 || w.circuitOpenUntil) return "failing";
+  return "ok";
+}
+
+/** The reason SetWebhookEnabled records: such a webhook was turned off on purpose, it is not failing. */
+export const ADMIN_DISABLED_REASON = "disabled by an admin";
+
+/** How many of `webhooks` are failing endpoints: failing, or disabled by the service (a 410, auto-disable). */
+export function failingCount(
+  webhooks: readonly { enabled: boolean; consecutiveFailures: number; circuitOpenUntil?: unknown; disabledReason: string }[],
+): number {
+  return webhooks.filter((w) => {
+    const health = webhookHealth(w);
+    return health === "failing" || (health === "disabled" && w.disabledReason !== ADMIN_DISABLED_REASON);
+  }).length;
 }

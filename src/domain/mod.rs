@@ -2,6 +2,7 @@
 //! valid values ("parse, don't validate").
 
 mod address;
+mod alert;
 mod audit;
 mod credentials;
 mod delivery;
@@ -18,6 +19,7 @@ mod webhook;
 pub use address::{
     Blocked, Embedding, Handling, SPECIAL_RANGES, SpecialRange, blocked_range, special_range,
 };
+pub use alert::{Alert, AlertType, AlertedDelivery, AlertedWebhook};
 pub use audit::{Actor, AuditAction, AuditEntry, RequestContext};
 pub use credentials::{
     CertificateInfo, Change, ClientCertificate, CustomHeader, CustomHeaders, DestinationTls,

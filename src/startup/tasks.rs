@@ -39,6 +39,12 @@ pub(super) fn spawn(
         stop.subscribe(),
     ));
     background.spawn(keep_statistics_fresh(app.store.clone(), stop.subscribe()));
+    background.spawn(crate::stream::alerts::run(
+        app.store.clone(),
+        app.operational,
+        app.config.poll_interval,
+        stop.subscribe(),
+    ));
     if let Some(metrics) = metrics {
         let handle = crate::metrics::recorder().context("could not start the metrics endpoint")?;
         background.spawn(crate::metrics::serve(

@@ -3,6 +3,7 @@
 //! Postgres is both the system of record and the delivery work queue; see `deliveries/mod.rs`
 //! for the claim protocol.
 
+mod alerts;
 mod audit;
 mod deliveries;
 mod events;
@@ -27,7 +28,7 @@ pub use keys::{ApiKeyRecord, Role, token_hash};
 pub use migrate::{ensure_database_exists, run_migrations};
 pub use notify::{Subscriptions, Wakeup, Wakeups};
 pub use tls::{DatabaseConfigError, PgConnector, PgTls, PgTlsStream, SslMode, TlsFailure};
-pub use updates::{SequencerRound, UPDATES_CHANNEL, UpdateFilter, UpdateRecord};
+pub use updates::{SequencerRound, UPDATES_CHANNEL, UpdateFilter, UpdateRecord, WebhookState};
 pub use vault::Vault;
 pub use webhooks::{NewWebhook, WebhookChanges, WebhookFilter, WebhookRecord};
 

@@ -6,7 +6,7 @@ import { admin } from "../api";
 import { ErrorBanner, Time } from "../components";
 import { describeError, type Problem } from "../errors";
 import { describeDiff } from "../format";
-import type { AuditEvent } from "../gen/backoffice/webhooks/v1/audit_pb";
+import type { AuditEvent } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/audit_pb";
 import { href } from "../route";
 
 /** The tabs of a webhook's pages: its delivery history and its activity. */

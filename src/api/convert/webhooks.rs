@@ -101,6 +101,8 @@ pub(crate) fn webhook(record: &WebhookRecord) -> pb::Webhook {
         server_ca_pem: String::new(),
         client_certificate: record.client_certificate.as_ref().map(certificate_info),
         server_ca: record.server_ca.as_ref().map(certificate_info),
+        failing_since: record.failing_since.map(to_proto),
+        last_error: record.last_error.clone(),
     }
 }
 
