@@ -3,7 +3,7 @@
 // generated from google/rpc/error_details.proto). No DOM: unit-tested in errors.test.ts.
 
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BadRequestSchema } from "./gen/google/rpc/error_details_pb";
+import { BadRequestSchema } from "@backoffice/webhooks-client/gen/google/rpc/error_details_pb";
 
 export { Code, ConnectError };
 

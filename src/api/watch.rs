@@ -54,6 +54,7 @@ async fn open<F: UpdateForm>(
         },
         function: super::convert::function_filter("function", request.function).map_err(bad)?,
         statuses: super::convert::statuses(&request.statuses).map_err(bad)?,
+        webhook_level_only: false,
     };
     let after = match request.after_cursor.trim() {
         "" => None,

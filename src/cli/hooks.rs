@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use super::output;
 use super::{AdminClient, CliError, ClientArgs, EXIT_CODES_HELP, FunctionArg, Output};
 use crate::domain::parse_duration;
-use crate::proto::v1 as pb;
+use webhooks_client::v1 as pb;
 
 /// `webhooks hooks`: the webhooks configured in the back office.
 #[derive(Debug, Args)]

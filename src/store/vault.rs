@@ -244,7 +244,10 @@ impl super::Store {
     /// Re-seals every stored webhook secret, custom header set and client key not sealed with
     /// the current key (key rotation), and the stored answers of request ids. Returns how many
     /// webhooks were rewritten.
-    pub async fn reencrypt_secrets(&self) -> Result<u64, StoreError> {
+    pub async fn reencrypt_secrets(
+        &self,
+        context: &crate::domain::RequestContext,
+    ) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let rows = tx
@@ -316,6 +319,17 @@ impl super::Store {
             )
             .await?;
         }
+        let diff = serde_json::json!({ "webhooks_resealed": rewritten });
+        super::audit::append(
+            &tx,
+            &context.audit(
+                crate::domain::AuditAction::SecretsReencrypted,
+                "vault",
+                "",
+                diff,
+            ),
+        )
+        .await?;
         tx.commit().await?;
         Ok(rewritten)
     }

@@ -3,6 +3,8 @@
 //! the `testkit` crate; `helpers` holds what only this suite needs.
 
 mod admin;
+mod alerts;
+mod audit;
 mod auth;
 mod connections;
 mod console;

@@ -19,7 +19,7 @@ import {
   normalizeNodes,
   visibleNodeCount,
 } from "../format";
-import { Function as WebhookFunction, type Webhook } from "../gen/backoffice/webhooks/v1/webhook_pb";
+import { Function as WebhookFunction, type Webhook } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 import { href, navigate } from "../route";
 
 /** One row of the request headers: `hint` shows the stored value's hint when editing. */

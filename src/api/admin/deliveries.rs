@@ -4,6 +4,7 @@ use tonic::{Code, Request, Response, Status};
 
 use super::request_ids;
 use super::{AdminService, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, bad};
+use crate::api::auth::context;
 use crate::api::convert::{self, Reason, internal, timestamps};
 use crate::api::not_found;
 use crate::domain::{
@@ -102,7 +103,7 @@ pub(super) async fn resend_delivery(
     let tx = connection.answer_once(key.as_ref()).await?;
     let record = service
         .store
-        .requeue_delivery_in(tx.client(), id, AttemptTrigger::Resend)
+        .requeue_delivery_in(tx.client(), id, AttemptTrigger::Resend, &context(&request))
         .await?
         .ok_or_else(|| not_found("delivery", id))?;
     let answer = convert::delivery(&record, &[]);
@@ -115,6 +116,7 @@ pub(super) async fn recover_failed_deliveries(
     service: &AdminService,
     request: Request<pb::RecoverFailedDeliveriesRequest>,
 ) -> Result<Response<pb::RecoverFailedDeliveriesResponse>, Status> {
+    let context = context(&request);
     let key =
         match request_ids::key_or_answer(&service.store, "RecoverFailedDeliveries", &request, |r| {
             &mut r.request_id
@@ -135,7 +137,7 @@ pub(super) async fn recover_failed_deliveries(
     let tx = connection.answer_once(key.as_ref()).await?;
     let recovered = service
         .store
-        .recover_failed_in(tx.client(), webhook_id, since)
+        .recover_failed_in(tx.client(), webhook_id, since, &context)
         .await?;
     let answer = pb::RecoverFailedDeliveriesResponse {
         recovered: u32::try_from(recovered).unwrap_or(u32::MAX),
@@ -164,7 +166,7 @@ pub(super) async fn send_test_event(
     let tx = connection.answer_once(key.as_ref()).await?;
     let delivery_id = service
         .store
-        .enqueue_test_event_in(tx.client(), webhook_id, &event)
+        .enqueue_test_event_in(tx.client(), webhook_id, &event, &context(&request))
         .await?;
     let Some((delivery, attempts)) = service
         .store

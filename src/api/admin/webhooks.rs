@@ -7,6 +7,7 @@ use tonic::{Code, Request, Response, Status};
 
 use super::request_ids;
 use super::{AdminService, DEFAULT_GRACE, DEFAULT_PAGE_SIZE, MAX_GRACE, MAX_PAGE_SIZE, bad};
+use crate::api::auth::context;
 use crate::api::convert::{self, Reason, timestamps};
 use crate::api::not_found;
 use crate::domain::{
@@ -21,6 +22,7 @@ pub(super) async fn create_webhook(
     service: &AdminService,
     request: Request<pb::CreateWebhookRequest>,
 ) -> Result<Response<pb::CreateWebhookResponse>, Status> {
+    let context = context(&request);
     let key = match request_ids::key_or_answer(&service.store, "CreateWebhook", &request, |r| {
         &mut r.request_id
     })
@@ -61,7 +63,10 @@ pub(super) async fn create_webhook(
         .await?;
     let mut connection = service.store.connection().await?;
     let tx = connection.answer_once(key.as_ref()).await?;
-    let record = service.store.create_webhook_in(tx.client(), &new).await?;
+    let record = service
+        .store
+        .create_webhook_in(tx.client(), &new, &context)
+        .await?;
     let answer = pb::CreateWebhookResponse {
         webhook: Some(convert::webhook(&record)),
         secret: new.secret.to_whsec(),
@@ -109,6 +114,7 @@ pub(super) async fn update_webhook(
     service: &AdminService,
     request: Request<pb::UpdateWebhookRequest>,
 ) -> Result<Response<pb::Webhook>, Status> {
+    let context = context(&request);
     let request = request.into_inner();
     let Some(webhook) = request.webhook else {
         return Err(bad(ValidationError::new("webhook", "is required")));
@@ -128,7 +134,7 @@ pub(super) async fn update_webhook(
     }
     let outcome = service
         .store
-        .update_webhook(id, |current, headers| {
+        .update_webhook(id, &context, |current, headers| {
             // Checked on the row-locked current version: a concurrent edit either committed
             // before (a new revision: stale) or waits for this one.
             check_etag(expected, current)?;
@@ -149,12 +155,19 @@ pub(super) async fn set_webhook_enabled(
     service: &AdminService,
     request: Request<pb::SetWebhookEnabledRequest>,
 ) -> Result<Response<pb::Webhook>, Status> {
+    let context = context(&request);
     let request = request.into_inner();
     let id = WebhookId::parse("id", &request.id)?;
     let expected = convert::parse_etag("etag", &request.etag)?;
     let Some(record) = service
         .store
-        .set_webhook_enabled(id, request.enabled, "disabled by an admin", expected)
+        .set_webhook_enabled(
+            id,
+            request.enabled,
+            "disabled by an admin",
+            expected,
+            &context,
+        )
         .await?
     else {
         return Err(missing_or_stale(service, id, expected).await);
@@ -169,7 +182,11 @@ pub(super) async fn delete_webhook(
 ) -> Result<Response<()>, Status> {
     let id = WebhookId::parse("id", &request.get_ref().id)?;
     let expected = convert::parse_etag("etag", &request.get_ref().etag)?;
-    if !service.store.delete_webhook(id, expected).await? {
+    if !service
+        .store
+        .delete_webhook(id, expected, &context(&request))
+        .await?
+    {
         return Err(missing_or_stale(service, id, expected).await);
     }
     tracing::info!(webhook_id = %id, "webhook deleted");
@@ -180,6 +197,7 @@ pub(super) async fn rotate_webhook_secret(
     service: &AdminService,
     request: Request<pb::RotateWebhookSecretRequest>,
 ) -> Result<Response<pb::RotateWebhookSecretResponse>, Status> {
+    let context = context(&request);
     let key =
         match request_ids::key_or_answer(&service.store, "RotateWebhookSecret", &request, |r| {
             &mut r.request_id
@@ -212,7 +230,7 @@ pub(super) async fn rotate_webhook_secret(
     let tx = connection.answer_once(key.as_ref()).await?;
     let record = service
         .store
-        .rotate_webhook_secret_in(tx.client(), id, &secret, grace)
+        .rotate_webhook_secret_in(tx.client(), id, &secret, grace, &context)
         .await?
         .ok_or_else(|| not_found("webhook", id))?;
     let answer = pb::RotateWebhookSecretResponse {

@@ -2,12 +2,14 @@
 //! values with the field they came from) and store records into messages. Nothing outside `api`
 //! sees a protobuf type.
 
+mod audit;
 mod deliveries;
 pub(crate) mod errors;
 mod events;
 pub mod timestamps;
 mod webhooks;
 
+pub(crate) use audit::audit_event;
 pub use deliveries::update_message;
 pub(crate) use deliveries::{delivery, statuses, webhook_stats};
 pub(crate) use errors::{Reason, error, internal, invalid_argument, not_found, store_failure};

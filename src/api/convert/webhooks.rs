@@ -102,6 +102,8 @@ pub(crate) fn webhook(record: &WebhookRecord) -> pb::Webhook {
         client_certificate: record.client_certificate.as_ref().map(certificate_info),
         server_ca: record.server_ca.as_ref().map(certificate_info),
         etag: etag(record.revision),
+        failing_since: record.failing_since.map(to_proto),
+        last_error: record.last_error.clone(),
     }
 }
 
