@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::output;
 use super::{CliError, ClientArgs, EXIT_CODES_HELP, Output, parse_rfc3339, timestamp};
 use crate::config::DatabaseConfig;
-use crate::proto::v1 as pb;
+use webhooks_client::v1 as pb;
 use crate::store::{ChainReport, Store};
 
 /// `webhooks audit`: the audit trail.
