@@ -11,6 +11,7 @@ use std::{env, path::PathBuf};
 const PROTOS: &[&str] = &[
     "proto/backoffice/webhooks/v1/webhook.proto",
     "proto/backoffice/webhooks/v1/delivery.proto",
+    "proto/backoffice/webhooks/v1/audit.proto",
     "proto/backoffice/webhooks/v1/admin.proto",
     "proto/backoffice/webhooks/v1/ingest.proto",
 ];

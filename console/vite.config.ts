@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 // The console is served by the webhooks binary itself (console/dist is embedded at compile time)
@@ -9,6 +10,18 @@ import { defineConfig } from "vitest/config";
 const backend = process.env.WEBHOOKS_CONSOLE_URL ?? "http://127.0.0.1:8080";
 
 export default defineConfig({
+  resolve: {
+    // The generated messages are clients/typescript's (tsconfig.json's `paths` says the same
+    // for tsc). Their imports of @bufbuild/protobuf resolve to this folder's copy, so the bundle
+    // holds one runtime, not a second one from clients/typescript/node_modules.
+    alias: [
+      {
+        find: /^@backoffice\/webhooks-client\/gen\//,
+        replacement: fileURLToPath(new URL("../clients/typescript/src/gen/", import.meta.url)),
+      },
+    ],
+    dedupe: ["@bufbuild/protobuf"],
+  },
   // JSX is compiled by esbuild (the automatic React runtime); no Babel plugin is needed.
   esbuild: { jsx: "automatic" },
   build: {

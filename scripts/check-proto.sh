@@ -9,8 +9,8 @@
 #      against the unchanged copy, with FIELD_NO_DELETE, so a breaking check that can no longer
 #      fail does not pass unnoticed.
 #
-# buf is the @bufbuild/buf pinned in console/package.json (the console's `buf generate` uses the
-# same one), installed with `scripts/build-console.sh --install-only`; it runs on the Node.js that
+# buf is the @bufbuild/buf pinned in console/package.json (clients/typescript/package.json pins
+# the same version for its `buf generate`), installed with `scripts/build-console.sh --install-only`; it runs on the Node.js that
 # scripts/ensure-node.sh provides. scripts/test.sh runs this script.
 #
 #   scripts/check-proto.sh                  all four

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure a Node.js 20 or newer, with npm, can be had, for the web console's build
-# (protoc-gen-es, Vite), its browser test (playwright-core) and the documentation tests:
+# (Vite) and the TypeScript client's (protoc-gen-es, tsc), their tests (the console's browser
+# test with playwright-core, the client's `node --test`) and the documentation tests:
 #
 #   - when node or npm is missing, installs Debian's `nodejs` and `npm` packages (with sudo when
 #     not root);

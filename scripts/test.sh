@@ -7,7 +7,10 @@
 # for the console's browser test when /usr/bin/chromium is missing; the end-to-end tests need all
 # of them and are never skipped. It also checks the protobuf contract (scripts/check-proto.sh: buf
 # format, buf lint, buf breaking against main's last change of proto/, with the buf the console
-# pins).
+# pins), prepares the Go client (scripts/ensure-go.sh: Debian's Go and gRPC, generated code,
+# a vendor tree) whose tests tests/clients/go.rs runs against the service, and installs the Python
+# client (clients/python) into a venv of its own with scripts/ensure-python-client.sh, which
+# type-checks it, for its tests (tests/clients).
 #
 # The tests read WEBHOOKS_TEST_DATABASE_URL, a server URL without a database name (default
 # postgres://postgres@127.0.0.1:5432), and create one fresh database per test on that server.
@@ -113,7 +116,9 @@ log "node: $(command -v node) ($(node --version))"
 
 # --- The web console --------------------------------------------------------------------------
 # Built before cargo: the binary embeds console/dist at compile time. --test runs its unit tests.
-log "building the web console"
+# It first installs and builds clients/typescript, whose generated messages the console imports
+# and whose node tests tests/clients/typescript.rs runs against the service.
+log "building the TypeScript client and the web console"
 scripts/build-console.sh --test
 
 # --- The protobuf contract ---------------------------------------------------------------------
@@ -121,6 +126,16 @@ scripts/build-console.sh --test
 # deleted field fails buf breaking; with the buf of console/package.json, installed just above.
 log "checking proto/ with buf"
 scripts/check-proto.sh
+
+# --- The Go client ------------------------------------------------------------------------------
+# Debian's Go, gRPC and protobuf (installed when missing), code generated with buf.gen.yaml and a
+# vendor tree of Debian's sources (scripts/ensure-go.sh); tests/clients/go.rs runs its tests
+# against the service. Here: gofmt and go vet of the hand-written code.
+log "preparing the Go client (clients/go)"
+scripts/ensure-go.sh
+unformatted=$(gofmt -l clients/go/webhooks)
+[[ -z $unformatted ]] || die "gofmt would change: $unformatted"
+(cd clients/go && GOFLAGS=-mod=vendor GOPROXY=off go vet ./...)
 
 # Its browser test (tests/console) drives Debian's Chromium with playwright-core.
 export CHROMIUM_PATH=${CHROMIUM_PATH:-/usr/bin/chromium}
@@ -131,6 +146,23 @@ if [[ ! -x $CHROMIUM_PATH ]]; then
 fi
 [[ -x $CHROMIUM_PATH ]] || die "$CHROMIUM_PATH is still missing; the console's browser test needs it"
 log "chromium: $CHROMIUM_PATH ($("$CHROMIUM_PATH" --version 2>/dev/null || echo 'version unknown'))"
+
+# tests/docs checks the Prometheus alert rules of docs/operations.md with promtool (Debian's
+# prometheus package).
+if ! command -v promtool >/dev/null 2>&1; then
+    log "promtool is missing: installing Debian's prometheus for the docs' alert-rule check"
+    as_root apt-get update >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >&2
+fi
+command -v promtool >/dev/null 2>&1 || die "promtool is still missing; tests/docs needs it"
+
+# --- The Python client -------------------------------------------------------------------------
+# tests/clients/python.rs runs clients/python's pytest suite in the venv that
+# scripts/ensure-python-client.sh makes (.cache/python-client: the package built from this
+# checkout, pytest, mypy; python3-venv installed when missing), which also runs mypy --strict.
+log "installing the Python client into its venv, and type-checking it"
+WEBHOOKS_PYTHON_CLIENT_VENV=$(scripts/ensure-python-client.sh --mypy)
+export WEBHOOKS_PYTHON_CLIENT_VENV
 
 # Each test creates its own database; drop those earlier runs left behind.
 if command -v psql >/dev/null 2>&1; then

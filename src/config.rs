@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::domain::{RetrySchedule, parse_duration, parse_schedule};
+use crate::domain::{RetrySchedule, parse_duration, parse_long_duration, parse_schedule};
 
 /// The webhook service of the CRM back office.
 // The service commands without the operator tools: tests and embedders parse `serve` settings
@@ -307,6 +307,31 @@ pub struct ServeConfig {
     /// older cursor answers OUT_OF_RANGE.
     #[arg(long, env = "WEBHOOKS_UPDATE_LOG_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub update_log_retention: Duration,
+
+    /// How long audit rows are kept, separately from the delivery history (which never
+    /// touches them); older ones are purged and the chain stays verifiable from the first row
+    /// kept.
+    #[arg(long, env = "WEBHOOKS_AUDIT_RETENTION", default_value = "400d", value_parser = parse_long_duration)]
+    pub audit_retention: Duration,
+
+    /// Where operational webhooks go: `webhook.disabled`, `webhook.circuit_opened`,
+    /// `webhook.circuit_closed` and `delivery.exhausted` about every other webhook, signed with
+    /// WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET (see docs/receiving-webhooks.md). Same queue, retries
+    /// and destination rules as any webhook. Unset: no operational webhooks.
+    #[arg(
+        long,
+        env = "WEBHOOKS_OPERATIONAL_WEBHOOK_URL",
+        requires = "operational_webhook_secret"
+    )]
+    pub operational_webhook_url: Option<String>,
+
+    /// The operational webhook's signing secret, `whsec_` and base64 like every webhook secret.
+    #[arg(
+        long,
+        env = "WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub operational_webhook_secret: Option<String>,
 
     /// Connections open at once on the gRPC port and the web console together; one more is
     /// accepted and closed at once, so its client fails fast. Keep it below the file-descriptor

@@ -23,6 +23,7 @@ async fn main() -> ExitCode {
         BinaryCommand::Hooks(args) => cli::hooks::run(args).await,
         BinaryCommand::Deliveries(args) => cli::deliveries::run(args).await,
         BinaryCommand::Events(args) => cli::events::run(args).await,
+        BinaryCommand::Audit(args) => cli::audit::run(args).await,
         BinaryCommand::Listen(args) => cli::listen::run(args).await,
         BinaryCommand::Completions(args) => cli::shell::completions(&args),
         BinaryCommand::Man => cli::shell::man(),

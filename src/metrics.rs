@@ -44,6 +44,15 @@ pub const DB_POOL_SIZE: &str = "webhooks_db_pool_size";
 /// Connections closed as soon as accepted because `WEBHOOKS_MAX_CONNECTIONS` were open.
 pub const CONNECTIONS_REFUSED: &str = "webhooks_connections_refused_total";
 
+/// Webhook state changes by `change`: `disabled`, `enabled`, `circuit_opened`,
+/// `circuit_closed`. Counted once across all instances (by the alert processor, which takes each
+/// log entry once): sum it over instances.
+pub const WEBHOOK_STATE_CHANGES: &str = "webhooks_webhook_state_changes_total";
+/// Webhooks that are disabled, sampled from the database (true across instances).
+pub const DISABLED_WEBHOOKS: &str = "webhooks_disabled_webhooks";
+/// Enabled webhooks whose circuit is open, sampled from the database.
+pub const CIRCUIT_OPEN_WEBHOOKS: &str = "webhooks_circuit_open_webhooks";
+
 /// How often gauges are sampled.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -198,6 +207,19 @@ pub fn record_refused_connection() {
     counter!(CONNECTIONS_REFUSED).increment(1);
 }
 
+/// Counts one webhook-level log entry that is a state change (a delivery exhausted is not).
+pub fn record_state_change(kind: crate::domain::UpdateKind) {
+    use crate::domain::UpdateKind;
+    let change = match kind {
+        UpdateKind::WebhookDisabled => "disabled",
+        UpdateKind::WebhookEnabled => "enabled",
+        UpdateKind::CircuitOpened => "circuit_opened",
+        UpdateKind::CircuitClosed => "circuit_closed",
+        _ => return,
+    };
+    counter!(WEBHOOK_STATE_CHANGES, "change" => change).increment(1);
+}
+
 /// Samples the gauges until `shutdown` flips, and keeps the recorder's histograms trimmed
 /// (the exporter's own HTTP listener did that; [`serve`] replaces it).
 pub async fn sample(
@@ -214,6 +236,13 @@ pub async fn sample(
                 gauge!(QUEUE_OLDEST_DUE).set(oldest_due);
             }
             Err(e) => tracing::debug!(error = %e, "sampling queue metrics failed"),
+        }
+        match store.webhook_health_counts().await {
+            Ok((disabled, circuit_open)) => {
+                gauge!(DISABLED_WEBHOOKS).set(disabled as f64);
+                gauge!(CIRCUIT_OPEN_WEBHOOKS).set(circuit_open as f64);
+            }
+            Err(e) => tracing::debug!(error = %e, "sampling webhook health failed"),
         }
         let (in_use, size) = store.pool_status();
         gauge!(DB_POOL_IN_USE).set(in_use as f64);

@@ -1,6 +1,8 @@
 //! The code generated from `proto/` by `build.rs`: messages, servers and clients.
 //!
-//! Other Rust services use the clients directly:
+//! The service's side. Other Rust services use the `webhooks-client` crate (`clients/rust`),
+//! which adds a token, TLS, deadlines, retries and decoded error details; these clients work
+//! too:
 //!
 //! ```no_run
 //! use webhooks::proto::v1::{ListWebhooksRequest, webhook_admin_client::WebhookAdminClient};

@@ -78,6 +78,7 @@ pub async fn create_webhooks(
                     ..Default::default()
                 }),
                 secret,
+                ..Default::default()
             })
             .await
             .with_context(|| format!("CreateWebhook for endpoint {index} failed"))?;

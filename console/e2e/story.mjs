@@ -1,9 +1,12 @@
 // The seed's whole story in a real browser (Debian's Chromium, driven by playwright-core) against
 // a real `webhooks serve` and PostgreSQL: sign in, Learn More, create a webhook (field errors
-// first), see its secret once, edit it, filter the list, watch a delivery appear live in History
+// first), see its secret once, edit it, save after another admin changed it ("changed by someone
+// else, reload", then Reload), filter the list, watch a delivery appear live in History
 // when an event is published, open its details, resend it with confirmation and watch the new
-// attempt arrive, check tablet width, send a test event, rotate the secret, disable and enable
-// it, delete it with confirmation, and see what the console says once the service is gone. Every step is checked in the DOM; any browser console error or
+// attempt arrive, see the failing-endpoint count and History's banner (failing, then disabled),
+// check tablet width, send a test event, rotate the secret, disable and enable
+// it, delete it with confirmation, read who did all that in the webhook's Activity tab and on the
+// Activity page, and see what the console says once the service is gone. Every step is checked in the DOM; any browser console error or
 // uncaught page error fails the story. A screenshot of each screen goes to SCREENSHOT_DIR.
 //
 // Run by tests/console/main.rs (`cargo test --test console`), which starts the service and a
@@ -130,6 +133,8 @@ page = await context.newPage();
 const main = () => page.getByRole("main");
 const NAME = "Payments desk: withdrawals";
 const EDITED = "Payments desk: withdrawals (all nodes)";
+// The description tests/console/main.rs gives the webhook behind the console's back.
+const CHANGED_BEHIND = "Changed by another admin";
 let firstSecret = "";
 let requestId = "";
 
@@ -242,6 +247,28 @@ await step("edit: rename and add node 3", async () => {
   await expect(row()).toContainText("Approve node 1, 2, 3 · Reject");
 });
 
+await step("save after someone else changed the webhook: 'changed by someone else, reload', then Reload", async () => {
+  await main().getByRole("link", { name: `Edit ${EDITED}` }).click();
+  await expect(page.getByLabel("Name", { exact: true })).toHaveValue(EDITED);
+  await page.getByLabel("Description (optional)").fill("My description");
+  // Another admin edits the webhook over gRPC while this form is open (the test does it).
+  console.log("READY_TO_CHANGE");
+  const answer = await nextStdinLine(30_000);
+  if (answer !== "CHANGED") throw new Error(`expected CHANGED on stdin, got ${answer}`);
+  await page.getByRole("button", { name: "Save" }).click();
+  const banner = main().getByRole("alert");
+  await expect(banner).toContainText("Changed by someone else, reload");
+  // The banner is at the top of a long form: Save moves focus (and the view) to its Reload.
+  await expect(banner.getByRole("button", { name: "Reload" })).toBeFocused();
+  await shot("edit-conflict");
+  await banner.getByRole("button", { name: "Reload" }).click();
+  await expect(page.getByLabel("Description (optional)")).toHaveValue(CHANGED_BEHIND);
+  await expect(main().getByRole("alert")).toHaveCount(0);
+  // Saved again on the current version, it goes through.
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(row()).toContainText("Approve node 1, 2, 3 · Reject");
+});
+
 await step("filter the list by function and state", async () => {
   await page.getByLabel("Function").selectOption({ label: "Prop trading participation" });
   await expect(main().getByText("No webhook matches these filters.")).toBeVisible();
@@ -295,6 +322,33 @@ await step("History filters", async () => {
   await expect(main().getByText("No delivery matches these filters.")).toBeVisible();
   await page.getByRole("button", { name: "Clear" }).click();
   await expect(deliveryRow()).toBeVisible();
+});
+
+await step("Activity tab: the edit is recorded with who made it and the field-level diff", async () => {
+  const tabs = () => main().getByRole("navigation", { name: "Webhook" });
+  await tabs().getByRole("link", { name: "Activity" }).click();
+  await expect(page.getByRole("heading", { name: `Activity: ${EDITED}`, level: 1 })).toBeVisible();
+  await expect(tabs().getByRole("link", { name: "Activity" })).toHaveAttribute("aria-current", "page");
+  const updated = main().getByRole("row").filter({ hasText: "webhook.updated" });
+  await expect(updated).toContainText(`name: ${NAME} → ${EDITED}`);
+  await expect(updated).toContainText("(admin)");
+  await expect(main().getByRole("row").filter({ hasText: "webhook.created" })).toContainText(`name: ${NAME}`);
+  await shot("webhook-activity");
+  await tabs().getByRole("link", { name: "History" }).click();
+  await expect(deliveryRow()).toBeVisible();
+});
+
+await step("a failing endpoint: the list counts it and History shows why, since when and the last error", async () => {
+  await main().getByRole("link", { name: "Webhooks" }).click();
+  await expect(page.getByTestId("failing-count")).toContainText("1 failing endpoint");
+  await expect(row().getByTestId("failing")).toContainText("HTTP 500");
+  await shot("list-failing");
+  await main().getByRole("link", { name: `History of ${EDITED}` }).click();
+  const banner = page.getByTestId("webhook-health");
+  await expect(banner).toContainText("Failing since");
+  await expect(banner).toContainText("1 failed attempt in a row.");
+  await expect(banner).toContainText("Last error: HTTP 500");
+  await shot("history-failing-banner");
 });
 
 await step("delivery details: the attempt's request (URL, signed headers, body) and response", async () => {
@@ -364,6 +418,9 @@ await step("tablet width: details, history and list fit without horizontal scrol
 
 await step("the list shows the last delivery outcome", async () => {
   await expect(row().locator('td[data-label="Last delivery"]')).toContainText("Succeeded");
+  // The resend succeeded: the endpoint is no longer failing.
+  await expect(page.getByTestId("failing-count")).toHaveCount(0);
+  await expect(row().getByTestId("failing")).toHaveCount(0);
 });
 
 await step("Send test event: a webhook.test delivery succeeds", async () => {
@@ -406,6 +463,14 @@ await step("Disable, then enable again with the same toggle", async () => {
   await expect(row().getByRole("switch", { name: `${EDITED} enabled` })).toHaveAttribute("aria-checked", "true");
   await row().getByRole("switch", { name: `${EDITED} enabled` }).click();
   await expect(row().getByRole("switch", { name: `${EDITED} enabled` })).toHaveAttribute("aria-checked", "false");
+  // A webhook an admin turned off is not a failing endpoint, but its History says so.
+  await expect(page.getByTestId("failing-count")).toHaveCount(0);
+  await main().getByRole("link", { name: `History of ${EDITED}` }).click();
+  const banner = page.getByTestId("webhook-health");
+  await expect(banner).toContainText("Disabled since");
+  await expect(banner).toContainText("Reason: disabled by an admin");
+  await shot("history-disabled-banner");
+  await main().getByRole("link", { name: "Webhooks" }).click();
 });
 
 await step("Delete asks for confirmation (Escape cancels), Confirm deletes", async () => {
@@ -425,6 +490,22 @@ await step("Delete asks for confirmation (Escape cancels), Confirm deletes", asy
   await page.reload();
   await expect(main().getByText("No webhooks yet")).toBeVisible();
   await shot("deleted");
+});
+
+await step("Activity page: the deletion, the toggles and the rotation, newest first, without the secret", async () => {
+  const nav = page.getByRole("navigation", { name: "Main" });
+  await nav.getByRole("link", { name: "Activity" }).click();
+  await expect(page.getByRole("heading", { name: "Activity", level: 1 })).toBeVisible();
+  const newest = main().getByRole("row").nth(1);
+  await expect(newest).toContainText("webhook.deleted");
+  await expect(newest).toContainText(`name: was ${EDITED}`);
+  const rotated = main().getByRole("row").filter({ hasText: "webhook.secret_rotated" });
+  await expect(rotated).toContainText("secret: (value changed)");
+  await expect(main().getByRole("row").filter({ hasText: "webhook.disabled" })).toHaveCount(2);
+  await expect(main().getByText(firstSecret)).toHaveCount(0);
+  await shot("activity");
+  await nav.getByRole("link", { name: "Webhooks" }).click();
+  await expect(main().getByText("No webhooks yet")).toBeVisible();
 });
 
 await step("UNAVAILABLE: a clear message when the service cannot be reached", async () => {

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useId, useRef, useState } from "react";
 import { getToken, setToken, TOKEN_CHANGED, UNAUTHENTICATED } from "./api";
 import { NoticeContext, Notices, type Notice } from "./components";
 import { href, useRoute } from "./route";
+import { ActivityView } from "./views/ActivityView";
 import { DeliveryView } from "./views/DeliveryView";
 import { DocsView } from "./views/DocsView";
 import { HistoryView } from "./views/HistoryView";
@@ -77,6 +78,12 @@ export function App() {
       case "docs":
         view = <DocsView />;
         break;
+      case "activity":
+        view = <ActivityView />;
+        break;
+      case "webhook-activity":
+        view = <ActivityView key={route.id} webhookId={route.id} />;
+        break;
     }
   }
 
@@ -91,6 +98,7 @@ export function App() {
         </a>
         <nav className="topbar__nav" aria-label="Main">
           <a href={href({ name: "list" })}>Webhooks</a>
+          <a href={href({ name: "activity" })}>Activity</a>
           <a href={href({ name: "docs" })} target="_blank" rel="noopener">
             Learn More<span className="visually-hidden"> (opens in a new tab)</span>
           </a>

@@ -1,10 +1,12 @@
 // The console's only backend: the service's own gRPC API, spoken as gRPC-Web to the origin that
-// served these files. Messages and service descriptors are generated from proto/ at build time
-// (src/gen); nothing here encodes or decodes protobuf by hand.
+// served these files. Messages and service descriptors are generated from proto/ at build time,
+// into the TypeScript client package (clients/typescript/src/gen, which tsconfig.json and
+// vite.config.ts map @backoffice/webhooks-client/gen/ to); nothing here encodes or decodes
+// protobuf by hand.
 
 import { Code, ConnectError, createClient, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
-import { WebhookAdmin } from "./gen/backoffice/webhooks/v1/admin_pb";
+import { WebhookAdmin } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/admin_pb";
 
 const TOKEN_KEY = "webhooks-console.token";
 

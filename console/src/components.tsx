@@ -2,17 +2,42 @@
 
 import { createContext, useContext, useEffect, useId, useRef, useState, type ReactNode } from "react";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { HttpHeader } from "./gen/backoffice/webhooks/v1/delivery_pb";
-import type { DeliveryStatus } from "./gen/backoffice/webhooks/v1/webhook_pb";
-import { deliveryStatusInfo, formatSize, formatTime, isLargeBody, isoTime, prettyBody } from "./format";
-import { describeError, type Problem } from "./errors";
+import type { HttpHeader } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
+import type { DeliveryStatus, Webhook } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
+import {
+  deliveryStatusInfo,
+  formatSize,
+  formatTime,
+  isLargeBody,
+  isoTime,
+  prettyBody,
+  webhookHealth,
+} from "./format";
+import { Code, describeError, type Problem } from "./errors";
 
-/** A problem from the API, announced to screen readers. */
-export function ErrorBanner({ problem }: { problem: Problem | null | undefined }) {
+/**
+ * A problem from the API, announced to screen readers. With `onReload`, an ABORTED problem (the
+ * webhook changed since it was read) offers a Reload button that fetches the current version.
+ */
+export function ErrorBanner({
+  problem,
+  onReload,
+}: {
+  problem: Problem | null | undefined;
+  onReload?: () => void;
+}) {
   if (!problem) return null;
   return (
     <div className="banner banner--error" role="alert">
       {problem.message}
+      {onReload && problem.code === Code.Aborted && (
+        <>
+          {" "}
+          <button type="button" className="button" onClick={onReload}>
+            Reload
+          </button>
+        </>
+      )}
     </div>
   );
 }
@@ -250,6 +275,49 @@ export function Notices({ notices, dismiss }: { notices: Notice[]; dismiss: (id:
           </button>
         </div>
       ))}
+    </div>
+  );
+}
+
+/**
+ * The banner of a disabled or failing webhook: why, since when, and the last error, so an admin
+ * sees at once what the endpoint did. Nothing for a healthy webhook.
+ */
+export function WebhookHealthBanner({ webhook }: { webhook: Webhook }) {
+  const health = webhookHealth(webhook);
+  if (health === "ok") return null;
+  const disabled = health === "disabled";
+  return (
+    <div className={`banner ${disabled ? "banner--error" : "banner--warn"}`} role="status" data-testid="webhook-health">
+      <strong>
+        {disabled ? "Disabled" : "Failing"}
+        {disabled && webhook.disabledAt && (
+          <>
+            {" "}
+            since <Time value={webhook.disabledAt} />
+          </>
+        )}
+        {!disabled && webhook.failingSince && (
+          <>
+            {" "}
+            since <Time value={webhook.failingSince} />
+          </>
+        )}
+      </strong>
+      {disabled && <div>Reason: {webhook.disabledReason || "disabled by an admin"}</div>}
+      {webhook.consecutiveFailures > 0 && (
+        <div>
+          {webhook.consecutiveFailures === 1
+            ? "1 failed attempt in a row."
+            : `${webhook.consecutiveFailures} failed attempts in a row.`}
+        </div>
+      )}
+      {webhook.circuitOpenUntil && (
+        <div>
+          Circuit open: deliveries wait until <Time value={webhook.circuitOpenUntil} />.
+        </div>
+      )}
+      {webhook.lastError && <div>Last error: {webhook.lastError}</div>}
     </div>
   );
 }

@@ -3,7 +3,7 @@
 // generated from google/rpc/error_details.proto). No DOM: unit-tested in errors.test.ts.
 
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BadRequestSchema } from "./gen/google/rpc/error_details_pb";
+import { BadRequestSchema } from "@backoffice/webhooks-client/gen/google/rpc/error_details_pb";
 
 export { Code, ConnectError };
 
@@ -54,6 +54,9 @@ export function problemMessage(code: Code, serverMessage: string): string {
       return `Not found: ${serverMessage || "it may have been deleted"}.`;
     case Code.FailedPrecondition:
       return `Not possible now: ${serverMessage}.`;
+    case Code.Aborted:
+      // A stale etag: someone saved this webhook after it was loaded here.
+      return "Changed by someone else, reload: this webhook was changed after you opened it, and nothing was saved. Reload to see the current version, then make your change again.";
     case Code.DeadlineExceeded:
       return "The service took too long to answer (DEADLINE_EXCEEDED). Try again.";
     case Code.ResourceExhausted:

@@ -1,12 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { create } from "@bufbuild/protobuf";
-import { BadRequestSchema } from "./gen/google/rpc/error_details_pb";
-import { DeliverySchema } from "./gen/backoffice/webhooks/v1/delivery_pb";
-import { DeliveryStatus } from "./gen/backoffice/webhooks/v1/webhook_pb";
+import { BadRequestSchema } from "@backoffice/webhooks-client/gen/google/rpc/error_details_pb";
+import { DeliverySchema } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
+import { DeliveryStatus } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 import { Code, ConnectError, describeError, formFieldOf, problemMessage } from "./errors";
 import {
+  failingCount,
+  webhookHealth,
   credentialPaths,
+  describeDiff,
   formatDuration,
   formatTime,
   generateSecret,
@@ -184,5 +187,48 @@ describe("credentialPaths", () => {
       "headers",
       "server_ca_pem",
     ]);
+  });
+});
+
+describe("describeDiff", () => {
+  it("shows changes, creations, deletions and facts, and secrets only as changed", () => {
+    expect(
+      describeDiff({
+        name: { before: "Old", after: "New" },
+        destination_url: { after: "https://example.com/h" },
+        headers: { before: ["X-Api-Key"], after: ["X-Api-Key"], value: "changed" },
+        secret: { value: "changed" },
+        reason: "disabled by an admin",
+        description: { before: "gone" },
+      }),
+    ).toEqual([
+      "name: Old → New",
+      "destination_url: https://example.com/h",
+      "headers: X-Api-Key → X-Api-Key (value changed)",
+      "secret: (value changed)",
+      "reason: disabled by an admin",
+      "description: was gone",
+    ]);
+    expect(describeDiff(undefined)).toEqual([]);
+  });
+});
+
+describe("webhook health", () => {
+  const healthy = { enabled: true, consecutiveFailures: 0, circuitOpenUntil: undefined, disabledReason: "" };
+  it("tells failing and disabled webhooks from healthy ones", () => {
+    expect(webhookHealth(healthy)).toBe("ok");
+    expect(webhookHealth({ ...healthy, consecutiveFailures: 2 })).toBe("failing");
+    expect(webhookHealth({ ...healthy, circuitOpenUntil: timestampFromDate(new Date()) })).toBe("failing");
+    expect(webhookHealth({ ...healthy, enabled: false, consecutiveFailures: 3 })).toBe("disabled");
+  });
+  it("counts failing endpoints, not webhooks an admin simply turned off", () => {
+    expect(
+      failingCount([
+        healthy,
+        { ...healthy, consecutiveFailures: 1 },
+        { ...healthy, enabled: false, disabledReason: "endpoint answered 410 Gone at 2025-06-01T12:00:04Z" },
+        { ...healthy, enabled: false, disabledReason: "disabled by an admin" },
+      ]),
+    ).toBe(2);
   });
 });

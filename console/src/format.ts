@@ -3,8 +3,8 @@
 
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { AttemptErrorKind, AttemptTrigger } from "./gen/backoffice/webhooks/v1/delivery_pb";
-import { DeliveryStatus, Function as WebhookFunction } from "./gen/backoffice/webhooks/v1/webhook_pb";
+import { AttemptErrorKind, AttemptTrigger } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
+import { DeliveryStatus, Function as WebhookFunction } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 
 /** The functions an admin can pick ("Select Function"), in the back office's order. */
 export const FUNCTIONS: readonly WebhookFunction[] = [
@@ -251,4 +251,62 @@ export function credentialPaths(edits: CredentialEdits): string[] {
   }
   if (edits.removeServerCa || edits.serverCaPem.trim() !== "") paths.push("server_ca_pem");
   return paths;
+}
+
+/** A JSON value of an audit diff in a few words: strings as they are, lists joined, the rest as JSON. */
+function diffValue(value: unknown): string {
+  if (value === null || value === undefined || value === "") return "—";
+  if (typeof value === "string") return value;
+  if (Array.isArray(value)) return value.length === 0 ? "none" : value.map(diffValue).join(", ");
+  return JSON.stringify(value);
+}
+
+/**
+ * An audit row's diff as one line per field: `name: Old → New` for a change, `name: New` for a
+ * creation, `name: was Old` for a deletion, `(value changed)` when a secret-bearing field changed
+ * (the trail never holds the secret itself), and `key: value` for an action's other facts.
+ */
+export function describeDiff(diff: Record<string, unknown> | undefined): string[] {
+  if (!diff) return [];
+  return Object.entries(diff).map(([key, value]) => {
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      const change = value as Record<string, unknown>;
+      const parts: string[] = [];
+      const has = (k: string) => Object.prototype.hasOwnProperty.call(change, k);
+      if (has("before") && has("after")) parts.push(`${diffValue(change.before)} → ${diffValue(change.after)}`);
+      else if (has("after")) parts.push(diffValue(change.after));
+      else if (has("before")) parts.push(`was ${diffValue(change.before)}`);
+      if (change.value === "changed") parts.push("(value changed)");
+      if (parts.length === 0) parts.push(diffValue(change));
+      return `${key}: ${parts.join(" ")}`;
+    }
+    return `${key}: ${diffValue(value)}`;
+  });
+}
+
+/** What the console says about a webhook's health: fine, failing (attempts fail in a row), or disabled. */
+export type WebhookHealth = "ok" | "failing" | "disabled";
+
+/** A webhook's health from its fields: disabled wins, then any failed attempt in a row or an open circuit. */
+export function webhookHealth(w: {
+  enabled: boolean;
+  consecutiveFailures: number;
+  circuitOpenUntil?: unknown;
+}): WebhookHealth {
+  if (!w.enabled) return "disabled";
+  if (w.consecutiveFailures > 0 || w.circuitOpenUntil) return "failing";
+  return "ok";
+}
+
+/** The reason SetWebhookEnabled records: such a webhook was turned off on purpose, it is not failing. */
+export const ADMIN_DISABLED_REASON = "disabled by an admin";
+
+/** How many of `webhooks` are failing endpoints: failing, or disabled by the service (a 410, auto-disable). */
+export function failingCount(
+  webhooks: readonly { enabled: boolean; consecutiveFailures: number; circuitOpenUntil?: unknown; disabledReason: string }[],
+): number {
+  return webhooks.filter((w) => {
+    const health = webhookHealth(w);
+    return health === "failing" || (health === "disabled" && w.disabledReason !== ADMIN_DISABLED_REASON);
+  }).length;
 }

@@ -1,8 +1,8 @@
 // How the History screen combines list pages and live updates. Pure: unit-tested.
 
 import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
-import type { Delivery } from "./gen/backoffice/webhooks/v1/delivery_pb";
-import type { DeliveryStatus } from "./gen/backoffice/webhooks/v1/webhook_pb";
+import type { Delivery } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
+import type { DeliveryStatus } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 
 export interface HistoryFilters {
   /** 0: any status. */

@@ -9,15 +9,19 @@ export type Route =
   | { name: "edit"; id: string }
   | { name: "history"; id: string }
   | { name: "delivery"; webhookId: string; id: string }
-  | { name: "docs" };
+  | { name: "docs" }
+  | { name: "activity" }
+  | { name: "webhook-activity"; id: string };
 
 export function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "docs") return { name: "docs" };
+  if (parts[0] === "activity") return { name: "activity" };
   if (parts[0] === "webhooks") {
     if (parts[1] === "new") return { name: "new" };
     if (parts[1] && parts[2] === "edit") return { name: "edit", id: parts[1] };
     if (parts[1] && parts[2] === "history") return { name: "history", id: parts[1] };
+    if (parts[1] && parts[2] === "activity") return { name: "webhook-activity", id: parts[1] };
     if (parts[1] && parts[2] === "deliveries" && parts[3]) {
       return { name: "delivery", webhookId: parts[1], id: parts[3] };
     }
@@ -40,6 +44,10 @@ export function href(route: Route): string {
       return `#/webhooks/${e(route.webhookId)}/deliveries/${e(route.id)}`;
     case "docs":
       return "#/docs";
+    case "activity":
+      return "#/activity";
+    case "webhook-activity":
+      return `#/webhooks/${e(route.id)}/activity`;
   }
 }
 

@@ -5,8 +5,8 @@ import { useEffect, useRef, useState } from "react";
 import { createContextValues } from "@connectrpc/connect";
 import { admin, onStreamOpen } from "./api";
 import { Code, describeError, type Problem } from "./errors";
-import type { DeliveryUpdate } from "./gen/backoffice/webhooks/v1/delivery_pb";
-import type { Function as WebhookFunction } from "./gen/backoffice/webhooks/v1/webhook_pb";
+import type { DeliveryUpdate } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
+import type { Function as WebhookFunction } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 
 export type WatchState = "connecting" | "live" | "reconnecting" | "stopped";
 

@@ -6,6 +6,13 @@
 //! looked up by their SHA-256, so comparing them leaks nothing about their bytes (the lookup is
 //! by hash, and the hash of a wrong guess says nothing about the right token).
 //!
+//! Every credential has a name, the actor audit rows record: an API key's own, or for a
+//! configured token the `name` of a `name:token` entry (`WEBHOOKS_ADMIN_TOKEN=console:…,
+//! payments-svc:…`), and for a bare token its role and the last 4 hex digits of its SHA-256
+//! (`admin-1a2b`). With authentication off the actor is `local`. The layer puts a
+//! [`RequestContext`] (actor, role, peer address, user agent, `x-request-id`) in the extensions
+//! of every call it lets through; handlers read it with [`context`].
+//!
 //! Roles: admin may do everything; ingest only EventIngest; viewer the read-only WebhookAdmin
 //! RPCs and WatchDeliveries. Reflection is open to any valid token. Health needs none.
 //!
@@ -26,8 +33,10 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http_body::Frame;
-use tonic::Status;
+use tonic::{Code, Status};
 
+use crate::api::convert::{Reason, error};
+use crate::domain::{Actor, RequestContext};
 use crate::store::{Role, Store, token_hash};
 
 /// How long a looked-up API key is trusted before asking the database again (revocations take
@@ -67,6 +76,7 @@ const READ_ONLY_ADMIN_RPCS: &[&str] = &[
     "GetDelivery",
     "WatchDeliveries",
     "GetWebhookStats",
+    "ListAuditEvents",
 ];
 
 fn need(path: &str) -> Need {
@@ -97,8 +107,10 @@ fn allows(role: Role, need: Need) -> bool {
 
 /// SHA-256 of a bearer token.
 type TokenHash = [u8; 32];
-/// A looked-up API key's role (None: unknown or revoked) and when it was looked up.
-type CachedRole = (Option<Role>, Instant);
+/// A credential's role and name.
+type Identity = (Role, String);
+/// A looked-up API key's identity (None: unknown or revoked) and when it was looked up.
+type CachedRole = (Option<Identity>, Instant);
 
 /// Who made a request, as [`AuthLayer`] found it: what per-caller limits count against. The
 /// layer puts it in the request's extensions of every call it lets through.
@@ -113,7 +125,7 @@ pub enum Caller {
 /// Decides whether a request may go on.
 pub struct Authenticator {
     enabled: bool,
-    configured: HashMap<[u8; 32], Role>,
+    configured: HashMap<[u8; 32], Identity>,
     store: Store,
     cache: Mutex<HashMap<TokenHash, CachedRole>>,
     ingest_limiter: Option<DefaultKeyedRateLimiter<[u8; 32]>>,
@@ -152,8 +164,14 @@ impl Authenticator {
             (&tokens.ingest, Role::Ingest),
             (&tokens.admin, Role::Admin),
         ] {
-            for token in list.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
-                configured.insert(token_hash(token), role);
+            for entry in list.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+                let (name, token) = split_named(entry);
+                let hash = token_hash(token);
+                let name = name.map_or_else(
+                    || Actor::bare_token_name(role.as_str(), &hash),
+                    str::to_owned,
+                );
+                configured.insert(hash, (role, name));
             }
         }
         Self {
@@ -166,30 +184,39 @@ impl Authenticator {
         }
     }
 
-    /// Checks one request: its path and `authorization` header. Returns who is calling.
-    pub async fn check(&self, path: &str, authorization: Option<&str>) -> Result<Caller, Status> {
-        let caller = self.verify(path, authorization).await?;
+    /// Checks one request: its path and `authorization` header. Returns who is calling, as the
+    /// limits count them and by name.
+    pub async fn check(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Result<(Caller, Actor), Status> {
+        let (caller, actor) = self.verify(path, authorization).await?;
         if let Caller::Token(hash) = &caller
             && need(path) == Need::Ingest
             && let Some(limiter) = &self.ingest_limiter
             && limiter.check_key(hash).is_err()
         {
-            return Err(Status::resource_exhausted(
+            return Err(error(
+                Code::ResourceExhausted,
+                Reason::RateLimited,
                 "ingest rate limit for this token exceeded (WEBHOOKS_INGEST_RATE_LIMIT); retry shortly",
+                &[],
             ));
         }
-        Ok(caller)
+        Ok((caller, actor))
     }
 
     /// Whether the token may call `path`, rate limits aside: what a running call is checked
     /// against again (a re-check must not spend the caller's ingest quota).
-    async fn verify(&self, path: &str, authorization: Option<&str>) -> Result<Caller, Status> {
+    async fn verify(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Result<(Caller, Actor), Status> {
         let need = need(path);
-        if need == Need::Nothing {
-            return Ok(Caller::Anonymous);
-        }
-        if !self.enabled {
-            return Ok(Caller::Anonymous);
+        if need == Need::Nothing || !self.enabled {
+            return Ok((Caller::Anonymous, Actor::local()));
         }
         let token = authorization
             .and_then(|value| {
@@ -198,42 +225,109 @@ impl Authenticator {
             })
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                Status::unauthenticated("missing credentials: send `authorization: Bearer <token>`")
+                error(
+                    Code::Unauthenticated,
+                    Reason::MissingCredentials,
+                    "missing credentials: send `authorization: Bearer <token>`",
+                    &[],
+                )
             })?;
         let hash = token_hash(token);
-        let role = self
-            .role_of(&hash)
-            .await?
-            .ok_or_else(|| Status::unauthenticated("invalid or revoked token"))?;
+        let (role, name) = self.role_of(&hash).await?.ok_or_else(|| {
+            error(
+                Code::Unauthenticated,
+                Reason::InvalidToken,
+                "invalid or revoked token",
+                &[],
+            )
+        })?;
         if !allows(role, need) {
-            return Err(Status::permission_denied(format!(
-                "the {} role may not call {}",
-                role.as_str(),
-                path.trim_start_matches('/')
-            )));
+            let method = path.trim_start_matches('/');
+            return Err(error(
+                Code::PermissionDenied,
+                Reason::RoleNotAllowed,
+                format!("the {} role may not call {method}", role.as_str()),
+                &[
+                    ("role", role.as_str().to_owned()),
+                    ("method", method.to_owned()),
+                ],
+            ));
         }
-        Ok(Caller::Token(hash))
+        Ok((Caller::Token(hash), Actor::named(name, role.as_str())))
     }
 
-    async fn role_of(&self, hash: &[u8; 32]) -> Result<Option<Role>, Status> {
-        if let Some(role) = self.configured.get(hash) {
-            return Ok(Some(*role));
+    async fn role_of(&self, hash: &[u8; 32]) -> Result<Option<Identity>, Status> {
+        if let Some(identity) = self.configured.get(hash) {
+            return Ok(Some(identity.clone()));
         }
         if let Ok(cache) = self.cache.lock()
-            && let Some((role, at)) = cache.get(hash)
+            && let Some((identity, at)) = cache.get(hash)
             && at.elapsed() < KEY_CACHE_TTL
         {
-            return Ok(*role);
+            return Ok(identity.clone());
         }
         let role = self.store.api_key_role(hash).await?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= KEY_CACHE_MAX {
                 cache.clear();
             }
-            cache.insert(*hash, (role, Instant::now()));
+            cache.insert(*hash, (role.clone(), Instant::now()));
         }
         Ok(role)
     }
+}
+
+/// A configured entry's name and token: `name:token` when the part before the first `:` is a
+/// name (1 to 64 letters, digits, `.`, `_` or `-`), else the whole entry is a bare token.
+fn split_named(entry: &str) -> (Option<&str>, &str) {
+    match entry.split_once(':') {
+        Some((name, token))
+            if (1..=64).contains(&name.len())
+                && !token.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) =>
+        {
+            (Some(name), token)
+        }
+        _ => (None, entry),
+    }
+}
+
+/// Who made a request and how, from the extensions [`AuthLayer`] filled in; a call that did not
+/// pass the layer (in-process) is `local`.
+pub fn context<T>(request: &tonic::Request<T>) -> RequestContext {
+    request
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_else(|| RequestContext::of(Actor::local()))
+}
+
+/// The peer address tonic's server recorded for the connection (plain or TLS).
+fn peer_of<B>(request: &http::Request<B>) -> String {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let extensions = request.extensions();
+    extensions
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            extensions
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|info| info.get_ref().remote_addr())
+        })
+        .map(|addr| addr.to_string())
+        .unwrap_or_default()
+}
+
+/// A header's value as text, cut to `max` characters (a client chooses these).
+fn header_text<B>(request: &http::Request<B>, name: &str, max: usize) -> String {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(max).collect())
+        .unwrap_or_default()
 }
 
 /// A tower layer that runs [`Authenticator::check`] before every request reaches its service.
@@ -296,11 +390,18 @@ where
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             let path = request.uri().path().to_owned();
-            let caller = match auth.check(&path, authorization.as_deref()).await {
-                Ok(caller) => caller,
+            let (caller, actor) = match auth.check(&path, authorization.as_deref()).await {
+                Ok(found) => found,
                 Err(status) => return Ok(status.into_http()),
             };
+            let context = RequestContext {
+                actor,
+                peer: peer_of(&request),
+                user_agent: header_text(&request, "user-agent", 256),
+                request_id: header_text(&request, "x-request-id", 128),
+            };
             request.extensions_mut().insert(caller);
+            request.extensions_mut().insert(context);
             let response = inner.call(request).await?;
             Ok(match caller {
                 // Nothing to check again.
@@ -328,7 +429,7 @@ struct Rechecked {
     /// the first wait only, so that unary answers never arm a timer.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The check in progress.
-    checking: Option<BoxFuture<'static, Result<Caller, Status>>>,
+    checking: Option<BoxFuture<'static, Result<(Caller, Actor), Status>>>,
     /// Whether to hold the inner body back until the check in progress answers: when the body
     /// was not polled for a whole interval past the due time (flow control held it), nothing
     /// more is sent on the strength of an old check.
@@ -407,7 +508,12 @@ impl http_body::Body for Rechecked {
                         // afresh.
                         _ => "the call's credential could not be checked again",
                     };
-                    let status = Status::new(status.code(), format!("{why}: {}", status.message()));
+                    // The details (ErrorInfo, RetryInfo) stay with the restated message.
+                    let status = Status::with_details(
+                        status.code(),
+                        format!("{why}: {}", status.message()),
+                        Bytes::copy_from_slice(status.details()),
+                    );
                     let mut trailers = http::HeaderMap::new();
                     if let Err(e) = status.add_header(&mut trailers) {
                         // The message is ours and always encodes; keep the code regardless.
@@ -492,5 +598,17 @@ mod tests {
         assert!(!allows(Role::Viewer, Need::Ingest));
         assert!(!allows(Role::Viewer, Need::Admin));
         assert!(allows(Role::Admin, Need::Ingest));
+    }
+
+    #[test]
+    fn configured_entries_may_name_their_token() {
+        assert_eq!(split_named("console:s3cret"), (Some("console"), "s3cret"));
+        assert_eq!(
+            split_named("payments-svc:a:b"),
+            (Some("payments-svc"), "a:b")
+        );
+        assert_eq!(split_named("bare-token"), (None, "bare-token"));
+        assert_eq!(split_named("has space:x"), (None, "has space:x"));
+        assert_eq!(split_named("name:"), (None, "name:"));
     }
 }

@@ -75,12 +75,17 @@ impl<U: Message + Default> Decoder for StrictDecoder<U> {
 /// encoded`); the message type is given by its proto name, not the Rust path.
 pub(crate) fn undecodable(rust_type: &str, error: &prost::DecodeError) -> Status {
     let message = rust_type.rsplit("::").next().unwrap_or(rust_type);
-    Status::invalid_argument(format!(
-        "the request is not a valid {message} message: {}",
-        error
-            .to_string()
-            .trim_start_matches("failed to decode Protobuf message: ")
-    ))
+    crate::api::convert::error(
+        tonic::Code::InvalidArgument,
+        crate::api::convert::Reason::MalformedRequest,
+        format!(
+            "the request is not a valid {message} message: {}",
+            error
+                .to_string()
+                .trim_start_matches("failed to decode Protobuf message: ")
+        ),
+        &[],
+    )
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! `EventIngest`: internal services publish decisions. An answer means the event and its
 //! deliveries are committed.
 
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
+use super::convert::{self, Reason};
 use super::invalid_argument;
 use crate::domain::{PublishedEvent, ValidationError};
 use crate::proto::v1 as pb;
@@ -84,9 +85,14 @@ impl IngestService {
                         event_type,
                     })
                 }
-                PublishOutcome::KeyReused { idempotency_key } => Err(Status::already_exists(format!(
-                    "idempotency_key `{idempotency_key}` was already used for an event with different content"
-                ))),
+                PublishOutcome::KeyReused { idempotency_key } => Err(convert::error(
+                    Code::AlreadyExists,
+                    Reason::IdempotencyKeyReused,
+                    format!(
+                        "idempotency_key `{idempotency_key}` was already used for an event with different content"
+                    ),
+                    &[("idempotency_key", idempotency_key)],
+                )),
             })
             .collect()
     }
@@ -100,10 +106,10 @@ impl EventIngest for IngestService {
     ) -> Result<Response<pb::PublishEventResponse>, Status> {
         let event = self.parse(request.get_ref(), "")?;
         let mut answers = self.publish(vec![event]).await?;
-        answers
-            .pop()
-            .map(Response::new)
-            .ok_or_else(|| Status::internal("no answer for the published event"))
+        answers.pop().map(Response::new).ok_or_else(|| {
+            tracing::error!("no answer for the published event");
+            convert::internal()
+        })
     }
 
     async fn publish_events(

@@ -14,6 +14,28 @@ use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
 use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use super::convert::errors::with_error_info;
+use super::convert::{Reason, error};
+
+fn too_large(message: String) -> Status {
+    error(
+        Code::ResourceExhausted,
+        Reason::MessageTooLarge,
+        message,
+        &[],
+    )
+}
+
+fn malformed(message: impl Into<String>) -> Status {
+    error(
+        Code::InvalidArgument,
+        Reason::MalformedRequest,
+        message,
+        &[],
+    )
+}
 
 /// The caller's-fault status that replaces `status`, when tonic gave a request it could not read
 /// a code that blames the service.
@@ -23,37 +45,37 @@ pub(crate) fn restated(status: &Status) -> Option<Status> {
         Code::OutOfRange => message
             .strip_prefix("Error, decoded message length too large: ")
             .map(|sizes| {
-                Status::resource_exhausted(format!(
+                too_large(format!(
                     "the request message is too large: {}",
                     sizes.replace("the limit is: ", "the limit is ")
                 ))
             }),
         Code::Internal => {
             if let Some(cause) = message.strip_prefix("failed to decode Protobuf message: ") {
-                Some(Status::invalid_argument(format!(
+                Some(malformed(format!(
                     "the request is not a valid protobuf message: {cause}"
                 )))
             } else if let Some(cause) = message.strip_prefix("protocol error: ") {
-                Some(Status::invalid_argument(format!(
+                Some(malformed(format!(
                     "the request is not a valid gRPC message: {}",
                     cause.trim_end_matches(", while sending request")
                 )))
             } else if let Some(cause) = message.strip_prefix("Error decompressing: ") {
-                Some(Status::invalid_argument(format!(
+                Some(malformed(format!(
                     "the request message does not decompress: {}",
                     cause.trim_end_matches(", while sending request")
                 )))
             } else if let Some(cause) = message.strip_prefix("tonic-web: ") {
                 // tonic-web's request side: base64 that does not decode, a frame it cannot read.
-                Some(Status::invalid_argument(format!(
+                Some(malformed(format!(
                     "the gRPC-Web request does not decode: {cause}"
                 )))
             } else if message == "Unexpected EOF decoding stream." {
-                Some(Status::invalid_argument(
+                Some(malformed(
                     "the request ended inside a gRPC message (the frame is shorter than its length prefix)",
                 ))
             } else if message == "Missing request message." {
-                Some(Status::invalid_argument(
+                Some(malformed(
                     "the request carries no message (a unary call needs exactly one)",
                 ))
             } else {
@@ -68,15 +90,34 @@ pub(crate) fn restated(status: &Status) -> Option<Status> {
 /// one request message, read before the answer starts, so a request that cannot be read is
 /// always answered trailers-only. (tonic-reflection ends its stream with OK on a request it
 /// cannot decode: never INTERNAL, so it needs nothing here.)
+///
+/// Any other error status without an ErrorInfo (tonic's own: an unknown method, a deadline)
+/// gets one whose reason is its code's name, so every error a caller sees has one.
 fn restate_in(headers: &mut http::HeaderMap) {
     // The usual answer carries grpc-status 0 or none at all: one lookup and out.
     match headers.get("grpc-status").map(http::HeaderValue::as_bytes) {
-        Some(b"11") | Some(b"13") => {}
-        _ => return,
+        None | Some(b"0") => return,
+        Some(_) => {}
     }
-    let Some(replacement) = Status::from_header_map(headers).and_then(|s| restated(&s)) else {
+    let Some(status) = Status::from_header_map(headers) else {
         return;
     };
+    let (replacement, restated) = match restated(&status) {
+        Some(replacement) => (replacement, true),
+        None if status.get_error_details().error_info().is_none() => {
+            let code = status.code();
+            (with_error_info(status, Reason::Other(code)), false)
+        }
+        None => return,
+    };
+    if restated && replacement.code() == Code::ResourceExhausted {
+        // gRPC's retry policy (clients/service-config.json) retries RESOURCE_EXHAUSTED, but
+        // the same oversized message fails again: a negative pushback tells clients not to.
+        headers.insert(
+            "grpc-retry-pushback-ms",
+            http::HeaderValue::from_static("-1"),
+        );
+    }
     headers.remove("grpc-status-details-bin");
     if replacement.add_header(headers).is_err() {
         tracing::debug!("could not restate a status: its message is not a header value");

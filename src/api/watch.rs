@@ -21,12 +21,13 @@ use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes};
 use prost::Message;
-use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, StdError};
+use tonic::{Code, Status};
 
 use super::admin::bad;
 use super::auth::Caller;
+use super::convert::{self, Reason};
 use crate::domain::{Cursor, ValidationError, WebhookId};
 use crate::proto::v1 as pb;
 use crate::store::UpdateFilter;
@@ -53,6 +54,7 @@ async fn open<F: UpdateForm>(
         },
         function: super::convert::function_filter("function", request.function).map_err(bad)?,
         statuses: super::convert::statuses(&request.statuses).map_err(bad)?,
+        webhook_level_only: false,
     };
     let after = match request.after_cursor.trim() {
         "" => None,
@@ -85,13 +87,21 @@ impl From<StreamError> for Status {
     fn from(error: StreamError) -> Self {
         match error {
             StreamError::Store(error) => super::store_failure(error),
-            StreamError::AheadOfLog { .. } | StreamError::Pruned { .. } => {
-                Status::out_of_range(error.to_string())
+            StreamError::AheadOfLog { .. } | StreamError::Pruned { .. } => convert::error(
+                Code::OutOfRange,
+                Reason::CursorOutOfRange,
+                error.to_string(),
+                &[],
+            ),
+            StreamError::ShuttingDown { .. } | StreamError::Cancelled => convert::error(
+                Code::Unavailable,
+                Reason::ShuttingDown,
+                error.to_string(),
+                &[],
+            ),
+            StreamError::Panicked => {
+                convert::error(Code::Internal, Reason::Internal, error.to_string(), &[])
             }
-            StreamError::ShuttingDown { .. } | StreamError::Cancelled => {
-                Status::unavailable(error.to_string())
-            }
-            StreamError::Panicked => Status::internal(error.to_string()),
         }
     }
 }
@@ -176,11 +186,16 @@ impl StreamSlots {
                 SlotKey::Token(_) => "credential",
                 SlotKey::Peer(_) | SlotKey::Unknown => "client address (authentication is off)",
             };
-            return Err(Status::resource_exhausted(format!(
-                "at most {} WatchDeliveries streams may be open per {per} on this instance \
-                 (WEBHOOKS_MAX_WATCH_STREAMS_PER_CREDENTIAL); close one, or retry later",
-                self.max
-            )));
+            return Err(convert::error(
+                Code::ResourceExhausted,
+                Reason::TooManyStreams,
+                format!(
+                    "at most {} WatchDeliveries streams may be open per {per} on this instance \
+                     (WEBHOOKS_MAX_WATCH_STREAMS_PER_CREDENTIAL); close one, or retry later",
+                    self.max
+                ),
+                &[("limit", self.max.to_string())],
+            ));
         }
         *count += 1;
         Ok(Some(Slot {

@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
-use super::{EXIT_CODES_HELP, deliveries, events, hooks, listen, shell};
+use super::{EXIT_CODES_HELP, audit, deliveries, events, hooks, listen, shell};
 use crate::config::Command;
 
 /// What `webhooks --help` says first (the doc comment below is for developers).
@@ -13,7 +13,7 @@ const BINARY_ABOUT: &str = "The webhook service of the CRM back office: signed, 
 /// What `webhooks --help` says in full.
 const BINARY_LONG_ABOUT: &str = "The webhook service of the CRM back office: signed, durable webhook delivery over a gRPC API, and the tools to run and operate it.
 
-Run the service with `webhooks serve` (settings: `webhooks serve --help`). Manage webhooks, deliveries and events on a running service with `webhooks hooks`, `webhooks deliveries` and `webhooks events` (`--server` and a token select the service), and receive and verify webhooks locally with `webhooks listen`.";
+Run the service with `webhooks serve` (settings: `webhooks serve --help`). Manage webhooks, deliveries and events on a running service with `webhooks hooks`, `webhooks deliveries` and `webhooks events` (`--server` and a token select the service), receive and verify webhooks locally with `webhooks listen`, and read the audit trail (and check its hash chain in the database) with `webhooks audit`.";
 
 /// The `webhooks` binary's whole command line: the service's own commands ([`Command`]) and
 /// the operator tools of [`crate::cli`], which talk to a running service.
@@ -48,6 +48,9 @@ pub enum BinaryCommand {
     Deliveries(deliveries::DeliveriesArgs),
     /// Publishes decisions on client requests, as back-office services do.
     Events(events::EventsArgs),
+    /// The audit trail: `list` reads it from a running service, `verify` checks its hash chain
+    /// directly in the database (DATABASE_URL).
+    Audit(audit::AuditArgs),
     /// Runs a local receiver on 127.0.0.1 that verifies webhook signatures and prints each
     /// delivery.
     Listen(listen::ListenArgs),

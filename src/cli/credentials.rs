@@ -13,9 +13,9 @@ use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
+use webhooks_client::find_cause;
+use webhooks_client::tls::{self, TlsError};
 
 use super::CliError;
 
@@ -87,32 +87,21 @@ impl TlsFiles<'_> {
 
     /// The client's TLS settings: trust `--ca-cert` alone when given (like curl's `--cacert`: a
     /// private CA's service has no business presenting a public certificate), else the public
-    /// web roots; present the client certificate when given; offer HTTP/2 only (gRPC). On the
-    /// ring provider, whatever provider the process installed.
+    /// web roots; present the client certificate when given; offer HTTP/2 only (gRPC).
     pub fn client_config(&self) -> Result<Arc<ClientConfig>, CliError> {
         let roots = match self.ca_cert {
-            Some(path) => read_ca(path)?,
-            None => RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            Some(path) => tls::roots_from_pem(&read_pem(path, "--ca-cert")?)
+                .map_err(|e| flag_error("--ca-cert", path, &e))?,
+            None => tls::web_roots(),
         };
-        let builder =
-            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| CliError::Other(format!("TLS cannot be set up: {e}")))?
-                .with_root_certificates(roots);
-        let mut config = match (self.client_cert, self.client_key) {
-            (Some(cert), Some(key)) => {
-                let chain = read_certificates(cert, "--client-cert")?;
-                builder
-                    .with_client_auth_cert(chain, read_key(key)?)
-                    .map_err(|e| {
-                        CliError::Usage(format!(
-                            "--client-cert {} and --client-key {} do not go together ({e})",
-                            cert.display(),
-                            key.display()
-                        ))
-                    })?
-            }
-            (None, None) => builder.with_no_client_auth(),
+        let identity = match (self.client_cert, self.client_key) {
+            (Some(cert), Some(key)) => Some(tls::Identity {
+                chain: tls::certificates_from_pem(&read_pem(cert, "--client-cert")?)
+                    .map_err(|e| flag_error("--client-cert", cert, &e))?,
+                key: tls::private_key_from_pem(&read_pem(key, "--client-key")?)
+                    .map_err(|e| flag_error("--client-key", key, &e))?,
+            }),
+            (None, None) => None,
             // clap requires both; a caller building the flags by hand gets the same rule.
             _ => {
                 return Err(CliError::Usage(
@@ -120,8 +109,16 @@ impl TlsFiles<'_> {
                 ));
             }
         };
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(Arc::new(config))
+        tls::client_config(roots, identity).map_err(|e| {
+            match (e, self.client_cert, self.client_key) {
+                (TlsError::KeyMismatch(why), Some(cert), Some(key)) => CliError::Usage(format!(
+                    "--client-cert {} and --client-key {} do not go together ({why})",
+                    cert.display(),
+                    key.display()
+                )),
+                (other, ..) => CliError::Other(other.to_string()),
+            }
+        })
     }
 }
 
@@ -131,60 +128,9 @@ fn read_pem(path: &Path, flag: &str) -> Result<Vec<u8>, CliError> {
         .map_err(|e| CliError::Usage(format!("{flag} {}: cannot read it ({e})", path.display())))
 }
 
-/// The certificates of a PEM file, at least one: a file of the wrong kind (a key, say) is named
-/// here rather than failing later as an unknown issuer or a refused certificate.
-fn read_certificates(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>>, CliError> {
-    let pem = read_pem(path, flag)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            // Names what is malformed (a missing END line), never the text around it.
-            let why = match e {
-                rustls::pki_types::pem::Error::IllegalSectionStart { .. } => {
-                    "a malformed BEGIN line".to_owned()
-                }
-                other => other.to_string(),
-            };
-            CliError::Usage(format!("{flag} {}: not a PEM file ({why})", path.display()))
-        })?;
-    if certs.is_empty() {
-        return Err(CliError::Usage(format!(
-            "{flag} {}: holds no certificate (expected PEM `-----BEGIN CERTIFICATE-----` blocks)",
-            path.display()
-        )));
-    }
-    Ok(certs)
-}
-
-/// `--ca-cert`: certificates that can each be a trust anchor.
-fn read_ca(path: &Path) -> Result<RootCertStore, CliError> {
-    let mut roots = RootCertStore::empty();
-    for (index, cert) in read_certificates(path, "--ca-cert")?
-        .into_iter()
-        .enumerate()
-    {
-        roots.add(cert).map_err(|e| {
-            CliError::Usage(format!(
-                "--ca-cert {}: certificate {} is not a usable CA ({e})",
-                path.display(),
-                index + 1
-            ))
-        })?;
-    }
-    Ok(roots)
-}
-
-/// `--client-key`: a PEM private key (PKCS#8, PKCS#1 or SEC1). The parse error is not shown: it
-/// could quote a line of the key.
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, CliError> {
-    let pem = read_pem(path, "--client-key")?;
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
-        CliError::Usage(format!(
-            "--client-key {}: holds no PEM private key (expected a `-----BEGIN PRIVATE KEY-----`, \
-             `RSA PRIVATE KEY` or `EC PRIVATE KEY` block)",
-            path.display()
-        ))
-    })
+/// A usage error naming the flag and file whose PEM is unusable.
+fn flag_error(flag: &str, path: &Path, error: &TlsError) -> CliError {
+    CliError::Usage(format!("{flag} {}: {error}", path.display()))
 }
 
 /// Which side of a TLS connection refused it.
@@ -215,7 +161,9 @@ impl TlsFailure {
 /// anything did: the rustls error somewhere in its sources, with the flag that fixes it.
 pub fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<TlsFailure> {
     use rustls::{AlertDescription, CertificateError, Error};
-    if let Some(closed) = find_in_chain::<super::transport::ClosedAfterCertificateRequest>(error) {
+    if let Some(closed) =
+        find_cause::<webhooks_client::transport::ClosedAfterCertificateRequest>(error)
+    {
         return Some(TlsFailure::ClientRefused(if closed.presented {
             format!(
                 "{closed}: it most likely refused the client certificate (--client-cert), which \
@@ -228,7 +176,7 @@ pub fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<TlsFailu
             )
         }));
     }
-    let tls = find_rustls_error(error)?;
+    let tls = find_cause::<rustls::Error>(error)?;
     Some(match tls {
         Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
             TlsFailure::ServerNotTrusted(format!(
@@ -269,42 +217,6 @@ pub fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<TlsFailu
         )),
         other => TlsFailure::Other(format!("TLS failed ({other})")),
     })
-}
-
-/// The first error of type `E` in `error`'s chain.
-fn find_in_chain<'a, E: std::error::Error + 'static>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a E> {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(found) = error.downcast_ref::<E>() {
-            return Some(found);
-        }
-        current = error.source();
-    }
-    None
-}
-
-/// The rustls error in `error`'s chain. An `io::Error` hides the error it wraps from
-/// `source()` (it returns that error's own source), so each one is opened with `get_ref`.
-fn find_rustls_error<'a>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a rustls::Error> {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        if let Some(tls) = error
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            .and_then(|inner| find_rustls_error(inner))
-        {
-            return Some(tls);
-        }
-        current = error.source();
-    }
-    None
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use super::{
     AdminClient, CliError, ClientArgs, EXIT_CODES_HELP, FunctionArg, Output, StatusArg,
     parse_rfc3339, timestamp,
 };
-use crate::proto::v1 as pb;
+use webhooks_client::v1 as pb;
 
 /// First wait before `watch` reconnects; it doubles on every failed try up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -153,10 +153,9 @@ async fn execute(args: DeliveriesArgs) -> Result<(), CliError> {
         }
         DeliveriesCommand::Resend(resend) => resend_delivery(&mut admin, out, resend).await,
         DeliveriesCommand::Recover(recover) => recover_deliveries(&mut admin, out, recover).await,
-        // The stream lasts until it is stopped: --timeout must not cut it.
-        DeliveriesCommand::Watch(watch) => {
-            watch_deliveries(&mut connection.admin_without_deadline(), out, watch).await
-        }
+        // The stream lasts until it is stopped: the client gives WatchDeliveries no deadline,
+        // so --timeout does not cut it.
+        DeliveriesCommand::Watch(watch) => watch_deliveries(&mut admin, out, watch).await,
     }
 }
 
@@ -265,7 +264,11 @@ async fn resend_delivery(
         .await?;
     }
     let delivery = admin
-        .resend_delivery(pb::ResendDeliveryRequest { id })
+        .resend_delivery(pb::ResendDeliveryRequest {
+            id,
+            // One id per invocation: a retry of this call inside the client resends once.
+            request_id: uuid::Uuid::new_v4().to_string(),
+        })
         .await
         .map_err(flagged)?
         .into_inner();
@@ -332,6 +335,7 @@ async fn recover_deliveries(
         .recover_failed_deliveries(pb::RecoverFailedDeliveriesRequest {
             webhook_id: webhook_id.clone(),
             since: Some(since),
+            request_id: uuid::Uuid::new_v4().to_string(),
         })
         .await
         .map_err(flagged)?

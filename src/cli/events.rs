@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use super::output;
 use super::{CliError, ClientArgs, EXIT_CODES_HELP, FunctionArg, Output, parse_rfc3339, timestamp};
-use crate::proto::v1 as pb;
-use crate::proto::v1::publish_event_request::Request;
+use webhooks_client::v1 as pb;
+use webhooks_client::v1::publish_event_request::Request;
 
 /// `webhooks events`: what back-office services publish.
 #[derive(Debug, Args)]

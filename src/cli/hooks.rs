@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use super::output;
 use super::{AdminClient, CliError, ClientArgs, EXIT_CODES_HELP, FunctionArg, Output};
 use crate::domain::parse_duration;
-use crate::proto::v1 as pb;
+use webhooks_client::v1 as pb;
 
 /// `webhooks hooks`: the webhooks configured in the back office.
 #[derive(Debug, Args)]
@@ -261,7 +261,10 @@ async fn execute(args: HooksArgs) -> Result<(), CliError> {
         }
         HooksCommand::Test(IdArg { id }) => {
             let delivery = admin
-                .send_test_event(pb::SendTestEventRequest { webhook_id: id })
+                .send_test_event(pb::SendTestEventRequest {
+                    webhook_id: id,
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                })
                 .await
                 .map_err(|status| {
                     CliError::status_with_flags(status, |field| {
@@ -342,6 +345,8 @@ async fn create_hook(
             ..Default::default()
         }),
         secret: args.secret.unwrap_or_default(),
+        // One id per invocation: a retry of this call inside the client creates one webhook.
+        request_id: uuid::Uuid::new_v4().to_string(),
     };
     let created = admin
         .create_webhook(request)
@@ -477,6 +482,7 @@ pub fn edit_request(args: EditArgs) -> Result<pb::UpdateWebhookRequest, CliError
         update_mask: Some(prost_types::FieldMask {
             paths: paths.into_iter().map(str::to_owned).collect(),
         }),
+        etag: String::new(),
     })
 }
 
@@ -531,7 +537,11 @@ async fn set_enabled(
     enabled: bool,
 ) -> Result<(), CliError> {
     let webhook = admin
-        .set_webhook_enabled(pb::SetWebhookEnabledRequest { id, enabled })
+        .set_webhook_enabled(pb::SetWebhookEnabledRequest {
+            id,
+            enabled,
+            etag: String::new(),
+        })
         .await
         .map_err(id_error)?
         .into_inner();
@@ -563,7 +573,10 @@ async fn delete_hook(
         name = Some(webhook.name);
     }
     admin
-        .delete_webhook(pb::DeleteWebhookRequest { id: id.clone() })
+        .delete_webhook(pb::DeleteWebhookRequest {
+            id: id.clone(),
+            etag: String::new(),
+        })
         .await
         .map_err(id_error)?;
     match out {
@@ -590,6 +603,7 @@ async fn rotate_secret(
             id: args.id,
             secret: args.secret.unwrap_or_default(),
             grace_period,
+            request_id: uuid::Uuid::new_v4().to_string(),
         })
         .await
         .map_err(id_error)?

@@ -4,6 +4,7 @@
 use anyhow::Context;
 
 use crate::config::{KeysAction, KeysCommand, ReencryptConfig};
+use crate::domain::{Actor, RequestContext};
 use crate::store::{Role, Store, Vault};
 
 /// Runs a `keys` action.
@@ -19,7 +20,7 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
     match command.action {
         KeysAction::Create { name, role } => {
             let role = Role::parse(&role).context("--role must be admin, ingest or viewer")?;
-            let (key, token) = store.create_api_key(name.trim(), role).await?;
+            let (key, token) = store.create_api_key(name.trim(), role, &operator()).await?;
             println!(
                 "created key {} ({}, role {})",
                 key.id,
@@ -52,7 +53,7 @@ pub async fn run(command: KeysCommand) -> anyhow::Result<()> {
         KeysAction::Revoke { id } => {
             let id = uuid::Uuid::try_parse(id.trim())
                 .context("the key id must be a UUID from `keys list`")?;
-            if !store.revoke_api_key(id).await? {
+            if !store.revoke_api_key(id, &operator()).await? {
                 anyhow::bail!("no active key {id}");
             }
             println!("revoked key {id}");
@@ -75,10 +76,15 @@ pub async fn reencrypt(config: ReencryptConfig) -> anyhow::Result<()> {
         1,
     )?
     .with_vault(vault);
-    let rewritten = store.reencrypt_secrets().await?;
+    let rewritten = store.reencrypt_secrets(&operator()).await?;
     println!(
         "re-sealed {rewritten} webhook secret(s) with the current key (with their custom header \
          values and client keys)"
     );
     Ok(())
+}
+
+/// Who the audit trail names for a command run on the database directly.
+fn operator() -> RequestContext {
+    RequestContext::of(Actor::database_operator())
 }

@@ -1,4 +1,5 @@
-//! The operator tools of the `webhooks` binary, built on the generated gRPC clients:
+//! The operator tools of the `webhooks` binary, built on the `webhooks-client` crate (its
+//! generated clients, and its connection with token, TLS, deadline and retries):
 //! `webhooks hooks ...`, `webhooks deliveries ...` and `webhooks events publish` talk to a running
 //! service; `webhooks listen` is a local receiver that verifies signatures for integrators.
 //!
@@ -7,6 +8,7 @@
 //! deadline of each call, not of the `deliveries watch` stream); errors go to stderr
 //! and the exit code reflects the gRPC status (see [`EXIT_CODES_HELP`]).
 
+pub mod audit;
 mod binary;
 pub mod credentials;
 pub mod deliveries;
@@ -16,7 +18,6 @@ pub mod keys;
 pub mod listen;
 pub mod output;
 pub mod shell;
-pub mod transport;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write};
@@ -27,17 +28,11 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Endpoint;
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
+use webhooks_client::StatusDetails as _;
+use webhooks_client::v1 as pb;
 
-use crate::proto::v1 as pb;
-use crate::proto::v1::event_ingest_client::EventIngestClient;
-use crate::proto::v1::webhook_admin_client::WebhookAdminClient;
-use transport::{ServiceChannel, TlsTarget};
+pub use webhooks_client::{AdminClient, Client as Connection, IngestClient};
 
 pub use binary::{BinaryCli, BinaryCommand};
 
@@ -276,9 +271,9 @@ impl CliError {
                     let _ = write!(text, " (set by {flag})");
                 }
                 let _ = write!(text, " [{}]", code_name(status.code()));
-                if let Some(bad_request) = status.get_details_bad_request() {
+                {
                     // The message names the first violation; list the others too.
-                    for violation in bad_request.field_violations.iter().skip(1) {
+                    for violation in status.field_violations().iter().skip(1) {
                         let _ = write!(text, "\n  {}: {}", violation.field, violation.description);
                     }
                 }
@@ -344,72 +339,6 @@ pub fn finish(result: Result<(), CliError>) -> ExitCode {
     }
 }
 
-/// Adds `authorization: Bearer <token>` to every call when a token is set, and the call's
-/// deadline (`--timeout`, sent as `grpc-timeout` and enforced by this client too) when one is.
-#[derive(Debug, Clone, Default)]
-pub struct BearerToken {
-    /// The `authorization` value, when a token is given.
-    token: Option<MetadataValue<Ascii>>,
-    /// The deadline of each call; `None` for streams that must not be cut.
-    deadline: Option<Duration>,
-}
-
-impl BearerToken {
-    /// The same token, with no deadline on the calls.
-    fn without_deadline(&self) -> Self {
-        Self {
-            deadline: None,
-            ..self.clone()
-        }
-    }
-}
-
-impl Interceptor for BearerToken {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(value) = &self.token {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        if let Some(deadline) = self.deadline {
-            request.set_timeout(deadline);
-        }
-        Ok(request)
-    }
-}
-
-/// The admin client the commands use.
-pub type AdminClient = WebhookAdminClient<InterceptedService<ServiceChannel, BearerToken>>;
-/// The ingest client the commands use.
-pub type IngestClient = EventIngestClient<InterceptedService<ServiceChannel, BearerToken>>;
-
-/// An open connection to the service.
-#[derive(Debug, Clone)]
-pub struct Connection {
-    /// The one channel every client of a command shares, so they reuse one TLS connection.
-    channel: ServiceChannel,
-    /// The token and `--timeout` deadline each client adds to its calls.
-    token: BearerToken,
-}
-
-impl Connection {
-    /// A `WebhookAdmin` client on this connection; each call has the `--timeout` deadline.
-    pub fn admin(&self) -> AdminClient {
-        WebhookAdminClient::with_interceptor(self.channel.clone(), self.token.clone())
-    }
-
-    /// A `WebhookAdmin` client whose calls have no deadline: for `deliveries watch`, whose
-    /// stream lasts until it is stopped.
-    pub fn admin_without_deadline(&self) -> AdminClient {
-        WebhookAdminClient::with_interceptor(self.channel.clone(), self.token.without_deadline())
-    }
-
-    /// An `EventIngest` client on this connection.
-    pub fn ingest(&self) -> IngestClient {
-        EventIngestClient::with_interceptor(self.channel.clone(), self.token.clone())
-    }
-}
-
 impl std::fmt::Debug for ClientArgs {
     /// Everything but the token, which must not reach a log or a panic message.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -437,41 +366,19 @@ impl ClientArgs {
         }
     }
 
-    /// The token to send, from `--token` or `--token-file`; `None` when neither is given (or
-    /// `--token` is blank).
-    fn bearer_token(&self) -> Result<BearerToken, CliError> {
-        let (token, flag) = match (&self.token, &self.token_file) {
+    /// The token to send, from `--token` or `--token-file`; `None` when neither is given.
+    fn token(&self) -> Result<Option<(String, &'static str)>, CliError> {
+        match (&self.token, &self.token_file) {
             // Checked here rather than by clap, so the message also covers the environment
             // variables, which clap's would not name.
-            (Some(_), Some(_)) => {
-                return Err(CliError::Usage(
-                    "--token and --token-file (or WEBHOOKS_TOKEN and WEBHOOKS_TOKEN_FILE) are \
-                     both set: give the token one way only"
-                        .to_owned(),
-                ));
-            }
-            (None, Some(path)) => (credentials::read_token_file(path)?, "--token-file"),
-            (Some(token), None) => (token.trim().to_owned(), "--token"),
-            (None, None) => return Ok(self.call_settings(None)),
-        };
-        if token.is_empty() {
-            return Ok(self.call_settings(None));
-        }
-        let mut value = MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| {
-            CliError::Usage(format!(
-                "{flag}: the token must be printable ASCII (it is sent as a header)"
-            ))
-        })?;
-        // Shown as "Sensitive" by Debug, and kept out of HPACK's compression table.
-        value.set_sensitive(true);
-        Ok(self.call_settings(Some(value)))
-    }
-
-    /// The token and `--timeout` of every call.
-    fn call_settings(&self, token: Option<MetadataValue<Ascii>>) -> BearerToken {
-        BearerToken {
-            token,
-            deadline: Some(self.timeout),
+            (Some(_), Some(_)) => Err(CliError::Usage(
+                "--token and --token-file (or WEBHOOKS_TOKEN and WEBHOOKS_TOKEN_FILE) are \
+                 both set: give the token one way only"
+                    .to_owned(),
+            )),
+            (None, Some(path)) => Ok(Some((credentials::read_token_file(path)?, "--token-file"))),
+            (Some(token), None) => Ok(Some((token.clone(), "--token"))),
+            (None, None) => Ok(None),
         }
     }
 
@@ -485,8 +392,10 @@ impl ClientArgs {
     }
 
     /// Connects to `--server`, checking the token and TLS flags (and reading their files) first.
+    /// Every call has the `--timeout` deadline (the `deliveries watch` stream none) and is
+    /// retried as `clients/service-config.json` says.
     pub async fn connect(&self) -> Result<Connection, CliError> {
-        let token = self.bearer_token()?;
+        let token = self.token()?;
         let url = self.server_url();
         let https = url
             .get(..8)
@@ -503,50 +412,35 @@ impl ClientArgs {
                 given.join(", ")
             )));
         }
-        let invalid =
-            |why: String| CliError::Usage(format!("--server {url}: not a valid URL ({why})"));
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| invalid(e.to_string()))?;
-        let (endpoint, tls) = if https {
-            // tonic sees http:// (it must not add TLS of its own) and sends the https origin.
-            let host = uri
-                .host()
-                .ok_or_else(|| invalid("no host".to_owned()))?
-                .to_owned();
-            let port = uri.port_u16().unwrap_or(443);
-            let bare_host = host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            let server_name = rustls::pki_types::ServerName::try_from(bare_host)
-                .map_err(|e| invalid(format!("`{host}` is not a host name TLS can check: {e}")))?;
-            let endpoint = Endpoint::from_shared(format!("http://{host}:{port}"))
-                .map_err(|e| invalid(e.to_string()))?
-                .origin(uri.clone());
-            let target = TlsTarget {
-                config: files.client_config()?,
-                server_name,
-                address: format!("{host}:{port}"),
-            };
-            (endpoint, Some(target))
-        } else {
-            let endpoint =
-                Endpoint::from_shared(url.clone()).map_err(|e| invalid(e.to_string()))?;
-            (endpoint, None)
-        };
-        let endpoint = endpoint.connect_timeout(CONNECT_TIMEOUT);
-        let channel =
-            ServiceChannel::connect(endpoint, tls).await.map_err(
-                |e| match credentials::tls_failure(&e) {
+        let mut builder = Connection::builder(url.clone())
+            .default_deadline(self.timeout)
+            .connect_timeout(CONNECT_TIMEOUT);
+        let token_flag = token.as_ref().map(|(_, flag)| *flag);
+        if let Some((token, _)) = token {
+            builder = builder.bearer_token(token);
+        }
+        if https {
+            builder = builder.tls_config(files.client_config()?);
+        }
+        builder.connect().await.map_err(|error| match error {
+            webhooks_client::Error::Connect { source, .. } => {
+                match credentials::tls_failure(&source) {
                     Some(failure) => CliError::from_tls(failure.at(&url)),
                     None => CliError::Unavailable(format!(
                         "cannot reach the service at {url} (--server): {}",
-                        error_chain(&e)
+                        error_chain(&source)
                     )),
-                },
-            )?;
-        Ok(Connection { channel, token })
+                }
+            }
+            webhooks_client::Error::InvalidUrl { reason, .. } => {
+                CliError::Usage(format!("--server {url}: not a valid URL ({reason})"))
+            }
+            webhooks_client::Error::InvalidToken => CliError::Usage(format!(
+                "{}: the token must be printable ASCII (it is sent as a header)",
+                token_flag.unwrap_or("--token")
+            )),
+            other => CliError::Other(other.to_string()),
+        })
     }
 }
 
@@ -700,23 +594,6 @@ mod tests {
             "webhook.destination_url: must use the http or https scheme (set by --url) \
              [INVALID_ARGUMENT]"
         );
-    }
-
-    #[test]
-    fn calls_carry_the_deadline_but_the_watch_stream_does_not() {
-        let mut settings = BearerToken {
-            token: None,
-            deadline: Some(Duration::from_secs(2)),
-        };
-        let timeout_of = |interceptor: &mut BearerToken| {
-            interceptor
-                .call(tonic::Request::new(()))
-                .map(|r| r.metadata().get("grpc-timeout").cloned())
-                .ok()
-                .flatten()
-        };
-        assert!(timeout_of(&mut settings).is_some());
-        assert_eq!(timeout_of(&mut settings.without_deadline()), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! hold their default value (empty strings, zeros, `false`, empty lists, unset messages) left out.
 //! It is not written field by field: each prost message is re-read as a
 //! [`DynamicMessage`] over the descriptor set the build embeds
-//! ([`crate::proto::FILE_DESCRIPTOR_SET`], the one reflection serves to grpcurl) and serialised
+//! ([`webhooks_client::FILE_DESCRIPTOR_SET`], of the same files reflection serves to grpcurl) and serialised
 //! by prost-reflect, so a field added to a `.proto` file shows up here without a code change.
 //! The same mapping parses `events publish --file` (see [`message_from_json`]).
 
@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::CliError;
-use crate::proto::v1 as pb;
+use webhooks_client::v1 as pb;
 
 // ---------------------------------------------------------------------------------------------
 // Scalars
@@ -61,7 +61,7 @@ pub fn rfc3339(ts: &prost_types::Timestamp) -> String {
 fn pool() -> Result<&'static DescriptorPool, CliError> {
     static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();
     POOL.get_or_init(|| {
-        DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())
+        DescriptorPool::decode(webhooks_client::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())
     })
     .as_ref()
     .map_err(|e| {
@@ -542,6 +542,27 @@ pub fn delivery_report(d: &pb::Delivery) -> String {
 /// One line per delivery update, for `deliveries watch`.
 pub fn update_line(u: &pb::DeliveryUpdate) -> String {
     let mut line = String::new();
+    // A webhook-level update without a delivery: the webhook's state change.
+    if let (None, Some(w)) = (&u.delivery, &u.webhook) {
+        let _ = write!(
+            line,
+            "{}  cursor={}  {}  webhook={}  name=\"{}\"  enabled={}  failures={}",
+            time_label(w.updated_at.as_ref()),
+            u.cursor,
+            update_kind_label(u.kind),
+            w.id,
+            w.name,
+            w.enabled,
+            w.consecutive_failures,
+        );
+        if !w.disabled_reason.is_empty() {
+            let _ = write!(line, "  reason=\"{}\"", w.disabled_reason);
+        }
+        if !w.last_error.is_empty() {
+            let _ = write!(line, "  error=\"{}\"", w.last_error);
+        }
+        return line;
+    }
     let default = pb::Delivery::default();
     let d = u.delivery.as_ref().unwrap_or(&default);
     let at = u
@@ -583,6 +604,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_webhook_level_update_prints_the_webhook_and_its_reason() {
+        let update = pb::DeliveryUpdate {
+            cursor: "7".into(),
+            kind: pb::UpdateKind::WebhookDisabled as i32,
+            webhook: Some(pb::Webhook {
+                id: "w".into(),
+                name: "payments".into(),
+                disabled_reason: "endpoint answered 410 Gone".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let line = update_line(&update);
+        assert!(
+            line.contains("cursor=7  webhook-disabled  webhook=w"),
+            "{line}"
+        );
+        assert!(
+            line.contains("reason=\"endpoint answered 410 Gone\""),
+            "{line}"
+        );
+        assert!(!line.contains("delivery="), "{line}");
+    }
+
+    #[test]
     fn messages_print_as_grpcurl_does() {
         let update = pb::DeliveryUpdate {
             cursor: "42".into(),
@@ -598,6 +644,7 @@ mod tests {
                 ..Default::default()
             }),
             attempt: None,
+            webhook: None,
         };
         let json = message_json(&update).map_err(|e| e.message()).unwrap();
         assert_eq!(

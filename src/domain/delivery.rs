@@ -107,6 +107,32 @@ stored_names! {
         Cancelled => "cancelled",
         /// An admin resent or recovered it.
         Resent => "resent",
+        /// The webhook was disabled (by an admin, a 410 Gone, or auto-disable).
+        WebhookDisabled => "webhook_disabled",
+        /// The webhook was enabled again.
+        WebhookEnabled => "webhook_enabled",
+        /// The webhook's circuit breaker opened: its deliveries wait.
+        CircuitOpened => "circuit_opened",
+        /// The webhook's circuit breaker closed: an attempt succeeded (or it was re-enabled).
+        CircuitClosed => "circuit_closed",
+        /// A delivery failed for good: logged right after its `Failed` entry, as an alert.
+        DeliveryExhausted => "delivery_exhausted",
+    }
+}
+
+impl UpdateKind {
+    /// The kinds about a webhook's state rather than a delivery's progress: the alerts.
+    pub const WEBHOOK_LEVEL: [UpdateKind; 5] = [
+        UpdateKind::WebhookDisabled,
+        UpdateKind::WebhookEnabled,
+        UpdateKind::CircuitOpened,
+        UpdateKind::CircuitClosed,
+        UpdateKind::DeliveryExhausted,
+    ];
+
+    /// Whether this is a webhook-level update (see [`Self::WEBHOOK_LEVEL`]).
+    pub fn is_webhook_level(self) -> bool {
+        Self::WEBHOOK_LEVEL.contains(&self)
     }
 }
 

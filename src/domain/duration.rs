@@ -7,6 +7,16 @@ use std::time::Duration;
 /// Parses `250ms`, `5s`, `5m`, `2h`, `1d` (a bare number means seconds), up to 30 days. Public so
 /// the hostile-input tests and fuzz targets can reach it; it never panics.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    parse_up_to(value, 30)
+}
+
+/// [`parse_duration`] up to 3650 days, for retentions that regulation counts in years (the
+/// audit trail's `WEBHOOKS_AUDIT_RETENTION`).
+pub fn parse_long_duration(value: &str) -> Result<Duration, String> {
+    parse_up_to(value, 3650)
+}
+
+fn parse_up_to(value: &str, max_days: u32) -> Result<Duration, String> {
     let value = value.trim();
     let split = value
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -27,8 +37,8 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
             ));
         }
     };
-    if !seconds.is_finite() || seconds > 30.0 * 86400.0 {
-        return Err(format!("`{value}` is out of range (at most 30d)"));
+    if !seconds.is_finite() || seconds > f64::from(max_days) * 86400.0 {
+        return Err(format!("`{value}` is out of range (at most {max_days}d)"));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
@@ -42,5 +52,10 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert!(parse_duration("5 weeks").is_err());
+        assert!(parse_duration("400d").is_err());
+        assert_eq!(
+            parse_long_duration("400d").unwrap(),
+            Duration::from_secs(400 * 86400)
+        );
     }
 }

@@ -119,6 +119,14 @@ uuid_id! {
     EventId
 }
 
+impl DeliveryId {
+    /// The `webhook-id` header value of every attempt of this delivery: `msg_` and the id's 32
+    /// hex digits.
+    pub fn message_id(self) -> String {
+        format!("msg_{}", self.as_uuid().simple())
+    }
+}
+
 uuid_id! {
     /// A delivery attempt's id, chosen before the attempt is recorded so recording it twice is a
     /// no-op.

@@ -2,6 +2,8 @@
 //! valid values ("parse, don't validate").
 
 mod address;
+mod alert;
+mod audit;
 mod credentials;
 mod delivery;
 mod duration;
@@ -17,6 +19,8 @@ mod webhook;
 pub use address::{
     Blocked, Embedding, Handling, SPECIAL_RANGES, SpecialRange, blocked_range, special_range,
 };
+pub use alert::{Alert, AlertType, AlertedDelivery, AlertedWebhook};
+pub use audit::{Actor, AuditAction, AuditEntry, RequestContext};
 pub use credentials::{
     CertificateInfo, Change, ClientCertificate, CustomHeader, CustomHeaders, DestinationTls,
     MAX_HEADERS, PrivateCa, is_reserved_header,
@@ -24,7 +28,7 @@ pub use credentials::{
 pub use delivery::{
     AttemptErrorKind, AttemptTrigger, DeliveryPolicy, DeliveryStatus, Outcome, UpdateKind,
 };
-pub use duration::parse_duration;
+pub use duration::{parse_duration, parse_long_duration};
 pub use event::{Decision, PublishedEvent, TEST_EVENT_TYPE};
 pub use event_input::{
     BeneficiaryInput, DecisionKind, EventInput, LiveStageInput, ParticipationInput, RequestInput,

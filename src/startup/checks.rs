@@ -127,3 +127,30 @@ pub(super) fn configured_tokens(config: &ServeConfig) -> ConfiguredTokens {
         viewer: clean(&config.viewer_token),
     }
 }
+
+/// The operational webhook's destination and secret, when WEBHOOKS_OPERATIONAL_WEBHOOK_URL is
+/// set. The secret must be in the `whsec_` form (a receiver's Standard Webhooks library takes
+/// it as is). The URL is parsed like the API parses a webhook's; the SSRF guard (private
+/// addresses, allowed networks, https) decides on every attempt, as for any webhook.
+pub(super) fn operational_webhook(
+    config: &ServeConfig,
+) -> anyhow::Result<Option<(crate::domain::DestinationUrl, crate::domain::Secret)>> {
+    let Some(url) = config.operational_webhook_url.as_deref() else {
+        return Ok(None);
+    };
+    let url = crate::domain::DestinationUrl::parse("WEBHOOKS_OPERATIONAL_WEBHOOK_URL", url, true)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secret = config
+        .operational_webhook_secret
+        .as_deref()
+        .filter(|s| s.starts_with("whsec_"))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET: must be set with \
+                 WEBHOOKS_OPERATIONAL_WEBHOOK_URL, as whsec_ followed by base64"
+            )
+        })?;
+    let secret = crate::domain::Secret::parse_or_generate(secret)
+        .map_err(|e| anyhow::anyhow!("WEBHOOKS_OPERATIONAL_WEBHOOK_SECRET: {e}"))?;
+    Ok(Some((url, secret)))
+}

@@ -48,6 +48,8 @@ pub struct Application {
     tls: Option<tonic::transport::ServerTlsConfig>,
     /// The SSRF guard, built once so the admin API and the workers resolve names alike.
     destinations: DestinationGuard,
+    /// The internal webhook operational webhooks go to (WEBHOOKS_OPERATIONAL_WEBHOOK_URL).
+    operational: Option<crate::domain::WebhookId>,
     /// Authenticates page tokens; the same on every instance of the deployment.
     page_tokens: Arc<PageTokenKeys>,
     config: ServeConfig,
@@ -81,7 +83,23 @@ impl Application {
         checks::refuse_unsafe_exposure(&config, auth_enabled, vault.encrypts())?;
         let tls = checks::tls_config(&config)?;
         checks::warn_unprotected(&config, auth_enabled, vault.encrypts());
+        let operational = checks::operational_webhook(&config)?;
         let (store, page_tokens) = open_store(&config, vault).await?;
+        let operational = match operational {
+            Some((url, secret)) => Some(
+                store
+                    .ensure_operational_webhook(&url, &secret)
+                    .await
+                    .context("could not set up the operational webhook")?,
+            ),
+            None => {
+                store
+                    .retire_operational_webhook()
+                    .await
+                    .context("could not retire the operational webhook")?;
+                None
+            }
+        };
         let listener = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("could not listen on {}", config.grpc_addr))?;
@@ -120,6 +138,7 @@ impl Application {
             tls,
             destinations,
             page_tokens,
+            operational,
             config,
         })
     }

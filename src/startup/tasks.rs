@@ -33,7 +33,18 @@ pub(super) fn spawn(
         app.config.retention,
         stop.subscribe(),
     ));
+    background.spawn(purge_old_audit_events(
+        app.store.clone(),
+        app.config.audit_retention,
+        stop.subscribe(),
+    ));
     background.spawn(keep_statistics_fresh(app.store.clone(), stop.subscribe()));
+    background.spawn(crate::stream::alerts::run(
+        app.store.clone(),
+        app.operational,
+        app.config.poll_interval,
+        stop.subscribe(),
+    ));
     if let Some(metrics) = metrics {
         let handle = crate::metrics::recorder().context("could not start the metrics endpoint")?;
         background.spawn(crate::metrics::serve(
@@ -140,8 +151,32 @@ async fn purge_old_history(store: Store, retention: std::time::Duration, mut shu
         if purged > 0 {
             tracing::info!(purged, "purged deliveries past the retention period");
         }
+        let cutoff = time::OffsetDateTime::now_utc() - crate::store::REQUEST_ID_RETENTION;
+        if let Err(e) = store.purge_request_ids(cutoff).await {
+            tracing::warn!(error = %e, "purging old request ids failed");
+        }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(300)) => {}
+            _ = shutdown.recv() => return,
+        }
+    }
+}
+
+/// Purges audit rows older than `retention` (`WEBHOOKS_AUDIT_RETENTION`) every hour.
+async fn purge_old_audit_events(
+    store: Store,
+    retention: std::time::Duration,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        let cutoff = time::OffsetDateTime::now_utc() - retention;
+        match store.purge_audit_events(cutoff).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged audit rows past the audit retention"),
+            Err(e) => tracing::warn!(error = %e, "purging old audit rows failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
             _ = shutdown.recv() => return,
         }
     }

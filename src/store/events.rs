@@ -164,36 +164,81 @@ impl Store {
         &self,
         webhook_id: WebhookId,
         event: &PublishedEvent,
+        context: &crate::domain::RequestContext,
     ) -> Result<DeliveryId, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        insert_event(&tx, event).await?;
-        let delivery_id = DeliveryId::now_v7();
-        let sql = format!(
-            "WITH changed AS (INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, \
-             next_attempt_at) VALUES ($1, $2, $3, $4, $5, '', 'pending', now()) RETURNING *) {}",
-            super::deliveries::log_changed(crate::domain::UpdateKind::Created)
-        );
-        tx.execute(
-            &sql,
-            &[
-                &delivery_id,
-                &webhook_id,
-                &event.id,
-                &event.event_type,
-                &event.function.as_str(),
-            ],
-        )
-        .await?;
-        self.notify_deliveries(&tx).await?;
+        let delivery_id = self
+            .enqueue_test_event_in(&tx, webhook_id, event, context)
+            .await?;
         tx.commit().await?;
         self.wrote_inbox();
         self.wakeups().deliveries.wake();
         Ok(delivery_id)
     }
+
+    /// [`Store::enqueue_test_event`] in `tx` (a transaction of a request id), with its audit
+    /// row; whoever commits `tx` wakes this instance's worker afterwards.
+    pub async fn enqueue_test_event_in(
+        &self,
+        tx: &Transaction<'_>,
+        webhook_id: WebhookId,
+        event: &PublishedEvent,
+        context: &crate::domain::RequestContext,
+    ) -> Result<DeliveryId, StoreError> {
+        insert_event(tx, event).await?;
+        let delivery_id = insert_single_delivery(tx, webhook_id, event).await?;
+        self.notify_deliveries(tx).await?;
+        let diff = serde_json::json!({
+            "delivery_id": delivery_id.to_string(),
+            "event_id": event.id.to_string(),
+        });
+        super::audit::append(
+            tx,
+            &context.audit(
+                crate::domain::AuditAction::TestEventSent,
+                "webhook",
+                webhook_id,
+                diff,
+            ),
+        )
+        .await?;
+        Ok(delivery_id)
+    }
 }
 
-async fn insert_event(tx: &Transaction<'_>, event: &PublishedEvent) -> Result<bool, StoreError> {
+/// One pending delivery of `event` (already stored) to `webhook_id`, logged as created: a test
+/// ping, or an operational webhook.
+pub(super) async fn insert_single_delivery(
+    tx: &Transaction<'_>,
+    webhook_id: WebhookId,
+    event: &PublishedEvent,
+) -> Result<DeliveryId, StoreError> {
+    let delivery_id = DeliveryId::now_v7();
+    let sql = format!(
+        "WITH changed AS (INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, \
+         next_attempt_at) VALUES ($1, $2, $3, $4, $5, '', 'pending', now()) RETURNING *) {}",
+        super::deliveries::log_changed(crate::domain::UpdateKind::Created)
+    );
+    tx.execute(
+        &sql,
+        &[
+            &delivery_id,
+            &webhook_id,
+            &event.id,
+            &event.event_type,
+            &event.function.as_str(),
+        ],
+    )
+    .await?;
+    Ok(delivery_id)
+}
+
+/// Stores `event` unless its idempotency key is taken; true when stored.
+pub(super) async fn insert_event(
+    tx: &Transaction<'_>,
+    event: &PublishedEvent,
+) -> Result<bool, StoreError> {
     let statement = tx
         .prepare_cached(
             "INSERT INTO events (id, idempotency_key, content_hash, event_type, function, request_id, body, occurred_at) \

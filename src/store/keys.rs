@@ -6,7 +6,8 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, audit};
+use crate::domain::{AuditAction, RequestContext};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,20 +71,33 @@ impl Store {
         &self,
         name: &str,
         role: Role,
+        context: &RequestContext,
     ) -> Result<(ApiKeyRecord, String), StoreError> {
         let mut random = [0u8; 32];
         rand::rng().fill_bytes(&mut random);
         let token = format!("whk_{}", URL_SAFE_NO_PAD.encode(random));
         let prefix: String = token.chars().take(10).collect();
-        let client = self.client().await?;
-        let row = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let row = tx
             .query_one(
                 "INSERT INTO api_keys (id, name, role, token_hash, token_prefix) VALUES ($1, $2, $3, $4, $5) \
                  RETURNING id, name, role, token_prefix, created_at, revoked_at",
                 &[&Uuid::now_v7(), &name, &role.as_str(), &token_hash(&token).to_vec(), &prefix],
             )
             .await?;
-        Ok((key_from_row(&row)?, token))
+        let key = key_from_row(&row)?;
+        let diff = serde_json::json!({
+            "name": { "after": key.name },
+            "role": { "after": key.role.as_str() },
+        });
+        audit::append(
+            &tx,
+            &context.audit(AuditAction::ApiKeyCreated, "api_key", key.id, diff),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((key, token))
     }
 
     /// Every key, oldest first.
@@ -99,28 +113,54 @@ impl Store {
     }
 
     /// Revokes a key; false when unknown or already revoked.
-    pub async fn revoke_api_key(&self, id: Uuid) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let changed = client
-            .execute(
-                "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+    pub async fn revoke_api_key(
+        &self,
+        id: Uuid,
+        context: &RequestContext,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx
+            .query_opt(
+                "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL \
+                 RETURNING name, role",
                 &[&id],
             )
-            .await?;
-        Ok(changed == 1)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let diff = serde_json::json!({
+            "name": row.try_get::<_, String>(0)?,
+            "role": row.try_get::<_, String>(1)?,
+            "revoked": { "before": false, "after": true },
+        });
+        audit::append(
+            &tx,
+            &context.audit(AuditAction::ApiKeyRevoked, "api_key", id, diff),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// The role of an unrevoked key with this token hash.
-    pub async fn api_key_role(&self, hash: &[u8; 32]) -> Result<Option<Role>, StoreError> {
+    /// The role and name of an unrevoked key with this token hash.
+    pub async fn api_key_role(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<(Role, String)>, StoreError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
-                "SELECT role FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL",
+                "SELECT role, name FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL",
             )
             .await?;
         let row = client.query_opt(&statement, &[&hash.to_vec()]).await?;
         Ok(match row {
-            Some(row) => Role::parse(row.try_get::<_, &str>(0)?),
+            Some(row) => {
+                let name: String = row.try_get(1)?;
+                Role::parse(row.try_get::<_, &str>(0)?).map(|role| (role, name))
+            }
             None => None,
         })
     }

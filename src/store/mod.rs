@@ -3,12 +3,15 @@
 //! Postgres is both the system of record and the delivery work queue; see `deliveries/mod.rs`
 //! for the claim protocol.
 
+mod alerts;
+mod audit;
 mod deliveries;
 mod events;
 mod keys;
 mod migrate;
 pub mod notify;
 mod page_token_key;
+mod request_ids;
 mod retention;
 mod statistics;
 mod tls;
@@ -16,6 +19,7 @@ mod updates;
 mod vault;
 mod webhooks;
 
+pub use audit::{AuditFilter, AuditRecord, ChainReport, audit_hash, hex};
 pub use deliveries::{
     AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, FinishedAttempt, NewAttempt,
     WebhookStatsRecord,
@@ -24,8 +28,9 @@ pub use events::PublishOutcome;
 pub use keys::{ApiKeyRecord, Role, token_hash};
 pub use migrate::{ensure_database_exists, run_migrations};
 pub use notify::{Subscriptions, Wakeup, Wakeups};
+pub use request_ids::{AnswerOnce, Connection, REQUEST_ID_RETENTION, Replay, RequestKey};
 pub use tls::{DatabaseConfigError, PgConnector, PgTls, PgTlsStream, SslMode, TlsFailure};
-pub use updates::{SequencerRound, UPDATES_CHANNEL, UpdateFilter, UpdateRecord};
+pub use updates::{SequencerRound, UPDATES_CHANNEL, UpdateFilter, UpdateRecord, WebhookState};
 pub use vault::Vault;
 pub use webhooks::{NewWebhook, WebhookChanges, WebhookFilter, WebhookRecord};
 
@@ -202,17 +207,6 @@ impl Store {
     /// Records that this instance wrote to the delivery-update inbox.
     pub(crate) fn wrote_inbox(&self) {
         self.wakeups.inbox.wake();
-    }
-
-    /// Announces due deliveries written by an earlier statement on `client` (no transaction
-    /// open): wakes this instance's worker in-process, and the others with a NOTIFY.
-    pub(crate) async fn announce_deliveries(
-        &self,
-        client: &impl deadpool_postgres::GenericClient,
-    ) -> Result<(), StoreError> {
-        self.notify_deliveries(client).await?;
-        self.wakeups.deliveries.wake();
-        Ok(())
     }
 
     /// NOTIFYs the other instances of due deliveries (delivered on commit), with this instance's

@@ -8,7 +8,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::deliveries::{AttemptRecord, DeliveryRecord, attempt_from_row, stored};
-use super::{Store, StoreError};
+use super::{Store, StoreError, WebhookRecord};
 use crate::domain::{Cursor, DeliveryStatus, Function, UpdateKind, WebhookId};
 
 /// Channel on which the sequencer announces new log entries (payload: the newest cursor).
@@ -24,10 +24,84 @@ pub struct UpdateRecord {
     pub cursor: Cursor,
     /// What changed.
     pub kind: UpdateKind,
-    /// The delivery as it was right after the change (no payload).
-    pub delivery: DeliveryRecord,
+    /// The webhook the entry is about.
+    pub webhook_id: WebhookId,
+    /// The function of its delivery (or, webhook-level, of its webhook).
+    pub function: Option<Function>,
+    /// The delivery as it was right after the change (no payload); `None` for a webhook-level
+    /// entry that is not about one delivery.
+    pub delivery: Option<DeliveryRecord>,
     /// The attempt, when the change is about one.
     pub attempt: Option<AttemptRecord>,
+    /// When the change was made.
+    pub recorded_at: OffsetDateTime,
+    /// Webhook-level entries only: the webhook, with its health as it was right after the
+    /// change.
+    pub webhook: Option<WebhookRecord>,
+}
+
+impl UpdateRecord {
+    /// The delivery's status after the change; `None` for webhook-level entries, which a
+    /// status filter never admits.
+    pub fn delivery_status(&self) -> Option<DeliveryStatus> {
+        match (&self.delivery, self.kind.is_webhook_level()) {
+            (Some(delivery), false) => Some(delivery.status),
+            _ => None,
+        }
+    }
+}
+
+/// A webhook's health as a webhook-level entry recorded it (the `webhook_state` column,
+/// written by `webhook_state_json` in `migrations/V11__alerts_webhook_updates.sql`).
+#[derive(Debug, Clone, Default)]
+pub struct WebhookState {
+    /// Enabled after the change.
+    pub enabled: bool,
+    /// Why it is disabled.
+    pub disabled_reason: Option<String>,
+    /// Since when it is disabled (Unix microseconds).
+    pub disabled_at_us: Option<i64>,
+    /// Until when its circuit is open (Unix microseconds).
+    pub circuit_open_until_us: Option<i64>,
+    /// Since when every delivery fails (Unix microseconds).
+    pub failing_since_us: Option<i64>,
+    /// Failed attempts in a row.
+    pub consecutive_failures: i32,
+    /// The latest failure reason among its deliveries.
+    pub last_error: Option<String>,
+}
+
+fn micros(us: Option<i64>) -> Option<OffsetDateTime> {
+    us.and_then(|us| OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok())
+}
+
+impl WebhookState {
+    fn from_json(value: &serde_json::Value) -> Self {
+        let text = |key: &str| value[key].as_str().map(str::to_owned);
+        Self {
+            enabled: value["enabled"].as_bool().unwrap_or_default(),
+            disabled_reason: text("disabled_reason"),
+            disabled_at_us: value["disabled_at_us"].as_i64(),
+            circuit_open_until_us: value["circuit_open_until_us"].as_i64(),
+            failing_since_us: value["failing_since_us"].as_i64(),
+            consecutive_failures: value["consecutive_failures"]
+                .as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .unwrap_or_default(),
+            last_error: text("last_error"),
+        }
+    }
+
+    /// `webhook` with this recorded health instead of its current one.
+    pub fn apply(&self, webhook: &mut WebhookRecord) {
+        webhook.enabled = self.enabled;
+        webhook.disabled_reason = self.disabled_reason.clone();
+        webhook.disabled_at = micros(self.disabled_at_us);
+        webhook.circuit_open_until = micros(self.circuit_open_until_us);
+        webhook.failing_since = micros(self.failing_since_us);
+        webhook.consecutive_failures = self.consecutive_failures;
+        webhook.last_error = self.last_error.clone().unwrap_or_default();
+    }
 }
 
 /// What a watcher wants to see.
@@ -39,51 +113,70 @@ pub struct UpdateFilter {
     pub function: Option<Function>,
     /// Only updates leaving the delivery in one of these statuses (empty: all).
     pub statuses: Vec<DeliveryStatus>,
+    /// Only webhook-level entries (the alert processor's read).
+    pub webhook_level_only: bool,
 }
 
 impl UpdateFilter {
     /// Whether an update of a delivery to `webhook_id`, of `function`, leaving it `status`,
     /// passes the filter.
+    /// `status` is `None` for webhook-level entries: a status filter selects deliveries, so
+    /// such a watcher does not get them (it would otherwise count an exhausted delivery twice).
     pub fn admits(
         &self,
         webhook_id: WebhookId,
         function: Option<Function>,
-        status: DeliveryStatus,
+        status: Option<DeliveryStatus>,
     ) -> bool {
         self.webhook_id.is_none_or(|id| id == webhook_id)
             && self.function.is_none_or(|f| Some(f) == function)
-            && (self.statuses.is_empty() || self.statuses.contains(&status))
+            && (self.statuses.is_empty() || status.is_some_and(|s| self.statuses.contains(&s)))
     }
 }
 
 const SELECT_UPDATES: &str = "
 SELECT u.cursor, u.kind, u.delivery_id AS id, u.webhook_id, d.event_id, d.event_type, u.function, d.request_id,
        u.status, u.status_reason, u.attempt_count, u.next_attempt_at, u.last_response_status,
-       d.created_at, u.recorded_at AS updated_at,
+       d.created_at, u.recorded_at AS updated_at, u.webhook_state,
        a.id AS a_id, a.attempt_number, a.trigger, a.started_at, a.duration_us, a.request_url, a.request_headers,
        a.response_status, a.response_headers, a.response_body, a.response_body_truncated, a.error_kind, a.error_message
 FROM delivery_updates u
-JOIN deliveries d ON d.id = u.delivery_id
+LEFT JOIN deliveries d ON d.id = u.delivery_id
 LEFT JOIN delivery_attempts a ON a.id = u.attempt_id
 WHERE u.cursor > $1 AND u.cursor <= $2
   AND ($3::uuid IS NULL OR u.webhook_id = $3)
   AND ($4::text IS NULL OR u.function = $4)
-  AND (cardinality($5::text[]) = 0 OR u.status = ANY ($5))
+  AND (cardinality($5::text[]) = 0 OR (u.status = ANY ($5) AND u.webhook_state IS NULL))
+  AND (NOT $7 OR u.webhook_state IS NOT NULL)
 ORDER BY u.cursor
 LIMIT $6";
 
-fn update_from_row(row: &Row) -> Result<UpdateRecord, StoreError> {
-    let delivery = super::deliveries::delivery_from_row(row, false)?;
+/// An entry, and the webhook state it recorded when it is webhook-level.
+fn update_from_row(row: &Row) -> Result<(UpdateRecord, Option<WebhookState>), StoreError> {
+    let delivery = match row.try_get::<_, Option<Uuid>>("id")? {
+        Some(_) => Some(super::deliveries::delivery_from_row(row, false)?),
+        None => None,
+    };
     let attempt = match row.try_get::<_, Option<Uuid>>("a_id")? {
         Some(_) => Some(attempt_from_row(row, "a_id")?),
         None => None,
     };
-    Ok(UpdateRecord {
+    let state = row
+        .try_get::<_, Option<serde_json::Value>>("webhook_state")?
+        .as_ref()
+        .map(WebhookState::from_json);
+    let function: String = row.try_get("function")?;
+    let record = UpdateRecord {
         cursor: row.try_get("cursor")?,
         kind: stored(UpdateKind::from_db, "update kind", row.try_get("kind")?)?,
+        webhook_id: row.try_get("webhook_id")?,
+        function: Function::from_db(&function),
         delivery,
         attempt,
-    })
+        recorded_at: row.try_get("updated_at")?,
+        webhook: None,
+    };
+    Ok((record, state))
 }
 
 /// What one sequencer round did.
@@ -121,9 +214,10 @@ impl Store {
                  ),
                  base AS (SELECT coalesce(max(cursor), 0) AS top FROM delivery_updates)
                  INSERT INTO delivery_updates (cursor, delivery_id, webhook_id, function, kind, status, status_reason,
-                     attempt_count, next_attempt_at, last_response_status, attempt_id, recorded_at)
+                     attempt_count, next_attempt_at, last_response_status, attempt_id, recorded_at, webhook_state)
                  SELECT base.top + row_number() OVER (ORDER BY moved.id), delivery_id, webhook_id, function, kind,
-                     status, status_reason, attempt_count, next_attempt_at, last_response_status, attempt_id, recorded_at
+                     status, status_reason, attempt_count, next_attempt_at, last_response_status, attempt_id, recorded_at,
+                     webhook_state
                  FROM moved, base
                  RETURNING cursor",
             )
@@ -180,10 +274,49 @@ impl Store {
                     &filter.function.map(Function::as_str),
                     &statuses,
                     &limit,
+                    &filter.webhook_level_only,
                 ],
             )
             .await?;
-        rows.iter().map(update_from_row).collect()
+        let entries = rows
+            .iter()
+            .map(update_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_webhook_states(entries).await
+    }
+
+    /// Fills in the webhook of webhook-level entries: the webhook as it is now (deleted ones
+    /// included), with the health the entry recorded. One query per page that has any.
+    async fn with_webhook_states(
+        &self,
+        entries: Vec<(UpdateRecord, Option<WebhookState>)>,
+    ) -> Result<Vec<UpdateRecord>, StoreError> {
+        let ids: Vec<WebhookId> = entries
+            .iter()
+            .filter(|(_, state)| state.is_some())
+            .map(|(record, _)| record.webhook_id)
+            .collect();
+        let webhooks = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.webhooks_by_id(&ids).await?
+        };
+        Ok(entries
+            .into_iter()
+            .map(|(mut record, state)| {
+                if let Some(state) = state {
+                    record.webhook = webhooks
+                        .iter()
+                        .find(|w| w.id == record.webhook_id)
+                        .cloned()
+                        .map(|mut webhook| {
+                            state.apply(&mut webhook);
+                            webhook
+                        });
+                }
+                record
+            })
+            .collect())
     }
 
     /// Deletes log entries older than `retention`, always keeping the newest one so cursors

@@ -33,6 +33,8 @@ pub enum Sealed {
     Headers,
     /// A webhook's client private key (PEM).
     ClientKey,
+    /// The stored answer of an admin mutation called with a request id (it may carry a secret).
+    Answer,
 }
 
 impl Sealed {
@@ -41,6 +43,7 @@ impl Sealed {
             Self::Secret => AAD,
             Self::Headers => b"backoffice-webhooks/custom-headers/v1",
             Self::ClientKey => b"backoffice-webhooks/client-key/v1",
+            Self::Answer => b"backoffice-webhooks/request-answer/v1",
         }
     }
 
@@ -49,6 +52,7 @@ impl Sealed {
             Self::Secret => "a webhook secret",
             Self::Headers => "a webhook's custom headers",
             Self::ClientKey => "a webhook's client key",
+            Self::Answer => "a request id's answer",
         }
     }
 }
@@ -238,8 +242,12 @@ impl Vault {
 
 impl super::Store {
     /// Re-seals every stored webhook secret, custom header set and client key not sealed with
-    /// the current key (key rotation). Returns how many webhooks were rewritten.
-    pub async fn reencrypt_secrets(&self) -> Result<u64, StoreError> {
+    /// the current key (key rotation), and the stored answers of request ids. Returns how many
+    /// webhooks were rewritten.
+    pub async fn reencrypt_secrets(
+        &self,
+        context: &crate::domain::RequestContext,
+    ) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let rows = tx
@@ -286,6 +294,42 @@ impl super::Store {
             .await?;
             rewritten += 1;
         }
+        // The stored answers of request ids (they may carry a secret shown once).
+        let answers = tx
+            .query(
+                "SELECT rpc, caller, request_id, response FROM admin_requests FOR UPDATE",
+                &[],
+            )
+            .await?;
+        for row in &answers {
+            let response: Vec<u8> = row.try_get(3)?;
+            if !stale(Some(&response)) {
+                continue;
+            }
+            let resealed = reseal(Sealed::Answer, Some(response))?;
+            tx.execute(
+                "UPDATE admin_requests SET response = $4 \
+                 WHERE rpc = $1 AND caller = $2 AND request_id = $3",
+                &[
+                    &row.try_get::<_, String>(0)?,
+                    &row.try_get::<_, Vec<u8>>(1)?,
+                    &row.try_get::<_, uuid::Uuid>(2)?,
+                    &resealed,
+                ],
+            )
+            .await?;
+        }
+        let diff = serde_json::json!({ "webhooks_resealed": rewritten });
+        super::audit::append(
+            &tx,
+            &context.audit(
+                crate::domain::AuditAction::SecretsReencrypted,
+                "vault",
+                "",
+                diff,
+            ),
+        )
+        .await?;
         tx.commit().await?;
         Ok(rewritten)
     }

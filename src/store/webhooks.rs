@@ -1,14 +1,18 @@
 //! Webhook configuration rows.
 
+use deadpool_postgres::GenericClient;
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
+use serde_json::json;
+
+use super::audit::{self, webhook_diff};
 use super::vault::Sealed;
 use super::{Store, StoreError};
 use crate::domain::{
-    CertificateInfo, Change, ClientCertificate, CustomHeaders, DeliveryStatus, Description,
-    DestinationTls, DestinationUrl, EventSelection, Function, PageToken, PrivateCa, Secret,
-    WebhookId, WebhookName,
+    AuditAction, CertificateInfo, Change, ClientCertificate, CustomHeaders, DeliveryStatus,
+    Description, DestinationTls, DestinationUrl, EventSelection, Function, PageToken, PrivateCa,
+    RequestContext, Secret, WebhookId, WebhookName,
 };
 
 /// A webhook as stored (deleted ones are never returned).
@@ -46,6 +50,10 @@ pub struct WebhookRecord {
     pub consecutive_failures: i32,
     /// While the circuit is open: until when deliveries wait.
     pub circuit_open_until: Option<OffsetDateTime>,
+    /// Since when every delivery has failed (the auto-disable clock); `None` while healthy.
+    pub failing_since: Option<OffsetDateTime>,
+    /// Why the latest delivery last failed ("" unless it is pending after a failure or failed).
+    pub last_error: String,
     /// The latest delivery's status and when it last changed; `None` without deliveries.
     pub last_delivery: Option<(DeliveryStatus, OffsetDateTime)>,
     /// The custom headers' names and value hints (the values stay sealed in the store).
@@ -54,6 +62,8 @@ pub struct WebhookRecord {
     pub client_certificate: Option<CertificateInfo>,
     /// The private CA destinations are verified against, as responses show it.
     pub server_ca: Option<CertificateInfo>,
+    /// The version of the settings (bumped by a trigger on every change of them): the etag.
+    pub revision: i64,
 }
 
 /// What CreateWebhook stores.
@@ -120,13 +130,14 @@ const COLUMNS: &str = "w.id, w.seq, w.name, w.destination_url, w.function, w.app
     w.disabled_reason, w.disabled_at, w.created_at, w.updated_at, w.consecutive_failures, \
     CASE WHEN w.circuit_open_until > now() THEN w.circuit_open_until END AS circuit_open_until, \
     last.status AS last_delivery_status, last.updated_at AS last_delivery_at, \
+    w.failing_since, CASE WHEN last.status IN ('pending', 'failed') THEN last.status_reason END AS last_error, \
     w.custom_header_hints, w.client_cert_subject, w.client_cert_issuer, w.client_cert_not_after, \
-    w.server_ca_subject, w.server_ca_issuer, w.server_ca_not_after";
+    w.server_ca_subject, w.server_ca_issuer, w.server_ca_not_after, w.revision";
 
 /// The latest delivery of the webhook row `w`: a lateral join that reads one entry of the index
 /// `deliveries_by_webhook (webhook_id, seq DESC)` per webhook, so listing a page of webhooks
 /// costs one index probe per row, however long their histories.
-const LAST_DELIVERY: &str = "LEFT JOIN LATERAL (SELECT d.status, d.updated_at FROM deliveries d \
+const LAST_DELIVERY: &str = "LEFT JOIN LATERAL (SELECT d.status, d.status_reason, d.updated_at FROM deliveries d \
     WHERE d.webhook_id = w.id ORDER BY d.seq DESC LIMIT 1) last ON true";
 
 fn from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
@@ -153,6 +164,10 @@ fn from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
         updated_at: row.try_get("updated_at")?,
         consecutive_failures: row.try_get("consecutive_failures")?,
         circuit_open_until: row.try_get("circuit_open_until")?,
+        failing_since: row.try_get("failing_since")?,
+        last_error: row
+            .try_get::<_, Option<String>>("last_error")?
+            .unwrap_or_default(),
         last_delivery: match (
             row.try_get::<_, Option<String>>("last_delivery_status")?,
             row.try_get::<_, Option<OffsetDateTime>>("last_delivery_at")?,
@@ -163,6 +178,7 @@ fn from_row(row: &Row) -> Result<WebhookRecord, StoreError> {
         header_hints: hints_from_json(&row.try_get("custom_header_hints")?),
         client_certificate: certificate_info(row, "client_cert")?,
         server_ca: certificate_info(row, "server_ca")?,
+        revision: row.try_get("revision")?,
     })
 }
 
@@ -296,9 +312,26 @@ fn nodes_column(events: &EventSelection) -> Vec<i32> {
 }
 
 impl Store {
-    /// Stores a new, enabled webhook.
-    pub async fn create_webhook(&self, new: &NewWebhook) -> Result<WebhookRecord, StoreError> {
-        let client = self.client().await?;
+    /// Stores a new, enabled webhook, with its audit row by `context`.
+    pub async fn create_webhook(
+        &self,
+        new: &NewWebhook,
+        context: &RequestContext,
+    ) -> Result<WebhookRecord, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let record = self.create_webhook_in(&tx, new, context).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// [`Store::create_webhook`] in the transaction `tx` (of a request id), with its audit row.
+    pub async fn create_webhook_in(
+        &self,
+        tx: &impl GenericClient,
+        new: &NewWebhook,
+        context: &RequestContext,
+    ) -> Result<WebhookRecord, StoreError> {
         let sql = format!(
             "WITH w AS (INSERT INTO webhooks (id, name, destination_url, function, approval_nodes, \
              on_rejection, description, secret, deliver_once_per_request, secret_hint, \
@@ -309,7 +342,7 @@ impl Store {
              $18, $19, $20, $21) RETURNING *) \
              SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
-        let statement = client.prepare_cached(&sql).await?;
+        let statement = tx.prepare_cached(&sql).await?;
         let columns = self.credential_columns(
             &new.headers,
             new.client_certificate.as_ref(),
@@ -317,7 +350,7 @@ impl Store {
         )?;
         let client_cert = columns.client.as_ref();
         let ca = columns.ca.as_ref();
-        let row = client
+        let row = tx
             .query_one(
                 &statement,
                 &[
@@ -345,14 +378,21 @@ impl Store {
                 ],
             )
             .await?;
-        from_row(&row)
+        let record = from_row(&row)?;
+        let diff = webhook_diff(None, Some(&record), &[]);
+        audit::append(
+            tx,
+            &context.audit(AuditAction::WebhookCreated, "webhook", record.id, diff),
+        )
+        .await?;
+        Ok(record)
     }
 
     /// One webhook, unless unknown or deleted.
     pub async fn get_webhook(&self, id: WebhookId) -> Result<Option<WebhookRecord>, StoreError> {
         let client = self.client().await?;
         let sql = format!(
-            "SELECT {COLUMNS} FROM webhooks w {LAST_DELIVERY} WHERE w.id = $1 AND w.deleted_at IS NULL"
+            "SELECT {COLUMNS} FROM webhooks w {LAST_DELIVERY} WHERE w.id = $1 AND w.deleted_at IS NULL AND w.kind = 'endpoint'"
         );
         let statement = client.prepare_cached(&sql).await?;
         client
@@ -373,7 +413,7 @@ impl Store {
         let client = self.client().await?;
         let sql = format!(
             "SELECT {COLUMNS} FROM webhooks w {LAST_DELIVERY} WHERE w.deleted_at IS NULL \
-             AND w.seq > $1 AND ($2::text IS NULL OR w.function = $2) \
+             AND w.kind = 'endpoint' AND w.seq > $1 AND ($2::text IS NULL OR w.function = $2) \
              AND ($3::bool IS NULL OR w.enabled = $3) ORDER BY w.seq LIMIT $4"
         );
         let statement = client.prepare_cached(&sql).await?;
@@ -405,13 +445,14 @@ impl Store {
     pub async fn update_webhook<E>(
         &self,
         id: WebhookId,
+        context: &RequestContext,
         apply: impl FnOnce(&WebhookRecord, &CustomHeaders) -> Result<WebhookChanges, E>,
     ) -> Result<Option<Result<WebhookRecord, E>>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let sql = format!(
             "SELECT {COLUMNS}, w.custom_headers FROM webhooks w {LAST_DELIVERY} \
-             WHERE w.id = $1 AND w.deleted_at IS NULL FOR UPDATE OF w"
+             WHERE w.id = $1 AND w.deleted_at IS NULL AND w.kind = 'endpoint' FOR UPDATE OF w"
         );
         let Some(row) = tx.query_opt(&sql, &[&id]).await? else {
             return Ok(None);
@@ -481,19 +522,50 @@ impl Store {
             )
             .await?;
         let updated = from_row(&row)?;
+        // What the record's hints cannot show changed: header values, a key, a CA's PEM.
+        let mut secret_changes = Vec::new();
+        if changes.headers != headers {
+            secret_changes.push("headers");
+        }
+        if set_client {
+            secret_changes.push("client_certificate");
+        }
+        if set_ca {
+            secret_changes.push("server_ca");
+        }
+        let diff = webhook_diff(Some(&current), Some(&updated), &secret_changes);
+        audit::append(
+            &tx,
+            &context.audit(AuditAction::WebhookUpdated, "webhook", id, diff),
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(Ok(updated)))
     }
 
     /// Disables (with a reason) or re-enables a webhook. Re-enabling clears the reason; pending
-    /// deliveries resume because workers only claim deliveries of enabled webhooks.
+    /// deliveries resume because workers only claim deliveries of enabled webhooks. `None` when
+    /// unknown, or when `expected` is not its revision (an etag that went stale).
     pub async fn set_webhook_enabled(
         &self,
         id: WebhookId,
         enabled: bool,
         reason: &str,
+        expected: Option<i64>,
+        context: &RequestContext,
     ) -> Result<Option<WebhookRecord>, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let Some(before) = tx
+            .query_opt(
+                "SELECT enabled FROM webhooks WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+                &[&id],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let was_enabled: bool = before.try_get(0)?;
         let sql = format!(
             "WITH w AS (UPDATE webhooks SET enabled = $2, updated_at = now(), \
              disabled_reason = CASE WHEN $2 THEN NULL WHEN enabled THEN $3 ELSE disabled_reason END, \
@@ -501,36 +573,66 @@ impl Store {
              circuit_open_until = CASE WHEN $2 AND NOT enabled THEN NULL ELSE circuit_open_until END, \
              failing_since = CASE WHEN $2 AND NOT enabled THEN NULL ELSE failing_since END, \
              disabled_at = CASE WHEN $2 THEN NULL WHEN enabled THEN now() ELSE disabled_at END \
-             WHERE id = $1 AND deleted_at IS NULL RETURNING *) SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
+             WHERE id = $1 AND deleted_at IS NULL AND kind = 'endpoint' \
+             AND ($4::bigint IS NULL OR revision = $4) RETURNING *) SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
-        let statement = client.prepare_cached(&sql).await?;
-        let row = client
-            .query_opt(&statement, &[&id, &enabled, &reason])
+        let statement = tx.prepare_cached(&sql).await?;
+        let row = tx
+            .query_opt(&statement, &[&id, &enabled, &reason, &expected])
             .await?;
-        let record = row.as_ref().map(from_row).transpose()?;
-        if enabled && record.is_some() {
-            // Wake workers: this webhook's waiting deliveries are claimable again.
-            self.announce_deliveries(&client).await?;
+        let Some(record) = row.as_ref().map(from_row).transpose()? else {
+            return Ok(None);
+        };
+        let (action, mut diff) = if enabled {
+            (AuditAction::WebhookEnabled, json!({}))
+        } else {
+            (AuditAction::WebhookDisabled, json!({ "reason": reason }))
+        };
+        diff["enabled"] = json!({ "before": was_enabled, "after": enabled });
+        if enabled {
+            // Wake the other instances on commit: this webhook's deliveries are claimable again.
+            self.notify_deliveries(&tx).await?;
         }
-        Ok(record)
+        audit::append(&tx, &context.audit(action, "webhook", id, diff)).await?;
+        tx.commit().await?;
+        if enabled {
+            self.wakeups().deliveries.wake();
+        }
+        Ok(Some(record))
     }
 
     /// Deletes a webhook (soft: its history stays) and cancels its pending deliveries, in one
-    /// transaction. Returns false when unknown.
-    pub async fn delete_webhook(&self, id: WebhookId) -> Result<bool, StoreError> {
+    /// transaction. Returns false when unknown, or when `expected` is not its revision.
+    pub async fn delete_webhook(
+        &self,
+        id: WebhookId,
+        expected: Option<i64>,
+        context: &RequestContext,
+    ) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let deleted = tx
-            .execute(
+        let Some(deleted) = tx
+            .query_opt(
                 "UPDATE webhooks SET deleted_at = now(), enabled = false, updated_at = now() \
-                 WHERE id = $1 AND deleted_at IS NULL",
-                &[&id],
+                 WHERE id = $1 AND deleted_at IS NULL AND kind = 'endpoint' \
+                 AND ($2::bigint IS NULL OR revision = $2) RETURNING name, destination_url",
+                &[&id, &expected],
             )
-            .await?;
-        if deleted == 0 {
+            .await?
+        else {
             return Ok(false);
-        }
-        super::deliveries::cancel_pending_for_webhook(&tx, id).await?;
+        };
+        let cancelled = super::deliveries::cancel_pending_for_webhook(&tx, id).await?;
+        let diff = json!({
+            "name": { "before": deleted.try_get::<_, String>(0)? },
+            "destination_url": { "before": deleted.try_get::<_, String>(1)? },
+            "pending_deliveries_cancelled": cancelled,
+        });
+        audit::append(
+            &tx,
+            &context.audit(AuditAction::WebhookDeleted, "webhook", id, diff),
+        )
+        .await?;
         tx.commit().await?;
         self.wrote_inbox();
         Ok(true)
@@ -542,15 +644,34 @@ impl Store {
         id: WebhookId,
         secret: &Secret,
         grace: std::time::Duration,
+        context: &RequestContext,
     ) -> Result<Option<WebhookRecord>, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let record = self
+            .rotate_webhook_secret_in(&tx, id, secret, grace, context)
+            .await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// [`Store::rotate_webhook_secret`] in the transaction `tx` (of a request id), with its
+    /// audit row.
+    pub async fn rotate_webhook_secret_in(
+        &self,
+        tx: &impl GenericClient,
+        id: WebhookId,
+        secret: &Secret,
+        grace: std::time::Duration,
+        context: &RequestContext,
+    ) -> Result<Option<WebhookRecord>, StoreError> {
         let sql = format!(
             "WITH w AS (UPDATE webhooks SET previous_secret = secret, secret = $2, secret_hint = $4, \
              previous_secret_expires_at = now() + make_interval(secs => $3), updated_at = now() \
-             WHERE id = $1 AND deleted_at IS NULL RETURNING *) SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
+             WHERE id = $1 AND deleted_at IS NULL AND kind = 'endpoint' RETURNING *) SELECT {COLUMNS} FROM w {LAST_DELIVERY}"
         );
-        let statement = client.prepare_cached(&sql).await?;
-        let row = client
+        let statement = tx.prepare_cached(&sql).await?;
+        let row = tx
             .query_opt(
                 &statement,
                 &[
@@ -561,6 +682,99 @@ impl Store {
                 ],
             )
             .await?;
-        row.as_ref().map(from_row).transpose()
+        let Some(record) = row.as_ref().map(from_row).transpose()? else {
+            return Ok(None);
+        };
+        // That a rotation happened and the old secret's grace: never a secret or its hint.
+        let diff = json!({
+            "secret": { "value": "changed" },
+            "grace_period_seconds": grace.as_secs(),
+        });
+        audit::append(
+            tx,
+            &context.audit(AuditAction::WebhookSecretRotated, "webhook", id, diff),
+        )
+        .await?;
+        Ok(Some(record))
+    }
+}
+
+impl Store {
+    /// Webhooks by id, deleted and internal ones included (for log entries about them).
+    pub(super) async fn webhooks_by_id(
+        &self,
+        ids: &[WebhookId],
+    ) -> Result<Vec<WebhookRecord>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!("SELECT {COLUMNS} FROM webhooks w {LAST_DELIVERY} WHERE w.id = ANY ($1)");
+        let statement = client.prepare_cached(&sql).await?;
+        let rows = client.query(&statement, &[&ids]).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// How many webhooks admins manage are disabled, and how many have an open circuit, across
+    /// every instance (the gauges are sampled from here).
+    pub async fn webhook_health_counts(&self) -> Result<(i64, i64), StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE NOT enabled), \
+                 count(*) FILTER (WHERE enabled AND circuit_open_until > now()) \
+                 FROM webhooks WHERE deleted_at IS NULL AND kind = 'endpoint'",
+                &[],
+            )
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// Makes the internal operational webhook (kind `operational`, hidden from the API) point at
+    /// `url` with `secret`, creating it on first use, and returns its id. Its selection matches
+    /// no event, so only the alert processor ever gives it deliveries. Every instance calls this
+    /// at startup; the unique index on the kind keeps it one row.
+    pub async fn ensure_operational_webhook(
+        &self,
+        url: &DestinationUrl,
+        secret: &Secret,
+    ) -> Result<WebhookId, StoreError> {
+        let client = self.client().await?;
+        let sealed = self.vault().seal(secret)?;
+        let row = client
+            .query_one(
+                "INSERT INTO webhooks (id, name, destination_url, function, approval_nodes, on_rejection, \
+                 description, secret, secret_hint, kind) \
+                 VALUES ($1, 'operational alerts', $2, 'withdrawal', '{}', false, \
+                 'WEBHOOKS_OPERATIONAL_WEBHOOK_URL: alerts about the other webhooks', $3, $4, 'operational') \
+                 ON CONFLICT (kind) WHERE kind = 'operational' AND deleted_at IS NULL \
+                 DO UPDATE SET destination_url = EXCLUDED.destination_url, secret = EXCLUDED.secret, \
+                 secret_hint = EXCLUDED.secret_hint, enabled = true, disabled_reason = NULL, \
+                 disabled_at = NULL, updated_at = now() \
+                 RETURNING id",
+                &[&WebhookId::now_v7(), &url.as_str(), &sealed, &secret.hint()],
+            )
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Retires the operational webhook (the setting was removed): its pending alerts are
+    /// cancelled like a deleted webhook's.
+    pub async fn retire_operational_webhook(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let ids: Vec<WebhookId> = tx
+            .query(
+                "UPDATE webhooks SET deleted_at = now(), enabled = false, updated_at = now() \
+                 WHERE kind = 'operational' AND deleted_at IS NULL RETURNING id",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        for id in ids {
+            super::deliveries::cancel_pending_for_webhook(&tx, id).await?;
+        }
+        tx.commit().await?;
+        self.wrote_inbox();
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@
 //! falls behind (or notices a cursor gap) catches up from the table, so memory stays bounded and
 //! a slow client never slows deliveries or other watchers.
 
+pub mod alerts;
 mod watcher;
 
 pub use watcher::{EncodedUpdates, Updates, watch};
@@ -79,8 +80,8 @@ pub struct SharedUpdate {
     pub webhook_id: crate::domain::WebhookId,
     /// The delivery's function.
     pub function: Option<crate::domain::Function>,
-    /// The delivery's status after the change.
-    pub status: crate::domain::DeliveryStatus,
+    /// The delivery's status after the change (`None`: a webhook-level entry).
+    pub status: Option<crate::domain::DeliveryStatus>,
     /// The message, as the encoder made it.
     pub encoded: Bytes,
 }
@@ -89,9 +90,9 @@ impl SharedUpdate {
     fn new(record: &UpdateRecord, encoder: &UpdateEncoder) -> Self {
         Self {
             cursor: record.cursor,
-            webhook_id: record.delivery.webhook_id,
-            function: record.delivery.function,
-            status: record.delivery.status,
+            webhook_id: record.webhook_id,
+            function: record.function,
+            status: record.delivery_status(),
             encoded: encoder(record),
         }
     }

@@ -331,6 +331,7 @@ impl TestApp {
             .create_webhook(pb::CreateWebhookRequest {
                 webhook: Some(webhook),
                 secret: secret.into(),
+                ..Default::default()
             })
             .await
             .expect("webhook created")
@@ -402,6 +403,7 @@ impl TestApp {
             .set_webhook_enabled(pb::SetWebhookEnabledRequest {
                 id: id.into(),
                 enabled,
+                ..Default::default()
             })
             .await
             .expect("enabled state set")

@@ -135,6 +135,7 @@ pub fn withdrawal_webhook(name: &str, destination_url: &str) -> pb::CreateWebhoo
     pb::CreateWebhookRequest {
         webhook: Some(webhook),
         secret: String::new(),
+        ..Default::default()
     }
 }
 

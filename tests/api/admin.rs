@@ -23,6 +23,7 @@ fn create(webhook: pb::Webhook, secret: &str) -> pb::CreateWebhookRequest {
     pb::CreateWebhookRequest {
         webhook: Some(webhook),
         secret: secret.into(),
+        ..Default::default()
     }
 }
 
@@ -184,6 +185,7 @@ async fn a_secret_containing_nul_is_refused_at_rotation_naming_the_secret() {
             id: id.clone(),
             secret: "my-plain-secret\0value".into(),
             grace_period: None,
+            ..Default::default()
         })
         .await
         .expect_err("a NUL in the secret is refused");
@@ -312,6 +314,7 @@ async fn create_refuses_each_bad_input_naming_the_field() {
             .create_webhook(pb::CreateWebhookRequest {
                 webhook: None,
                 secret: String::new(),
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,
@@ -363,6 +366,7 @@ async fn unknown_ids_are_not_found_and_malformed_ids_are_invalid() {
         admin
             .delete_webhook(pb::DeleteWebhookRequest {
                 id: unknown.clone(),
+                ..Default::default()
             })
             .await,
         Code::NotFound,
@@ -373,6 +377,7 @@ async fn unknown_ids_are_not_found_and_malformed_ids_are_invalid() {
             .set_webhook_enabled(pb::SetWebhookEnabledRequest {
                 id: unknown.clone(),
                 enabled: false,
+                ..Default::default()
             })
             .await,
         Code::NotFound,
@@ -429,6 +434,7 @@ async fn list_pages_through_everything_and_filters() {
         .set_webhook_enabled(pb::SetWebhookEnabledRequest {
             id: ids[0].clone(),
             enabled: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -532,6 +538,7 @@ async fn update_changes_only_the_masked_fields() {
             update_mask: Some(prost_types::FieldMask {
                 paths: vec!["name".into(), "events.approval_nodes".into()],
             }),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -566,6 +573,7 @@ async fn update_changes_only_the_masked_fields() {
                 .update_webhook(pb::UpdateWebhookRequest {
                     webhook: Some(edit.clone()),
                     update_mask: mask(&paths),
+                    ..Default::default()
                 })
                 .await,
             Code::InvalidArgument,
@@ -582,6 +590,7 @@ async fn update_changes_only_the_masked_fields() {
             .update_webhook(pb::UpdateWebhookRequest {
                 webhook: Some(nothing),
                 update_mask: mask(&["events"]),
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,
@@ -596,6 +605,7 @@ async fn update_changes_only_the_masked_fields() {
             .update_webhook(pb::UpdateWebhookRequest {
                 webhook: Some(bad_url),
                 update_mask: mask(&["destination_url"]),
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,
@@ -610,6 +620,7 @@ async fn update_changes_only_the_masked_fields() {
             .update_webhook(pb::UpdateWebhookRequest {
                 webhook: Some(unknown),
                 update_mask: mask(&["name"]),
+                ..Default::default()
             })
             .await,
         Code::NotFound,
@@ -648,6 +659,7 @@ async fn disable_records_a_reason_and_enable_clears_it() {
         .set_webhook_enabled(pb::SetWebhookEnabledRequest {
             id: id.clone(),
             enabled: false,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -659,6 +671,7 @@ async fn disable_records_a_reason_and_enable_clears_it() {
         .set_webhook_enabled(pb::SetWebhookEnabledRequest {
             id: id.clone(),
             enabled: true,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -690,7 +703,10 @@ async fn delete_hides_the_webhook_everywhere() {
         .unwrap()
         .id;
     admin
-        .delete_webhook(pb::DeleteWebhookRequest { id: id.clone() })
+        .delete_webhook(pb::DeleteWebhookRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_status(
@@ -711,7 +727,10 @@ async fn delete_hides_the_webhook_everywhere() {
     );
     assert_status(
         admin
-            .delete_webhook(pb::DeleteWebhookRequest { id: id.clone() })
+            .delete_webhook(pb::DeleteWebhookRequest {
+                id: id.clone(),
+                ..Default::default()
+            })
             .await,
         Code::NotFound,
         &id,
@@ -742,6 +761,7 @@ async fn rotate_returns_a_new_secret_once() {
             id: id.clone(),
             secret: String::new(),
             grace_period: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -764,6 +784,7 @@ async fn rotate_returns_a_new_secret_once() {
                     seconds: 30 * 86400,
                     nanos: 0,
                 }),
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,

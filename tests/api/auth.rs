@@ -7,6 +7,7 @@ use tonic::Code;
 use webhooks::proto::v1 as pb;
 use webhooks::store::{Role, Store};
 
+use crate::helpers::operator;
 use testkit::{
     Receiver, fresh_database_url, serve_config, spawn_app_with, with_token, withdrawal_event,
 };
@@ -28,6 +29,7 @@ fn new_hook(url: &str) -> pb::CreateWebhookRequest {
             ..Default::default()
         }),
         secret: String::new(),
+        ..Default::default()
     }
 }
 
@@ -169,7 +171,10 @@ async fn api_keys_from_the_store_work_until_revoked() {
     let (url, name) = fresh_database_url();
     let app = testkit::spawn_app_on(&url, &name, &["--require-auth", "true"]).await;
     let store = Store::connect(&url, 2).unwrap();
-    let (key, token) = store.create_api_key("ci", Role::Viewer).await.unwrap();
+    let (key, token) = store
+        .create_api_key("ci", Role::Viewer, &operator())
+        .await
+        .unwrap();
     assert!(token.starts_with("whk_"));
     let listed = store.list_api_keys().await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -195,7 +200,7 @@ async fn api_keys_from_the_store_work_until_revoked() {
         ),
         Code::PermissionDenied
     );
-    assert!(store.revoke_api_key(key.id).await.unwrap());
+    assert!(store.revoke_api_key(key.id, &operator()).await.unwrap());
     let mut revoked = false;
     for _ in 0..80 {
         if code(

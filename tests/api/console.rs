@@ -292,6 +292,7 @@ async fn grpc_web_on_the_console_goes_through_the_same_authentication() {
                 true,
             )),
             secret: String::new(),
+            ..Default::default()
         },
         Some(ADMIN),
     );

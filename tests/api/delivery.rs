@@ -514,6 +514,7 @@ async fn resending_a_failed_delivery_makes_a_new_attempt_with_the_same_webhook_i
         .clone()
         .resend_delivery(pb::ResendDeliveryRequest {
             id: delivery_id.clone(),
+            ..Default::default()
         })
         .await
         .expect("resent")
@@ -542,6 +543,7 @@ async fn resending_a_failed_delivery_makes_a_new_attempt_with_the_same_webhook_i
         .clone()
         .resend_delivery(pb::ResendDeliveryRequest {
             id: delivery_id.clone(),
+            ..Default::default()
         })
         .await
         .expect("resent again");
@@ -565,6 +567,7 @@ async fn resending_a_failed_delivery_makes_a_new_attempt_with_the_same_webhook_i
             .clone()
             .resend_delivery(pb::ResendDeliveryRequest {
                 id: delivery_id.clone(),
+                ..Default::default()
             })
             .await,
         Code::FailedPrecondition,
@@ -582,6 +585,7 @@ async fn resending_while_an_attempt_is_in_flight_numbers_the_two_attempts_apart(
         .clone()
         .resend_delivery(pb::ResendDeliveryRequest {
             id: delivery_id.clone(),
+            ..Default::default()
         })
         .await
         .expect("resent");
@@ -657,6 +661,7 @@ async fn recovering_failed_deliveries_requeues_every_one_since_a_time_and_they_t
                 .recover_failed_deliveries(pb::RecoverFailedDeliveriesRequest {
                     webhook_id,
                     since: Some(since.into()),
+                    ..Default::default()
                 })
                 .await
                 .expect("recovered")
@@ -723,6 +728,7 @@ async fn a_test_event_delivers_a_signed_webhook_test() {
         .clone()
         .send_test_event(pb::SendTestEventRequest {
             webhook_id: webhook.id.clone(),
+            ..Default::default()
         })
         .await
         .expect("test event queued")
@@ -823,6 +829,7 @@ async fn deleting_a_webhook_cancels_its_pending_delivery_and_nothing_more_is_sen
         .clone()
         .delete_webhook(pb::DeleteWebhookRequest {
             id: webhook.id.clone(),
+            ..Default::default()
         })
         .await
         .expect("deleted");
@@ -875,6 +882,7 @@ async fn changing_the_destination_url_sends_the_next_attempt_to_the_new_url() {
             update_mask: Some(prost_types::FieldMask {
                 paths: vec!["destination_url".into()],
             }),
+            ..Default::default()
         })
         .await
         .expect("updated")
@@ -910,6 +918,7 @@ async fn after_a_secret_rotation_deliveries_carry_one_signature_per_secret_and_b
                     id,
                     secret: String::new(),
                     grace_period: grace,
+                    ..Default::default()
                 })
                 .await
                 .expect("rotated")

@@ -335,6 +335,7 @@ async fn a_partner_demanding_a_client_certificate_and_its_own_authorization_gets
         .create_webhook(pb::CreateWebhookRequest {
             webhook: Some(partner_webhook(&receiver.url(), &partner, &token)),
             secret: String::new(),
+            ..Default::default()
         })
         .await
         .expect("created")
@@ -392,6 +393,7 @@ async fn a_partner_demanding_a_client_certificate_and_its_own_authorization_gets
         .clone()
         .send_test_event(pb::SendTestEventRequest {
             webhook_id: webhook.id.clone(),
+            ..Default::default()
         })
         .await
         .expect("test sent")
@@ -401,6 +403,7 @@ async fn a_partner_demanding_a_client_certificate_and_its_own_authorization_gets
         .clone()
         .resend_delivery(pb::ResendDeliveryRequest {
             id: delivery_id.clone(),
+            ..Default::default()
         })
         .await
         .expect("resent");
@@ -590,6 +593,7 @@ async fn forbidden_headers_and_malformed_pem_are_invalid_argument_naming_the_fie
                 .create_webhook(pb::CreateWebhookRequest {
                     webhook: Some(webhook),
                     secret: String::new(),
+                    ..Default::default()
                 })
                 .await
         }
@@ -669,6 +673,7 @@ async fn forbidden_headers_and_malformed_pem_are_invalid_argument_naming_the_fie
                 .update_webhook(pb::UpdateWebhookRequest {
                     webhook: Some(webhook),
                     update_mask: Some(prost_types::FieldMask { paths }),
+                    ..Default::default()
                 })
                 .await
         }
@@ -732,6 +737,7 @@ async fn header_values_and_client_keys_survive_edits_and_key_rotation() {
             update_mask: Some(prost_types::FieldMask {
                 paths: vec!["headers".into()],
             }),
+            ..Default::default()
         })
         .await
         .expect("updated")

@@ -319,7 +319,10 @@ async fn resets_are_connect_and_unreadable_answers_protocol_failures_and_retried
         }
         app.admin
             .clone()
-            .delete_webhook(pb::DeleteWebhookRequest { id: hook.id })
+            .delete_webhook(pb::DeleteWebhookRequest {
+                id: hook.id,
+                ..Default::default()
+            })
             .await
             .unwrap();
     }

@@ -30,3 +30,9 @@ pub fn reencrypt(database_url: &str, new: &str, old: &str) -> String {
         old,
     ])
 }
+
+/// The context the direct-database commands (`webhooks keys`) record, for tests that call the
+/// store as they do.
+pub fn operator() -> webhooks::domain::RequestContext {
+    webhooks::domain::RequestContext::of(webhooks::domain::Actor::database_operator())
+}

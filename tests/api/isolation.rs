@@ -237,6 +237,7 @@ async fn a_webhook_failing_for_the_whole_span_is_auto_disabled_and_re_enabling_c
         .set_webhook_enabled(pb::SetWebhookEnabledRequest {
             id: hook.id.clone(),
             enabled: true,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -127,6 +127,19 @@ fn assert_code(rpc: &Rpc, status: &tonic::Status, code: Code) {
     );
 }
 
+/// The ErrorInfo reason of `status`, and whether it carries a RetryInfo.
+fn reason(status: &tonic::Status) -> (String, bool) {
+    use tonic_types::StatusExt;
+    let details = status.get_error_details();
+    (
+        details
+            .error_info()
+            .map(|i| i.reason.clone())
+            .unwrap_or_default(),
+        details.retry_info().is_some(),
+    )
+}
+
 /// A field of `message` with invalid UTF-8 where a string belongs: the first `string` field at
 /// the top level. Requests without one get None.
 fn invalid_utf8_in_a_string(message: &prost_types::DescriptorProto) -> Option<(String, Bytes)> {
@@ -151,6 +164,12 @@ async fn malformed_protobuf_is_invalid_argument_on_every_rpc() {
     for rpc in every_rpc() {
         let status = call_raw(channel.clone(), &rpc, garbage.clone()).await;
         assert_code(&rpc, &status, Code::InvalidArgument);
+        assert_eq!(
+            reason(&status),
+            ("MALFORMED_REQUEST".into(), false),
+            "{}",
+            rpc.path
+        );
         assert!(
             status
                 .message()
@@ -194,6 +213,22 @@ async fn a_message_over_the_size_limit_is_resource_exhausted_stating_the_limit()
     for rpc in every_rpc() {
         let status = call_raw(channel.clone(), &rpc, huge.clone()).await;
         assert_code(&rpc, &status, Code::ResourceExhausted);
+        // Not worth retrying: no RetryInfo, and a negative pushback stops gRPC's retry policy.
+        assert_eq!(
+            reason(&status),
+            ("MESSAGE_TOO_LARGE".into(), false),
+            "{}",
+            rpc.path
+        );
+        assert_eq!(
+            status
+                .metadata()
+                .get("grpc-retry-pushback-ms")
+                .and_then(|v| v.to_str().ok()),
+            Some("-1"),
+            "{}",
+            rpc.path
+        );
         assert!(
             status.message().contains("too large")
                 && status.message().contains("the limit is ")

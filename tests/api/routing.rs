@@ -63,6 +63,7 @@ async fn decisions_reach_exactly_the_selecting_webhooks(function: pb::Function) 
         .clone()
         .delete_webhook(pb::DeleteWebhookRequest {
             id: ids["/deleted"].clone(),
+            ..Default::default()
         })
         .await
         .expect("deleted");

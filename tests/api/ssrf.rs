@@ -33,6 +33,7 @@ async fn try_create(app: &TestApp, url: &str) -> Result<pb::CreateWebhookRespons
         .create_webhook(pb::CreateWebhookRequest {
             webhook: Some(webhook_spec(url, pb::Function::Withdrawal, &[1], true)),
             secret: String::new(),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())
@@ -54,6 +55,7 @@ async fn try_set_destination(
             update_mask: Some(prost_types::FieldMask {
                 paths: vec!["destination_url".into()],
             }),
+            ..Default::default()
         })
         .await
         .map(|r| r.into_inner())

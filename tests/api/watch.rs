@@ -13,6 +13,7 @@ use webhooks::proto::v1::webhook_admin_client::WebhookAdminClient;
 use webhooks::startup::Application;
 use webhooks::stream::UpdateHub;
 
+use crate::helpers::operator;
 use testkit::{Receiver, Reply, fresh_database_url, serve_config, withdrawal_event};
 
 /// A service instance whose update hub the test can inspect.
@@ -66,6 +67,7 @@ async fn create_hook(instance: &Instance, url: &str) -> String {
                 ..Default::default()
             }),
             secret: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -767,7 +769,7 @@ async fn a_revoked_keys_streams_end_unauthenticated_on_the_grpc_port_and_the_con
     let console = app.console_addr.expect("the console listens");
     let store = webhooks::store::Store::connect(&url, 2).unwrap();
     let (key, token) = store
-        .create_api_key("watcher", webhooks::store::Role::Viewer)
+        .create_api_key("watcher", webhooks::store::Role::Viewer, &operator())
         .await
         .unwrap();
     let mut grpc = app
@@ -789,7 +791,7 @@ async fn a_revoked_keys_streams_end_unauthenticated_on_the_grpc_port_and_the_con
     assert!(quiet.is_err(), "the stream ended early: {quiet:?}");
     assert!(!web.is_finished(), "the gRPC-Web stream ended early");
 
-    assert!(store.revoke_api_key(key.id).await.unwrap());
+    assert!(store.revoke_api_key(key.id, &operator()).await.unwrap());
     let revoked = std::time::Instant::now();
     let ended = tokio::time::timeout(REVOKED_WITHIN, grpc.next())
         .await

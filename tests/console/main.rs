@@ -5,7 +5,9 @@
 //! confirmation and see the new attempt arrive, send a test event, rotate the secret, disable and
 //! enable, delete with confirmation, and the message shown once the service is gone. This test
 //! starts everything, publishes the event through EventIngest when the story asks for it, checks
-//! what the receiver and the API saw, then stops the service for the story's last step.
+//! what the receiver and the API saw, then stops the service for the story's last step. It also
+//! edits the webhook over gRPC while the story's edit form is open, so the story's save meets a
+//! stale etag.
 //!
 //! Needs `scripts/build-console.sh` to have run before the binary was built (it embeds
 //! `console/dist`), node and Chromium: `scripts/test.sh` sees to all three. Screenshots of each
@@ -91,6 +93,10 @@ async fn the_seed_story_runs_in_a_real_browser_against_the_real_service() {
                     request_id = Some(id);
                     answer
                 }
+                "READY_TO_CHANGE" => {
+                    change_behind_the_console(&service).await;
+                    "CHANGED\n".to_owned()
+                }
                 "READY_TO_STOP" => {
                     // Everything the story did, seen from outside; then the service goes away.
                     let id = request_id
@@ -128,6 +134,41 @@ async fn the_seed_story_runs_in_a_real_browser_against_the_real_service() {
 
     drop(service);
     database.drop_database().await;
+}
+
+/// Edits the story's one webhook as another admin would, over gRPC, while the console's form
+/// holds its etag: the story's next save must be ABORTED.
+async fn change_behind_the_console(service: &Service) {
+    let mut admin = service.admin().await;
+    let webhooks = admin
+        .list_webhooks(with_token(
+            pb::ListWebhooksRequest::default(),
+            Some(ADMIN_TOKEN),
+        ))
+        .await
+        .expect("webhooks listed")
+        .into_inner()
+        .webhooks;
+    let [webhook] = webhooks.as_slice() else {
+        panic!("the story has one webhook when it asks for a change: {webhooks:?}");
+    };
+    admin
+        .update_webhook(with_token(
+            pb::UpdateWebhookRequest {
+                webhook: Some(pb::Webhook {
+                    id: webhook.id.clone(),
+                    description: "Changed by another admin".into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["description".into()],
+                }),
+                ..Default::default()
+            },
+            Some(ADMIN_TOKEN),
+        ))
+        .await
+        .expect("changed behind the console");
 }
 
 /// Publishes, as the back office would, a withdrawal approved at node 1; returns its request id.

@@ -72,6 +72,7 @@ fn every_rpc_has_a_section_and_an_example() {
         "NotFound",
         "AlreadyExists",
         "FailedPrecondition",
+        "Aborted",
         "OutOfRange",
         "Unavailable",
     ] {

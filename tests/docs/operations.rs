@@ -341,3 +341,49 @@ fn help_parsing() {
             .collect()
     );
 }
+
+/// The alert rules of "Audit and alerts": promtool accepts them, and every metric they use is
+/// one the service defines.
+#[tokio::test]
+async fn the_alert_rules_are_valid_and_use_real_metrics() {
+    support::require_tool("promtool", &["--version"]).await;
+    let doc = markdown::load(PAGE);
+    let blocks: Vec<_> = doc
+        .blocks
+        .iter()
+        .filter(|b| b.lang == "yaml" && b.marker() == "prometheus-rules")
+        .collect();
+    assert_eq!(
+        blocks.len(),
+        1,
+        "{PAGE}: one ```yaml prometheus-rules block"
+    );
+    let rules = &blocks[0].code;
+    let source = std::fs::read_to_string(markdown::root().join("src/metrics.rs"))
+        .expect("src/metrics.rs is readable");
+    let used = metric_names(rules);
+    assert!(!used.is_empty(), "the rules use no webhooks_ metric");
+    for name in &used {
+        assert!(
+            source.contains(&format!("\"{name}\"")),
+            "{PAGE}: the alert rules use {name}, which src/metrics.rs does not define"
+        );
+    }
+    let dir = support::scratch_dir("rules");
+    let path = support::write(&dir, "rules.yml", rules);
+    let path = path.to_string_lossy().into_owned();
+    let result = support::run(
+        "promtool",
+        &["check", "rules", &path],
+        b"",
+        &[],
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        result.code,
+        Some(0),
+        "promtool refuses the rules of {PAGE}: {}",
+        result.describe()
+    );
+}

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use webhooks::api::convert;
 use webhooks::delivery::signature::sign;
-use webhooks::domain::{Function, PublishedEvent, Secret};
+use webhooks::domain::{
+    Alert, AlertType, AlertedDelivery, AlertedWebhook, Function, PublishedEvent, Secret,
+};
 use webhooks::proto::v1 as pb;
 use webhooks::proto::v1::publish_event_request::Request;
 
@@ -35,6 +37,14 @@ const EVENT_TYPES: &[&str] = &[
     "prop_trading.live_stage.approved",
     "prop_trading.live_stage.rejected",
     "webhook.test",
+];
+
+/// The operational webhooks' event types (`WEBHOOKS_OPERATIONAL_WEBHOOK_URL`).
+const OPERATIONAL_TYPES: &[&str] = &[
+    "webhook.disabled",
+    "webhook.circuit_opened",
+    "webhook.circuit_closed",
+    "delivery.exhausted",
 ];
 
 /// The secret of the page's test vector.
@@ -99,8 +109,10 @@ fn every_code_block_of_the_docs_is_checked() {
                 ("sh", "webhooks"),
                 ("json", "response"),
                 ("text", "output"),
+                ("yaml", "prometheus-rules"),
             ],
         ),
+        (crate::clients::PAGE, crate::clients::BLOCK_KINDS),
     ];
     for (name, allowed) in kinds {
         let doc = markdown::load(name);
@@ -111,7 +123,7 @@ fn every_code_block_of_the_docs_is_checked() {
                 && block
                     .marker()
                     .strip_prefix("example-")
-                    .is_some_and(|t| EVENT_TYPES.contains(&t));
+                    .is_some_and(|t| EVENT_TYPES.contains(&t) || OPERATIONAL_TYPES.contains(&t));
             let known = allowed
                 .iter()
                 .any(|(lang, marker)| block.lang == *lang && block.marker() == *marker);
@@ -267,6 +279,7 @@ fn every_event_type_has_an_example_body_the_service_really_builds() {
         .iter()
         .filter(|b| b.lang == "json")
         .filter_map(|b| b.marker().strip_prefix("example-").map(str::to_owned))
+        .filter(|t| !OPERATIONAL_TYPES.contains(&t.as_str()))
         .collect();
     let expected: BTreeSet<String> = EVENT_TYPES.iter().map(|t| t.to_string()).collect();
     assert_eq!(
@@ -316,6 +329,89 @@ fn every_event_type_has_an_example_body_the_service_really_builds() {
     );
 
     // Every field the service sends is named on the page.
+    for key in keys {
+        assert!(
+            doc.text.contains(&format!("`{key}`")) || doc.text.contains(&format!("`data.{key}`")),
+            "{PAGE} never names the body field `{key}`"
+        );
+    }
+}
+
+fn example_time(value: &Value, field: &str) -> Option<time::OffsetDateTime> {
+    let text = value.as_str()?;
+    Some(
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("`{field}` = {text} is not RFC 3339: {e}")),
+    )
+}
+
+/// The alert the service would raise for the facts an operational example shows.
+fn alert_from_example(example: &Value) -> Alert {
+    let data = &example["data"];
+    let w = &data["webhook"];
+    let alert_type = AlertType::ALL
+        .into_iter()
+        .find(|t| example["type"] == t.as_str())
+        .unwrap_or_else(|| panic!("{} is not an operational type", example["type"]));
+    let number = |v: &Value| v.as_i64().map(|n| n as i32);
+    Alert {
+        alert_type,
+        cursor: 1,
+        occurred_at: example_time(&data["occurred_at"], "data.occurred_at")
+            .expect("data.occurred_at is set"),
+        webhook: AlertedWebhook {
+            id: Uuid::try_parse(w["id"].as_str().unwrap_or_default())
+                .expect("data.webhook.id is a UUID")
+                .into(),
+            name: text(w, "name"),
+            function: Function::from_db(w["function"].as_str().unwrap_or_default())
+                .expect("data.webhook.function is a function name"),
+            destination_url: text(w, "destination_url"),
+            enabled: w["enabled"]
+                .as_bool()
+                .expect("data.webhook.enabled is a bool"),
+            disabled_reason: w["disabled_reason"].as_str().map(str::to_owned),
+            disabled_at: example_time(&w["disabled_at"], "disabled_at"),
+            consecutive_failures: number(&w["consecutive_failures"]).unwrap_or(-1),
+            circuit_open_until: example_time(&w["circuit_open_until"], "circuit_open_until"),
+            failing_since: example_time(&w["failing_since"], "failing_since"),
+            last_error: text(w, "last_error"),
+        },
+        delivery: data.get("delivery").map(|d| AlertedDelivery {
+            id: text(d, "id"),
+            message_id: text(d, "message_id"),
+            event_id: text(d, "event_id"),
+            event_type: text(d, "event_type"),
+            attempt_count: number(&d["attempt_count"]).unwrap_or(-1),
+            last_response_status: number(&d["last_response_status"]),
+            status_reason: text(d, "status_reason"),
+        }),
+    }
+}
+
+#[test]
+fn every_operational_event_type_has_an_example_body_the_service_really_builds() {
+    let doc = page();
+    let mut keys = BTreeSet::new();
+    for event_type in OPERATIONAL_TYPES {
+        let example = example(&doc, event_type);
+        assert_eq!(example["type"], *event_type, "example-{event_type}: type");
+        let event = alert_from_example(&example).to_event();
+        assert_eq!(event.event_type, *event_type);
+        let mut real: Value = serde_json::from_str(&event.body).expect("JSON");
+        real["data"]["event_id"] = example["data"]["event_id"].clone();
+        assert_eq!(
+            real,
+            example,
+            "{PAGE}: example-{event_type} differs from what the service sends:\n{}",
+            serde_json::to_string_pretty(&real).unwrap_or_default()
+        );
+        collect_keys(&real, &mut keys);
+        assert!(
+            doc.text.contains(&format!("| `{event_type}` |")),
+            "{PAGE}: the operational type table lacks {event_type}"
+        );
+    }
     for key in keys {
         assert!(
             doc.text.contains(&format!("`{key}`")) || doc.text.contains(&format!("`data.{key}`")),
@@ -978,6 +1074,7 @@ async fn real_deliveries_carry_the_documented_headers_and_verify_with_every_snip
                 ..Default::default()
             }),
             secret: String::new(),
+            ..Default::default()
         })
         .await
         .expect("webhook created")
@@ -1053,6 +1150,7 @@ async fn real_deliveries_carry_the_documented_headers_and_verify_with_every_snip
                 seconds: 3600,
                 nanos: 0,
             }),
+            ..Default::default()
         })
         .await
         .expect("rotated")
@@ -1061,6 +1159,7 @@ async fn real_deliveries_carry_the_documented_headers_and_verify_with_every_snip
         .clone()
         .send_test_event(pb::SendTestEventRequest {
             webhook_id: webhook_id.clone(),
+            ..Default::default()
         })
         .await
         .expect("test event sent");

@@ -44,6 +44,10 @@ fn install_hint(tool: &str) -> &'static str {
         }
         "python3" => "install Python 3 (Debian: apt-get install python3)",
         "node" => "install Node.js (Debian: apt-get install nodejs)",
+        "promtool" => {
+            "run the tests through scripts/test.sh (it installs it when missing), or install \
+             Debian's prometheus package (apt-get install --no-install-recommends prometheus)"
+        }
         _ => "install it",
     }
 }

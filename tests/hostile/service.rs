@@ -113,7 +113,13 @@ fn call(existing: String) -> impl Strategy<Value = Call> {
         prop::option::weighted(0.95, local_webhook()),
         prop_oneof![1 => Just(String::new()), 1 => secret_text()],
     )
-        .prop_map(|(webhook, secret)| Call::Create(pb::CreateWebhookRequest { webhook, secret }));
+        .prop_map(|(webhook, secret)| {
+            Call::Create(pb::CreateWebhookRequest {
+                webhook,
+                secret,
+                ..Default::default()
+            })
+        });
     let id = prop_oneof![
         4 => Just(existing),
         1 => any::<u128>().prop_map(|n| uuid::Uuid::from_u128(n).to_string()),
@@ -127,6 +133,7 @@ fn call(existing: String) -> impl Strategy<Value = Call> {
             Call::Update(pb::UpdateWebhookRequest {
                 webhook: webhook.map(|(webhook, id)| pb::Webhook { id, ..webhook }),
                 update_mask: paths.map(|paths| prost_types::FieldMask { paths }),
+                ..Default::default()
             })
         });
     let publish = publish_request(true).prop_map(Call::Publish);
@@ -506,6 +513,7 @@ async fn nul_characters_are_refused_naming_the_field() {
                 ..Default::default()
             }),
             secret: String::new(),
+            ..Default::default()
         })
         .await
         .expect_err("a NUL in the description");

@@ -7,7 +7,7 @@ import { admin } from "../api";
 import { Body, ConfirmDialog, ErrorBanner, HeadersTable, StatusBadge, Time, useNotify } from "../components";
 import { describeError, type Problem } from "../errors";
 import { errorKindLabel, formatDuration, functionLabel, httpStatusText, triggerLabel } from "../format";
-import type { Delivery, DeliveryAttempt, DeliveryUpdate } from "../gen/backoffice/webhooks/v1/delivery_pb";
+import type { Delivery, DeliveryAttempt, DeliveryUpdate } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
 import { href } from "../route";
 import { LiveLabel, useDeliveryWatch } from "../watch";
 

@@ -4,14 +4,15 @@
 import { useCallback, useEffect, useId, useRef, useState } from "react";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { admin } from "../api";
-import { ConfirmDialog, ErrorBanner, StatusBadge, Time, useNotify } from "../components";
+import { ConfirmDialog, ErrorBanner, StatusBadge, Time, WebhookHealthBanner, useNotify } from "../components";
 import { Code, describeError, type Problem } from "../errors";
 import { DELIVERY_STATUSES, deliveryStatusInfo, httpStatusText, summarizeEvents, functionLabel } from "../format";
-import type { Delivery, DeliveryUpdate } from "../gen/backoffice/webhooks/v1/delivery_pb";
-import type { DeliveryStatus, Webhook } from "../gen/backoffice/webhooks/v1/webhook_pb";
+import type { Delivery, DeliveryUpdate } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
+import type { DeliveryStatus, Webhook } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 import { mergeDeliveries, matchesFilters, type HistoryFilters } from "../history";
 import { href } from "../route";
 import { LiveLabel, useDeliveryWatch } from "../watch";
+import { WebhookTabs } from "./ActivityView";
 
 const NO_FILTERS: HistoryFilters = { status: 0 as DeliveryStatus, eventType: "", requestId: "", from: "", to: "" };
 
@@ -81,6 +82,8 @@ export function HistoryView({ webhookId }: { webhookId: string }) {
   }, [load, filters]);
 
   const onUpdate = useCallback((u: DeliveryUpdate) => {
+    // Webhook-level updates carry the webhook's new state: the health banner follows it live.
+    if (u.webhook) setWebhook(u.webhook);
     const d = u.delivery;
     if (!d || !matchesFilters(d, filtersRef.current)) return;
     if (!shownIds.current.has(d.id)) setFresh((s) => new Set(s).add(d.id));
@@ -135,12 +138,14 @@ export function HistoryView({ webhookId }: { webhookId: string }) {
           )}
         </div>
       </div>
+      <WebhookTabs id={webhookId} current="history" />
       {webhook && (
         <p className="lead">
           <span className="mono break">{webhook.destinationUrl}</span> · {functionLabel(webhook.function)} ·{" "}
           {summarizeEvents(webhook.events)} · {webhook.enabled ? "Enabled" : "Disabled"}
         </p>
       )}
+      {webhook && <WebhookHealthBanner webhook={webhook} />}
 
       <form
         className="filters"

@@ -19,7 +19,7 @@ import {
   normalizeNodes,
   visibleNodeCount,
 } from "../format";
-import { Function as WebhookFunction, type Webhook } from "../gen/backoffice/webhooks/v1/webhook_pb";
+import { Function as WebhookFunction, type Webhook } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 import { href, navigate } from "../route";
 
 /** One row of the request headers: `hint` shows the stored value's hint when editing. */
@@ -110,9 +110,12 @@ export function WebhookForm({ id }: { id?: string }) {
     serverCa: useId(),
   };
 
+  // Bumped by "Reload" after the webhook changed behind this form: loads the current version.
+  const [loadCount, setLoadCount] = useState(0);
   useEffect(() => {
     if (!id) return;
     let live = true;
+    setProblem(null);
     admin
       .getWebhook({ id })
       .then((w) => {
@@ -138,7 +141,7 @@ export function WebhookForm({ id }: { id?: string }) {
     return () => {
       live = false;
     };
-  }, [id]);
+  }, [id, loadCount]);
 
   // After "Add node", move focus to the new checkbox.
   useEffect(() => {
@@ -203,6 +206,8 @@ export function WebhookForm({ id }: { id?: string }) {
               ...credentialPaths({ ...values, headersChanged }),
             ],
           },
+          // Saved only if nobody changed the webhook since this form loaded it (else ABORTED).
+          etag: original?.etag ?? "",
         });
         navigate({ name: "list" });
       } else {
@@ -234,6 +239,14 @@ export function WebhookForm({ id }: { id?: string }) {
       if (first) {
         window.requestAnimationFrame(() =>
           formRef.current?.querySelector<HTMLElement>(`[data-field="${first}"]`)?.focus(),
+        );
+      } else {
+        // No field to point at (a stale etag, an unreachable service): bring the banner, at the
+        // top of the form, into view, on its Reload button when it has one.
+        window.requestAnimationFrame(() =>
+          formRef.current
+            ?.querySelector<HTMLElement>('[role="alert"] button')
+            ?.focus() ?? formRef.current?.querySelector('[role="alert"]')?.scrollIntoView(),
         );
       }
     } finally {
@@ -302,6 +315,7 @@ export function WebhookForm({ id }: { id?: string }) {
                   ? { ...problem, message: `Check the highlighted field: ${problem.message.replace(/^The service refused the request: /, "")}` }
                   : problem
               }
+              onReload={() => setLoadCount((n) => n + 1)}
             />
           )}
 

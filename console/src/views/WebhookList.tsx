@@ -7,9 +7,9 @@ import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { admin } from "../api";
 import { ConfirmDialog, Dialog, ErrorBanner, SecretReveal, StatusBadge, Time, useNotify } from "../components";
 import { describeError, type Problem } from "../errors";
-import { FUNCTIONS, functionLabel, summarizeEvents } from "../format";
-import type { DeliveryUpdate } from "../gen/backoffice/webhooks/v1/delivery_pb";
-import { Function as WebhookFunction, type Webhook } from "../gen/backoffice/webhooks/v1/webhook_pb";
+import { FUNCTIONS, failingCount, functionLabel, summarizeEvents, webhookHealth } from "../format";
+import type { DeliveryUpdate } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/delivery_pb";
+import { Function as WebhookFunction, type Webhook } from "@backoffice/webhooks-client/gen/backoffice/webhooks/v1/webhook_pb";
 import { href } from "../route";
 import { LiveLabel, useDeliveryWatch } from "../watch";
 
@@ -63,8 +63,11 @@ export function WebhookList() {
     void load();
   }, [load]);
 
-  // The last delivery outcome follows the delivery log live.
+  // The last delivery outcome follows the delivery log live, and a webhook's health follows its
+  // webhook-level updates (disabled, circuit opened or closed).
   const onUpdate = useCallback((u: DeliveryUpdate) => {
+    const changed = u.webhook;
+    if (changed) setWebhooks((all) => all?.map((w) => (w.id === changed.id ? changed : w)) ?? all);
     const d = u.delivery;
     if (!d) return;
     setWebhooks((all) =>
@@ -82,7 +85,7 @@ export function WebhookList() {
   const toggle = async (w: Webhook) => {
     setBusy(w.id);
     try {
-      const updated = await admin.setWebhookEnabled({ id: w.id, enabled: !w.enabled });
+      const updated = await admin.setWebhookEnabled({ id: w.id, enabled: !w.enabled, etag: w.etag });
       replace(updated);
       notify(`${updated.name} is now ${updated.enabled ? "enabled" : "disabled"}.`);
       setProblem(null);
@@ -166,7 +169,14 @@ export function WebhookList() {
         </span>
       </form>
 
-      <ErrorBanner problem={problem} />
+      <ErrorBanner problem={problem} onReload={() => void load()} />
+
+      {webhooks !== null && failingCount(webhooks) > 0 && (
+        <p className="banner banner--warn" role="status" data-testid="failing-count">
+          {failingCount(webhooks) === 1 ? "1 failing endpoint" : `${failingCount(webhooks)} failing endpoints`}:
+          disabled by the service or failing attempts in a row. Open a webhook&apos;s History for the details.
+        </p>
+      )}
 
       {webhooks === null ? (
         !problem && (
@@ -224,6 +234,11 @@ export function WebhookList() {
                     <span className="switch__text">{w.enabled ? "Enabled" : "Disabled"}</span>
                   </button>
                   {!w.enabled && w.disabledReason && <div className="muted small">{w.disabledReason}</div>}
+                  {webhookHealth(w) === "failing" && (
+                    <div className="small" data-testid="failing">
+                      <span className="badge badge--warn">Failing</span> {w.lastError}
+                    </div>
+                  )}
                 </td>
                 <td data-label="Last delivery">
                   <StatusBadge status={w.lastDeliveryStatus} />
@@ -293,7 +308,7 @@ export function WebhookList() {
         onCancel={() => setDeleting(null)}
         onConfirm={async () => {
           const w = deleting!;
-          await admin.deleteWebhook({ id: w.id });
+          await admin.deleteWebhook({ id: w.id, etag: w.etag });
           setWebhooks((all) => all?.filter((x) => x.id !== w.id) ?? all);
           setDeleting(null);
           notify(`${w.name} was deleted.`);

@@ -1,9 +1,11 @@
 //! WebhookAdmin's delivery RPCs: history (list, get), resend, recover and test events.
 
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
+use super::request_ids;
 use super::{AdminService, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, bad};
-use crate::api::convert::{self, timestamps};
+use crate::api::auth::context;
+use crate::api::convert::{self, Reason, internal, timestamps};
 use crate::api::not_found;
 use crate::domain::{
     AttemptTrigger, DeliveryId, PageFilters, PageToken, PublishedEvent, ValidationError, WebhookId,
@@ -85,23 +87,45 @@ pub(super) async fn resend_delivery(
     request: Request<pb::ResendDeliveryRequest>,
 ) -> Result<Response<pb::Delivery>, Status> {
     let id = DeliveryId::parse("id", &request.get_ref().id)?;
+    let key = match request_ids::key_or_answer(&service.store, "ResendDelivery", &request, |r| {
+        &mut r.request_id
+    })
+    .await?
+    {
+        Ok(key) => key,
+        Err(answer) => return Ok(Response::new(answer)),
+    };
     let Some((delivery, _)) = service.store.get_delivery(id).await? else {
         return Err(not_found("delivery", id));
     };
     require_sendable(service, delivery.webhook_id).await?;
+    let mut connection = service.store.connection().await?;
+    let tx = connection.answer_once(key.as_ref()).await?;
     let record = service
         .store
-        .requeue_delivery(id, AttemptTrigger::Resend)
+        .requeue_delivery_in(tx.client(), id, AttemptTrigger::Resend, &context(&request))
         .await?
         .ok_or_else(|| not_found("delivery", id))?;
+    let answer = convert::delivery(&record, &[]);
+    let answer = request_ids::commit(tx, key.as_ref(), &service.store, answer).await?;
     tracing::info!(delivery_id = %id, webhook_id = %record.webhook_id, "delivery resent");
-    Ok(Response::new(convert::delivery(&record, &[])))
+    Ok(Response::new(answer))
 }
 
 pub(super) async fn recover_failed_deliveries(
     service: &AdminService,
     request: Request<pb::RecoverFailedDeliveriesRequest>,
 ) -> Result<Response<pb::RecoverFailedDeliveriesResponse>, Status> {
+    let context = context(&request);
+    let key =
+        match request_ids::key_or_answer(&service.store, "RecoverFailedDeliveries", &request, |r| {
+            &mut r.request_id
+        })
+        .await?
+        {
+            Ok(key) => key,
+            Err(answer) => return Ok(Response::new(answer)),
+        };
     let request = request.into_inner();
     let webhook_id = WebhookId::parse("webhook_id", &request.webhook_id)?;
     let Some(since) = request.since.as_ref() else {
@@ -109,11 +133,18 @@ pub(super) async fn recover_failed_deliveries(
     };
     let since = timestamps::from_proto("since", since)?;
     require_sendable(service, webhook_id).await?;
-    let recovered = service.store.recover_failed(webhook_id, since).await?;
-    tracing::info!(webhook_id = %webhook_id, recovered, "failed deliveries recovered");
-    Ok(Response::new(pb::RecoverFailedDeliveriesResponse {
+    let mut connection = service.store.connection().await?;
+    let tx = connection.answer_once(key.as_ref()).await?;
+    let recovered = service
+        .store
+        .recover_failed_in(tx.client(), webhook_id, since, &context)
+        .await?;
+    let answer = pb::RecoverFailedDeliveriesResponse {
         recovered: u32::try_from(recovered).unwrap_or(u32::MAX),
-    }))
+    };
+    let answer = request_ids::commit(tx, key.as_ref(), &service.store, answer).await?;
+    tracing::info!(webhook_id = %webhook_id, recovered, "failed deliveries recovered");
+    Ok(Response::new(answer))
 }
 
 pub(super) async fn send_test_event(
@@ -121,13 +152,33 @@ pub(super) async fn send_test_event(
     request: Request<pb::SendTestEventRequest>,
 ) -> Result<Response<pb::Delivery>, Status> {
     let webhook_id = WebhookId::parse("webhook_id", &request.get_ref().webhook_id)?;
+    let key = match request_ids::key_or_answer(&service.store, "SendTestEvent", &request, |r| {
+        &mut r.request_id
+    })
+    .await?
+    {
+        Ok(key) => key,
+        Err(answer) => return Ok(Response::new(answer)),
+    };
     let webhook = require_sendable(service, webhook_id).await?;
     let event = PublishedEvent::test_ping(webhook_id, webhook.function);
-    let delivery_id = service.store.enqueue_test_event(webhook_id, &event).await?;
-    let Some((delivery, attempts)) = service.store.get_delivery(delivery_id).await? else {
-        return Err(Status::internal("test delivery vanished"));
+    let mut connection = service.store.connection().await?;
+    let tx = connection.answer_once(key.as_ref()).await?;
+    let delivery_id = service
+        .store
+        .enqueue_test_event_in(tx.client(), webhook_id, &event, &context(&request))
+        .await?;
+    let Some((delivery, attempts)) = service
+        .store
+        .get_delivery_in(tx.client(), delivery_id)
+        .await?
+    else {
+        tracing::error!(%delivery_id, "a test delivery is not there in its own transaction");
+        return Err(internal());
     };
-    Ok(Response::new(convert::delivery(&delivery, &attempts)))
+    let answer = convert::delivery(&delivery, &attempts);
+    let answer = request_ids::commit(tx, key.as_ref(), &service.store, answer).await?;
+    Ok(Response::new(answer))
 }
 
 /// The webhook, if it exists and is enabled: sending to a deleted or disabled webhook would
@@ -136,17 +187,25 @@ async fn require_sendable(
     service: &AdminService,
     webhook_id: WebhookId,
 ) -> Result<crate::store::WebhookRecord, Status> {
+    let not_sendable = |message: String| {
+        convert::error(
+            Code::FailedPrecondition,
+            Reason::WebhookNotSendable,
+            message,
+            &[("webhook_id", webhook_id.to_string())],
+        )
+    };
     let webhook = service
         .store
         .get_webhook(webhook_id)
         .await?
         .ok_or_else(|| {
-            Status::failed_precondition(format!(
+            not_sendable(format!(
                 "webhook {webhook_id} was deleted or does not exist"
             ))
         })?;
     if !webhook.enabled {
-        return Err(Status::failed_precondition(format!(
+        return Err(not_sendable(format!(
             "webhook {webhook_id} is disabled; enable it with SetWebhookEnabled first"
         )));
     }

@@ -2,7 +2,9 @@
 //! `webhooks` and `deliveries`; this file holds the service and the trait impl that routes to
 //! them, and `WatchDeliveries` (served by `super::watch`).
 
+mod audit;
 mod deliveries;
+mod request_ids;
 mod webhooks;
 
 use std::pin::Pin;
@@ -159,6 +161,13 @@ impl WebhookAdmin for AdminService {
         request: Request<pb::GetWebhookStatsRequest>,
     ) -> Result<Response<pb::WebhookStats>, Status> {
         webhooks::get_webhook_stats(self, request).await
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        audit::list_audit_events(self, request).await
     }
 
     type WatchDeliveriesStream = WatchStream;

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
+use super::request_ids;
 use super::{AdminService, DEFAULT_GRACE, DEFAULT_PAGE_SIZE, MAX_GRACE, MAX_PAGE_SIZE, bad};
-use crate::api::convert::{self, timestamps};
+use crate::api::auth::context;
+use crate::api::convert::{self, Reason, timestamps};
 use crate::api::not_found;
 use crate::domain::{
     Change, ClientCertificate, CustomHeaders, Description, DestinationUrl, EventSelection,
@@ -20,6 +22,15 @@ pub(super) async fn create_webhook(
     service: &AdminService,
     request: Request<pb::CreateWebhookRequest>,
 ) -> Result<Response<pb::CreateWebhookResponse>, Status> {
+    let context = context(&request);
+    let key = match request_ids::key_or_answer(&service.store, "CreateWebhook", &request, |r| {
+        &mut r.request_id
+    })
+    .await?
+    {
+        Ok(key) => key,
+        Err(answer) => return Ok(Response::new(answer)),
+    };
     let request = request.into_inner();
     let Some(webhook) = request.webhook else {
         return Err(bad(ValidationError::new("webhook", "is required")));
@@ -50,12 +61,19 @@ pub(super) async fn create_webhook(
         .destinations
         .check_destination("webhook.destination_url", &new.destination_url)
         .await?;
-    let record = service.store.create_webhook(&new).await?;
-    tracing::info!(webhook_id = %record.id, function = record.function.as_str(), "webhook created");
-    Ok(Response::new(pb::CreateWebhookResponse {
+    let mut connection = service.store.connection().await?;
+    let tx = connection.answer_once(key.as_ref()).await?;
+    let record = service
+        .store
+        .create_webhook_in(tx.client(), &new, &context)
+        .await?;
+    let answer = pb::CreateWebhookResponse {
         webhook: Some(convert::webhook(&record)),
         secret: new.secret.to_whsec(),
-    }))
+    };
+    let answer = request_ids::commit(tx, key.as_ref(), &service.store, answer).await?;
+    tracing::info!(webhook_id = %record.id, function = record.function.as_str(), "webhook created");
+    Ok(Response::new(answer))
 }
 
 pub(super) async fn get_webhook(
@@ -96,11 +114,13 @@ pub(super) async fn update_webhook(
     service: &AdminService,
     request: Request<pb::UpdateWebhookRequest>,
 ) -> Result<Response<pb::Webhook>, Status> {
+    let context = context(&request);
     let request = request.into_inner();
     let Some(webhook) = request.webhook else {
         return Err(bad(ValidationError::new("webhook", "is required")));
     };
     let id = WebhookId::parse("webhook.id", &webhook.id)?;
+    let expected = convert::parse_etag("etag", &request.etag)?;
     let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
     let fields = parse_update_mask(&paths)?;
     if fields.contains(&UpdateField::DestinationUrl) {
@@ -114,13 +134,16 @@ pub(super) async fn update_webhook(
     }
     let outcome = service
         .store
-        .update_webhook(id, |current, headers| {
-            merge_update(current, headers, &webhook, &fields)
+        .update_webhook(id, &context, |current, headers| {
+            // Checked on the row-locked current version: a concurrent edit either committed
+            // before (a new revision: stale) or waits for this one.
+            check_etag(expected, current)?;
+            merge_update(current, headers, &webhook, &fields).map_err(bad)
         })
         .await?;
     match outcome {
         None => Err(not_found("webhook", id)),
-        Some(Err(error)) => Err(bad(error)),
+        Some(Err(status)) => Err(status),
         Some(Ok(record)) => {
             tracing::info!(webhook_id = %id, fields = ?paths, "webhook updated");
             Ok(Response::new(convert::webhook(&record)))
@@ -132,13 +155,23 @@ pub(super) async fn set_webhook_enabled(
     service: &AdminService,
     request: Request<pb::SetWebhookEnabledRequest>,
 ) -> Result<Response<pb::Webhook>, Status> {
+    let context = context(&request);
     let request = request.into_inner();
     let id = WebhookId::parse("id", &request.id)?;
-    let record = service
+    let expected = convert::parse_etag("etag", &request.etag)?;
+    let Some(record) = service
         .store
-        .set_webhook_enabled(id, request.enabled, "disabled by an admin")
+        .set_webhook_enabled(
+            id,
+            request.enabled,
+            "disabled by an admin",
+            expected,
+            &context,
+        )
         .await?
-        .ok_or_else(|| not_found("webhook", id))?;
+    else {
+        return Err(missing_or_stale(service, id, expected).await);
+    };
     tracing::info!(webhook_id = %id, enabled = request.enabled, "webhook enabled state set");
     Ok(Response::new(convert::webhook(&record)))
 }
@@ -148,8 +181,13 @@ pub(super) async fn delete_webhook(
     request: Request<pb::DeleteWebhookRequest>,
 ) -> Result<Response<()>, Status> {
     let id = WebhookId::parse("id", &request.get_ref().id)?;
-    if !service.store.delete_webhook(id).await? {
-        return Err(not_found("webhook", id));
+    let expected = convert::parse_etag("etag", &request.get_ref().etag)?;
+    if !service
+        .store
+        .delete_webhook(id, expected, &context(&request))
+        .await?
+    {
+        return Err(missing_or_stale(service, id, expected).await);
     }
     tracing::info!(webhook_id = %id, "webhook deleted");
     Ok(Response::new(()))
@@ -159,6 +197,16 @@ pub(super) async fn rotate_webhook_secret(
     service: &AdminService,
     request: Request<pb::RotateWebhookSecretRequest>,
 ) -> Result<Response<pb::RotateWebhookSecretResponse>, Status> {
+    let context = context(&request);
+    let key =
+        match request_ids::key_or_answer(&service.store, "RotateWebhookSecret", &request, |r| {
+            &mut r.request_id
+        })
+        .await?
+        {
+            Ok(key) => key,
+            Err(answer) => return Ok(Response::new(answer)),
+        };
     let request = request.into_inner();
     let id = WebhookId::parse("id", &request.id)?;
     let secret = AdminService::parse_secret("secret", &request.secret)?;
@@ -178,16 +226,20 @@ pub(super) async fn rotate_webhook_secret(
             "must be at most 7 days",
         )));
     }
+    let mut connection = service.store.connection().await?;
+    let tx = connection.answer_once(key.as_ref()).await?;
     let record = service
         .store
-        .rotate_webhook_secret(id, &secret, grace)
+        .rotate_webhook_secret_in(tx.client(), id, &secret, grace, &context)
         .await?
         .ok_or_else(|| not_found("webhook", id))?;
-    tracing::info!(webhook_id = %id, grace_seconds = grace.as_secs(), "webhook secret rotated");
-    Ok(Response::new(pb::RotateWebhookSecretResponse {
+    let answer = pb::RotateWebhookSecretResponse {
         webhook: Some(convert::webhook(&record)),
         secret: secret.to_whsec(),
-    }))
+    };
+    let answer = request_ids::commit(tx, key.as_ref(), &service.store, answer).await?;
+    tracing::info!(webhook_id = %id, grace_seconds = grace.as_secs(), "webhook secret rotated");
+    Ok(Response::new(answer))
 }
 
 pub(super) async fn get_webhook_stats(
@@ -205,6 +257,40 @@ pub(super) async fn get_webhook_stats(
     }
     let stats = service.store.webhook_stats(id, since).await?;
     Ok(Response::new(convert::webhook_stats(id, since, &stats)))
+}
+
+/// ABORTED when `expected` (from an etag) is not `current`'s revision.
+fn check_etag(expected: Option<i64>, current: &crate::store::WebhookRecord) -> Result<(), Status> {
+    match expected {
+        Some(revision) if revision != current.revision => Err(stale_etag(current.id)),
+        _ => Ok(()),
+    }
+}
+
+fn stale_etag(id: WebhookId) -> Status {
+    convert::error(
+        Code::Aborted,
+        Reason::StaleEtag,
+        format!(
+            "webhook {id} changed since it was read (the etag is stale): read it again, \
+             then retry the change"
+        ),
+        &[("webhook_id", id.to_string())],
+    )
+}
+
+/// Why a write guarded by `expected` changed no row: the webhook is gone (NOT_FOUND), or it is
+/// there and its etag went stale (ABORTED). Told apart after the write, which changed nothing
+/// either way.
+async fn missing_or_stale(service: &AdminService, id: WebhookId, expected: Option<i64>) -> Status {
+    if expected.is_none() {
+        return not_found("webhook", id);
+    }
+    match service.store.get_webhook(id).await {
+        Ok(Some(_)) => stale_etag(id),
+        Ok(None) => not_found("webhook", id),
+        Err(e) => e.into(),
+    }
 }
 
 /// Applies the masked fields of `update` onto `current` and checks the result as a whole (a

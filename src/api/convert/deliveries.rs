@@ -41,6 +41,11 @@ impl From<UpdateKind> for pb::UpdateKind {
             UpdateKind::Skipped => Self::Skipped,
             UpdateKind::Cancelled => Self::Cancelled,
             UpdateKind::Resent => Self::Resent,
+            UpdateKind::WebhookDisabled => Self::WebhookDisabled,
+            UpdateKind::WebhookEnabled => Self::WebhookEnabled,
+            UpdateKind::CircuitOpened => Self::CircuitOpened,
+            UpdateKind::CircuitClosed => Self::CircuitClosed,
+            UpdateKind::DeliveryExhausted => Self::DeliveryExhausted,
         }
     }
 }
@@ -91,7 +96,7 @@ pub(crate) fn statuses(
 
 /// The webhook-id header value of a delivery.
 pub(crate) fn message_id(id: DeliveryId) -> String {
-    format!("msg_{}", id.as_uuid().simple())
+    id.message_id()
 }
 
 /// A delivery, with attempts when given.
@@ -169,8 +174,9 @@ pub fn update_message(update: &UpdateRecord) -> pb::DeliveryUpdate {
     pb::DeliveryUpdate {
         cursor: update.cursor.to_string(),
         kind: pb::UpdateKind::from(update.kind) as i32,
-        delivery: Some(delivery(&update.delivery, &[])),
+        delivery: update.delivery.as_ref().map(|d| delivery(d, &[])),
         attempt: update.attempt.as_ref().map(|a| attempt(a, None)),
+        webhook: update.webhook.as_ref().map(super::webhook),
     }
 }
 

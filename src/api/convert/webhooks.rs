@@ -101,7 +101,31 @@ pub(crate) fn webhook(record: &WebhookRecord) -> pb::Webhook {
         server_ca_pem: String::new(),
         client_certificate: record.client_certificate.as_ref().map(certificate_info),
         server_ca: record.server_ca.as_ref().map(certificate_info),
+        etag: etag(record.revision),
+        failing_since: record.failing_since.map(to_proto),
+        last_error: record.last_error.clone(),
     }
+}
+
+/// The etag (AIP-154) of a webhook at `revision`: opaque to callers, `r` and the revision here.
+pub(crate) fn etag(revision: i64) -> String {
+    format!("r{revision}")
+}
+
+/// The revision an etag field names; `None` when empty (no check asked for). Anything this
+/// service did not issue is refused rather than treated as stale: it can never match.
+pub(crate) fn parse_etag(field: &str, value: &str) -> Result<Option<i64>, ValidationError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .strip_prefix('r')
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|digits| digits.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ValidationError::new(field, "must be an etag as a Webhook carries it, or empty")
+        })
 }
 
 fn certificate_info(info: &crate::domain::CertificateInfo) -> pb::CertificateInfo {
@@ -109,5 +133,24 @@ fn certificate_info(info: &crate::domain::CertificateInfo) -> pb::CertificateInf
         subject: info.subject.clone(),
         issuer: info.issuer.clone(),
         not_after: Some(to_proto(info.not_after)),
+    }
+}
+
+#[cfg(test)]
+mod etag_tests {
+    use super::*;
+
+    #[test]
+    fn an_etag_reads_back_as_its_revision() {
+        assert_eq!(parse_etag("etag", &etag(7)), Ok(Some(7)));
+        assert_eq!(parse_etag("etag", ""), Ok(None));
+    }
+
+    #[test]
+    fn an_etag_the_service_did_not_issue_is_refused() {
+        for bad in ["7", "r", "r-1", "rx", "W/\"r1\"", "r99999999999999999999"] {
+            let error = parse_etag("etag", bad).expect_err(bad);
+            assert_eq!(error.field, "etag");
+        }
     }
 }

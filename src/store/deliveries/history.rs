@@ -1,5 +1,6 @@
 //! Delivery history: ListDeliveries pages and one delivery with its attempts (GetDelivery).
 
+use deadpool_postgres::GenericClient;
 use time::OffsetDateTime;
 
 use super::{AttemptRecord, COLUMNS, DeliveryRecord, attempt_from_row, delivery_from_row};
@@ -82,7 +83,16 @@ impl Store {
         &self,
         id: DeliveryId,
     ) -> Result<Option<(DeliveryRecord, Vec<AttemptRecord>)>, StoreError> {
-        let client = self.client().await?;
+        self.get_delivery_in(&self.client().await?, id).await
+    }
+
+    /// [`Store::get_delivery`] on `client` (a transaction of a request id, which sees its own
+    /// new delivery).
+    pub async fn get_delivery_in(
+        &self,
+        client: &impl GenericClient,
+        id: DeliveryId,
+    ) -> Result<Option<(DeliveryRecord, Vec<AttemptRecord>)>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS}, ev.body FROM deliveries d JOIN events ev ON ev.id = d.event_id WHERE d.id = $1"
         );

@@ -3,16 +3,18 @@
 
 use std::time::Duration;
 
+use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{COLUMNS, DeliveryRecord, delivery_from_row, headers_to_json, log_changed, stored};
 use crate::domain::{
-    AttemptErrorKind, AttemptId, AttemptTrigger, ClaimToken, CustomHeaders, DeliveryId,
-    DeliveryPolicy, DestinationTls, Outcome, Secret, UpdateKind, WebhookId,
+    AttemptErrorKind, AttemptId, AttemptTrigger, AuditAction, ClaimToken, CustomHeaders,
+    DeliveryId, DeliveryPolicy, DestinationTls, Outcome, RequestContext, Secret, UpdateKind,
+    WebhookId,
 };
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, audit};
 
 /// A delivery a worker holds a lease on, with everything needed to send it.
 #[derive(Debug, Clone)]
@@ -314,6 +316,7 @@ health AS (
 ),
 streaks AS (
     SELECT h.webhook_id, h.trailing, h.any_success, h.gone_reason,
+           w.circuit_open_until IS NOT NULL AS was_open,
            CASE WHEN h.any_success THEN h.trailing ELSE w.consecutive_failures + h.trailing END AS failures,
            CASE WHEN h.trailing = 0 THEN NULL
                 WHEN h.any_success THEN now()
@@ -348,14 +351,40 @@ endpoint AS (
     WHERE w.id = x.webhook_id
       AND (x.trailing > 0 OR w.consecutive_failures > 0 OR w.failing_since IS NOT NULL
            OR w.circuit_open_until IS NOT NULL)
-)
+    RETURNING w.id, w.enabled, w.disabled_at, w.disabled_reason, w.circuit_open_until, x.disable,
+              x.gone_reason, x.was_open, x.failures
+),
+system_actions AS (
+    -- What this batch did to endpoints on its own, for the audit trail (rare: most batches
+    -- have none). A disable is this batch's if it set disabled_at to this transaction's time.
+    SELECT id, CASE WHEN gone_reason IS NOT NULL THEN 'webhook.disabled_gone' ELSE 'webhook.auto_disabled' END AS action,
+           jsonb_build_object('enabled', jsonb_build_object('before', true, 'after', false),
+                              'reason', disabled_reason) AS diff
+    FROM endpoint WHERE disable AND NOT enabled AND disabled_at = now()
+    UNION ALL
+    SELECT id, 'webhook.circuit_opened', jsonb_build_object('reason', failures || ' failed attempts in a row',
+           'open_until', to_char(circuit_open_until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))
+    FROM endpoint WHERE NOT was_open AND circuit_open_until IS NOT NULL
+    UNION ALL
+    SELECT id, 'webhook.circuit_closed', jsonb_build_object('reason', 'an attempt succeeded')
+    FROM endpoint WHERE was_open AND circuit_open_until IS NULL
+),
+audited AS (
+    -- Sorted first, so every endpoint row is updated (and locked) before the first append
+    -- takes the chain's head: the head is held only until this statement commits.
+    SELECT audit_append('system', 'system', a.action, 'webhook', a.id::text, '', '', '', a.diff)
+    FROM (SELECT * FROM system_actions ORDER BY id, action) a
+),
+inbox AS (
 INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, attempt_count,
     next_attempt_at, last_response_status, attempt_id)
 SELECT id, webhook_id, function,
        CASE status WHEN 'succeeded' THEN 'attempt_succeeded' WHEN 'failed' THEN 'failed' ELSE 'attempt_failed' END,
        status, status_reason, attempt_count, next_attempt_at, last_response_status, attempt_id
 FROM updated
-ORDER BY ord";
+ORDER BY ord
+)
+SELECT count(*) FROM audited";
 
 impl Store {
     /// Claims up to `limit` due deliveries for `lease`.
@@ -470,8 +499,28 @@ impl Store {
         &self,
         id: DeliveryId,
         trigger: AttemptTrigger,
+        context: &RequestContext,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let record = self.requeue_delivery_in(&tx, id, trigger, context).await?;
+        tx.commit().await?;
+        if record.is_some() {
+            self.wrote_inbox();
+            self.wakeups().deliveries.wake();
+        }
+        Ok(record)
+    }
+
+    /// [`Store::requeue_delivery`] in the transaction `tx` (of a request id), with its audit
+    /// row; whoever commits `tx` wakes this instance's worker afterwards.
+    pub async fn requeue_delivery_in(
+        &self,
+        tx: &impl GenericClient,
+        id: DeliveryId,
+        trigger: AttemptTrigger,
+        context: &RequestContext,
+    ) -> Result<Option<DeliveryRecord>, StoreError> {
         let sql = format!(
             "WITH changed AS (UPDATE deliveries SET status = 'pending', status_reason = '', next_attempt_at = now(), \
              next_trigger = $2, schedule_position = 0, claim_token = NULL, updated_at = now() \
@@ -480,16 +529,22 @@ impl Store {
              SELECT {COLUMNS} FROM changed d",
             log_changed(UpdateKind::Resent)
         );
-        let row = client.query_opt(&sql, &[&id, &trigger.as_str()]).await?;
-        let record = row
+        let row = tx.query_opt(&sql, &[&id, &trigger.as_str()]).await?;
+        let Some(record) = row
             .as_ref()
             .map(|r| delivery_from_row(r, false))
-            .transpose()?;
-        if record.is_some() {
-            self.wrote_inbox();
-            self.announce_deliveries(&client).await?;
-        }
-        Ok(record)
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        self.notify_deliveries(tx).await?;
+        let diff = serde_json::json!({ "webhook_id": record.webhook_id.to_string() });
+        audit::append(
+            tx,
+            &context.audit(AuditAction::DeliveryResent, "delivery", id, diff),
+        )
+        .await?;
+        Ok(Some(record))
     }
 
     /// Re-queues every failed delivery of a webhook created since `since`, server-side in one
@@ -498,8 +553,30 @@ impl Store {
         &self,
         webhook_id: WebhookId,
         since: OffsetDateTime,
+        context: &RequestContext,
     ) -> Result<u64, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let count = self
+            .recover_failed_in(&tx, webhook_id, since, context)
+            .await?;
+        tx.commit().await?;
+        if count > 0 {
+            self.wrote_inbox();
+            self.wakeups().deliveries.wake();
+        }
+        Ok(count)
+    }
+
+    /// [`Store::recover_failed`] in the transaction `tx` (of a request id), with its audit row;
+    /// whoever commits `tx` wakes this instance's worker afterwards.
+    pub async fn recover_failed_in(
+        &self,
+        tx: &impl GenericClient,
+        webhook_id: WebhookId,
+        since: OffsetDateTime,
+        context: &RequestContext,
+    ) -> Result<u64, StoreError> {
         let sql = format!(
             "WITH changed AS (UPDATE deliveries SET status = 'pending', status_reason = '', next_attempt_at = now(), \
              next_trigger = '{}', schedule_position = 0, claim_token = NULL, updated_at = now() \
@@ -507,11 +584,24 @@ impl Store {
             AttemptTrigger::Recover,
             log_changed(UpdateKind::Resent)
         );
-        let count = client.execute(&sql, &[&webhook_id, &since]).await?;
+        let count = tx.execute(&sql, &[&webhook_id, &since]).await?;
         if count > 0 {
-            self.wrote_inbox();
-            self.announce_deliveries(&client).await?;
+            self.notify_deliveries(tx).await?;
         }
+        let diff = serde_json::json!({
+            "since": crate::domain::timestamps::rfc3339(since),
+            "recovered": count,
+        });
+        audit::append(
+            tx,
+            &context.audit(
+                AuditAction::DeliveriesRecovered,
+                "webhook",
+                webhook_id,
+                diff,
+            ),
+        )
+        .await?;
         Ok(count)
     }
 }

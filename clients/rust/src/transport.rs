@@ -1,13 +1,14 @@
-//! The client commands' connection to the service: plain HTTP/2, or TLS made here with
-//! tokio-rustls rather than by tonic.
+//! The connection to the service: plain HTTP/2, or TLS made here with tokio-rustls rather than
+//! by tonic.
 //!
 //! Why not tonic's TLS: in TLS 1.3 the client's half of the handshake ends before the server has
 //! looked at the client's certificate, so a service that refuses it (or wanted one) says so
 //! with an alert on the connection afterwards. tonic's connector reads that alert inside its
 //! connection task and the call only sees "connection closed" (CANCELLED), which tells the
-//! operator nothing. Here the TLS stream is ours: `Recording` keeps the TLS error the
+//! caller nothing. Here the TLS stream is ours: `Recording` keeps the TLS error the
 //! connection died of, and [`ServiceChannel`] puts it under the error of the calls that fail
-//! because of it, where [`super::credentials::tls_failure`] finds it.
+//! because of it, where [`crate::find_cause`] finds it (the `webhooks` CLI turns it into
+//! advice on which flag to fix).
 //!
 //! The alert is not always there to read: a server that drops a refused connection with the
 //! client's first bytes unread makes the kernel reset it, and the reset may overtake the alert.
@@ -21,7 +22,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
-use http::Uri;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -29,6 +29,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tonic::body::Body;
+use tonic::codegen::Service;
+use tonic::codegen::http::{self, Uri};
 use tonic::transport::{Channel, Endpoint};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -100,7 +102,7 @@ pub struct ServiceChannel {
 pub struct TlsTarget {
     /// The client's TLS settings.
     pub config: Arc<rustls::ClientConfig>,
-    /// The name the service's certificate must carry (the `--server` host).
+    /// The name the service's certificate must carry (the URL's host).
     pub server_name: ServerName<'static>,
     /// `host:port` to connect to.
     pub address: String,
@@ -109,35 +111,56 @@ pub struct TlsTarget {
 impl ServiceChannel {
     /// Connects `endpoint`, through `tls` when given (the endpoint's URI is then `http://` for
     /// tonic, which must not add TLS of its own, with the `https://` origin set on it).
+    /// Fails when the first connection cannot be made.
     pub async fn connect(
         endpoint: Endpoint,
         tls: Option<TlsTarget>,
     ) -> Result<Self, tonic::transport::Error> {
-        let notes = Notes::default();
-        let mut presents_certificate = false;
+        let (notes, tls, presents_certificate) = Self::prepare(tls);
         let channel = match tls {
             None => endpoint.connect().await?,
-            Some(mut target) => {
-                presents_certificate = target.config.client_auth_cert_resolver.has_certs();
-                let mut config = (*target.config).clone();
-                config.client_auth_cert_resolver = Arc::new(NoticingResolver {
-                    inner: config.client_auth_cert_resolver.clone(),
-                    notes: notes.clone(),
-                });
-                target.config = Arc::new(config);
-                endpoint
-                    .connect_with_connector(TlsConnect {
-                        target,
-                        notes: notes.clone(),
-                    })
-                    .await?
-            }
+            Some(connector) => endpoint.connect_with_connector(connector).await?,
         };
         Ok(Self {
             channel,
             notes,
             presents_certificate,
         })
+    }
+
+    /// As [`ServiceChannel::connect`], but the first call connects: a service that is not up
+    /// yet fails that call with UNAVAILABLE (which is retried) rather than this constructor.
+    pub fn connect_lazy(endpoint: Endpoint, tls: Option<TlsTarget>) -> Self {
+        let (notes, tls, presents_certificate) = Self::prepare(tls);
+        let channel = match tls {
+            None => endpoint.connect_lazy(),
+            Some(connector) => endpoint.connect_with_connector_lazy(connector),
+        };
+        Self {
+            channel,
+            notes,
+            presents_certificate,
+        }
+    }
+
+    /// The notes, the TLS connector that fills them, and whether it presents a certificate.
+    fn prepare(tls: Option<TlsTarget>) -> (Notes, Option<TlsConnect>, bool) {
+        let notes = Notes::default();
+        let Some(mut target) = tls else {
+            return (notes, None, false);
+        };
+        let presents_certificate = target.config.client_auth_cert_resolver.has_certs();
+        let mut config = (*target.config).clone();
+        config.client_auth_cert_resolver = Arc::new(NoticingResolver {
+            inner: config.client_auth_cert_resolver.clone(),
+            notes: notes.clone(),
+        });
+        target.config = Arc::new(config);
+        let connector = TlsConnect {
+            target,
+            notes: notes.clone(),
+        };
+        (notes, Some(connector), presents_certificate)
     }
 
     /// `error`, or what explains it when the service refused this client.
@@ -148,7 +171,7 @@ impl ServiceChannel {
     }
 }
 
-impl tower_service::Service<http::Request<Body>> for ServiceChannel {
+impl Service<http::Request<Body>> for ServiceChannel {
     type Response = http::Response<Body>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
@@ -169,7 +192,7 @@ impl tower_service::Service<http::Request<Body>> for ServiceChannel {
 
 /// A call failed because its connection ended with this TLS error.
 #[derive(Debug)]
-struct ClosedByTls(rustls::Error);
+pub struct ClosedByTls(pub rustls::Error);
 
 impl std::fmt::Display for ClosedByTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -236,7 +259,7 @@ struct TlsConnect {
     notes: Notes,
 }
 
-impl tower_service::Service<Uri> for TlsConnect {
+impl Service<Uri> for TlsConnect {
     type Response = TokioIo<Recording<TlsStream<TcpStream>>>;
     type Error = io::Error;
     type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
