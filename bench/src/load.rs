@@ -110,6 +110,7 @@ pub async fn create_webhooks_at(
                     ..Default::default()
                 }),
                 secret: format!("whsec_{}", STANDARD.encode(key)),
+                ..Default::default()
             })
             .await
             .with_context(|| format!("CreateWebhook for {url} failed"))?;

@@ -62,11 +62,23 @@ pub struct RequestContext {
     pub peer: String,
     /// The `user-agent` header (the CLI, the console and grpcurl each send theirs).
     pub user_agent: String,
-    /// The request's id: the caller's `x-request-id` header, empty without one.
+    /// The request's id: its AIP-155 `request_id` where the RPC has one and the caller set it
+    /// ([`RequestContext::with_request_id`]), else the caller's `x-request-id` header; empty
+    /// without either.
     pub request_id: String,
 }
 
 impl RequestContext {
+    /// This context with `request_id` (a request's AIP-155 field) as its request id, unless it
+    /// is empty: the id a retry repeats is the one the audit row should name.
+    #[must_use]
+    pub fn with_request_id(mut self, request_id: &str) -> Self {
+        if !request_id.is_empty() {
+            request_id.clone_into(&mut self.request_id);
+        }
+        self
+    }
+
     /// A context with only an actor (direct database commands, the service itself).
     pub fn of(actor: Actor) -> Self {
         Self {

@@ -133,6 +133,23 @@ async fn gone_endpoint_sends_webhook_disabled_update_and_a_verified_operational_
             .contains("410 Gone"),
         "{body}"
     );
+
+    // The same disable is on the audit trail, once, by `system`.
+    let trail = app
+        .admin
+        .clone()
+        .list_audit_events(pb::ListAuditEventsRequest {
+            actor: "system".into(),
+            target_kind: "webhook".into(),
+            target_id: hook.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("the trail")
+        .into_inner()
+        .audit_events;
+    let actions: Vec<_> = trail.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["webhook.disabled_gone"], "{trail:?}");
 }
 
 #[tokio::test]

@@ -363,6 +363,35 @@ async fn without_authentication_the_actor_is_local() {
 }
 
 #[tokio::test]
+async fn a_row_names_the_calls_request_id_and_its_retry_adds_no_row() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let request_id = "3f0c1a52-6b1e-4d2a-9a47-0c8d1e5f7b21";
+    let mut create = withdrawal_webhook("Retried", &rx.url("/r"));
+    create.request_id = request_id.into();
+    for _ in 0..2 {
+        app.admin
+            .clone()
+            .create_webhook(create.clone())
+            .await
+            .unwrap();
+    }
+    let events = app
+        .admin
+        .clone()
+        .list_audit_events(pb::ListAuditEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events;
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.request_id.as_str()))
+        .collect();
+    assert_eq!(rows, [("webhook.created", request_id)]);
+}
+
+#[tokio::test]
 async fn a_410_from_a_real_receiver_leaves_a_system_row_with_the_reason() {
     let app = spawn_app().await;
     let rx = Receiver::start().await;

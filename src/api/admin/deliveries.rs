@@ -103,7 +103,12 @@ pub(super) async fn resend_delivery(
     let tx = connection.answer_once(key.as_ref()).await?;
     let record = service
         .store
-        .requeue_delivery_in(tx.client(), id, AttemptTrigger::Resend, &context(&request))
+        .requeue_delivery_in(
+            tx.client(),
+            id,
+            AttemptTrigger::Resend,
+            &context(&request).with_request_id(&request.get_ref().request_id),
+        )
         .await?
         .ok_or_else(|| not_found("delivery", id))?;
     let answer = convert::delivery(&record, &[]);
@@ -116,7 +121,7 @@ pub(super) async fn recover_failed_deliveries(
     service: &AdminService,
     request: Request<pb::RecoverFailedDeliveriesRequest>,
 ) -> Result<Response<pb::RecoverFailedDeliveriesResponse>, Status> {
-    let context = context(&request);
+    let context = context(&request).with_request_id(&request.get_ref().request_id);
     let key =
         match request_ids::key_or_answer(&service.store, "RecoverFailedDeliveries", &request, |r| {
             &mut r.request_id
@@ -166,7 +171,12 @@ pub(super) async fn send_test_event(
     let tx = connection.answer_once(key.as_ref()).await?;
     let delivery_id = service
         .store
-        .enqueue_test_event_in(tx.client(), webhook_id, &event, &context(&request))
+        .enqueue_test_event_in(
+            tx.client(),
+            webhook_id,
+            &event,
+            &context(&request).with_request_id(&request.get_ref().request_id),
+        )
         .await?;
     let Some((delivery, attempts)) = service
         .store

@@ -22,7 +22,7 @@ pub(super) async fn create_webhook(
     service: &AdminService,
     request: Request<pb::CreateWebhookRequest>,
 ) -> Result<Response<pb::CreateWebhookResponse>, Status> {
-    let context = context(&request);
+    let context = context(&request).with_request_id(&request.get_ref().request_id);
     let key = match request_ids::key_or_answer(&service.store, "CreateWebhook", &request, |r| {
         &mut r.request_id
     })
@@ -197,7 +197,7 @@ pub(super) async fn rotate_webhook_secret(
     service: &AdminService,
     request: Request<pb::RotateWebhookSecretRequest>,
 ) -> Result<Response<pb::RotateWebhookSecretResponse>, Status> {
-    let context = context(&request);
+    let context = context(&request).with_request_id(&request.get_ref().request_id);
     let key =
         match request_ids::key_or_answer(&service.store, "RotateWebhookSecret", &request, |r| {
             &mut r.request_id
