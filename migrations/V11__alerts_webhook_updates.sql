@@ -33,9 +33,14 @@ CREATE FUNCTION webhook_state_json(w webhooks) RETURNS jsonb LANGUAGE sql STABLE
     SELECT jsonb_build_object(
         'enabled', w.enabled,
         'disabled_reason', w.disabled_reason,
-        'disabled_at_us', (extract(epoch FROM w.disabled_at) * 1000000)::bigint,
-        'circuit_open_until_us', (extract(epoch FROM w.circuit_open_until) * 1000000)::bigint,
-        'failing_since_us', (extract(epoch FROM w.failing_since) * 1000000)::bigint,
+        -- Microseconds since the epoch; a timestamp set to ±infinity by hand (the service never
+        -- writes one) reads as unset rather than failing the change it is logged with.
+        'disabled_at_us', CASE WHEN isfinite(w.disabled_at)
+            THEN (extract(epoch FROM w.disabled_at) * 1000000)::bigint END,
+        'circuit_open_until_us', CASE WHEN isfinite(w.circuit_open_until)
+            THEN (extract(epoch FROM w.circuit_open_until) * 1000000)::bigint END,
+        'failing_since_us', CASE WHEN isfinite(w.failing_since)
+            THEN (extract(epoch FROM w.failing_since) * 1000000)::bigint END,
         'consecutive_failures', w.consecutive_failures,
         -- The latest failure reason among the webhook's deliveries (deliveries_by_webhook).
         'last_error', (SELECT d.status_reason FROM deliveries d
