@@ -278,7 +278,8 @@ async fn api_keys_the_keys_command_and_reencrypt_are_recorded_with_their_actors(
         "payments-svc",
         "--role",
         "admin",
-    ]);
+    ])
+    .await;
     let token = created.lines().last().unwrap().trim().to_owned();
     let key_id = created
         .split_whitespace()
@@ -314,7 +315,7 @@ async fn api_keys_the_keys_command_and_reencrypt_are_recorded_with_their_actors(
     let text = format!("{listed:?}");
     assert!(!text.contains(&token), "the token never reaches the trail");
 
-    crate::helpers::webhooks_binary(&["keys", "--database-url", &url, "revoke", &key_id]);
+    crate::helpers::webhooks_binary(&["keys", "--database-url", &url, "revoke", &key_id]).await;
     let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [3u8; 32]);
     crate::helpers::webhooks_binary(&[
         "reencrypt",
@@ -322,7 +323,8 @@ async fn api_keys_the_keys_command_and_reencrypt_are_recorded_with_their_actors(
         &url,
         "--encryption-key",
         &key,
-    ]);
+    ])
+    .await;
     let db = app.db().await;
     let rows = db
         .query(

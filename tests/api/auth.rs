@@ -295,17 +295,17 @@ async fn secrets_are_sealed_at_rest_and_deliveries_still_verify() {
         .expect("verifies with the secret the API returned");
 }
 
-fn keys_cli(database_url: &str, args: &[&str]) -> String {
+async fn keys_cli(database_url: &str, args: &[&str]) -> String {
     let mut all = vec!["keys", "--database-url", database_url];
     all.extend_from_slice(args);
-    crate::helpers::webhooks_binary(&all)
+    crate::helpers::webhooks_binary(&all).await
 }
 
 #[tokio::test]
 async fn the_keys_command_creates_lists_and_revokes_working_tokens() {
     let (url, name) = fresh_database_url();
     let app = testkit::spawn_app_on(&url, &name, &["--require-auth", "true"]).await;
-    let created = keys_cli(&url, &["create", "--name", "payments", "--role", "ingest"]);
+    let created = keys_cli(&url, &["create", "--name", "payments", "--role", "ingest"]).await;
     let token = created
         .lines()
         .last()
@@ -324,7 +324,7 @@ async fn the_keys_command_creates_lists_and_revokes_working_tokens() {
         Code::Ok
     );
 
-    let listed = keys_cli(&url, &["list"]);
+    let listed = keys_cli(&url, &["list"]).await;
     assert!(
         listed.contains("payments") && listed.contains("ingest"),
         "{listed}"
@@ -336,8 +336,8 @@ async fn the_keys_command_creates_lists_and_revokes_working_tokens() {
         .and_then(|l| l.split_whitespace().next())
         .expect("an id")
         .to_owned();
-    keys_cli(&url, &["revoke", &id]);
-    assert!(keys_cli(&url, &["list"]).contains("revoked"));
+    keys_cli(&url, &["revoke", &id]).await;
+    assert!(keys_cli(&url, &["list"]).await.contains("revoked"));
 }
 
 #[tokio::test]
@@ -356,7 +356,7 @@ async fn reencrypt_moves_every_secret_to_the_new_key() {
         .into_inner();
     app.stop().await;
 
-    let printed = crate::helpers::reencrypt(&url, &new, &old);
+    let printed = crate::helpers::reencrypt(&url, &new, &old).await;
     assert!(printed.contains("re-sealed 1"));
 
     // Only the new key is needed now, and deliveries still verify with the same secret.

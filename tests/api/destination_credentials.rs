@@ -750,7 +750,7 @@ async fn header_values_and_client_keys_survive_edits_and_key_rotation() {
     );
     app.stop().await;
 
-    crate::helpers::reencrypt(&url, &new, &old);
+    crate::helpers::reencrypt(&url, &new, &old).await;
 
     // Only the new key now: the headers and the client key still open.
     let app = spawn_app_on(&url, &name, &["--encryption-key", &new]).await;

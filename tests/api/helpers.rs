@@ -2,12 +2,15 @@
 //! (`reencrypt`, and the others `webhooks_binary` runs) on a test's database.
 
 /// Runs the `webhooks` binary with `args` (and no DATABASE_URL from the environment), asserts it
-/// succeeded, and returns what it printed.
-pub fn webhooks_binary(args: &[&str]) -> String {
-    let output = std::process::Command::new(testkit::webhooks_bin!())
+/// succeeded, and returns what it printed. Awaited, not blocking: the test's service runs on the
+/// same runtime, and a command waiting on a lock one of its tasks holds (the audit chain's head)
+/// would otherwise wait for ever.
+pub async fn webhooks_binary(args: &[&str]) -> String {
+    let output = tokio::process::Command::new(testkit::webhooks_bin!())
         .args(args)
         .env_remove("DATABASE_URL")
         .output()
+        .await
         .expect("the binary runs");
     assert!(
         output.status.success(),
@@ -19,7 +22,7 @@ pub fn webhooks_binary(args: &[&str]) -> String {
 
 /// Runs `webhooks reencrypt` on `database_url`, from `old` to `new` (base64 keys), asserts it
 /// succeeded, and returns what it printed.
-pub fn reencrypt(database_url: &str, new: &str, old: &str) -> String {
+pub async fn reencrypt(database_url: &str, new: &str, old: &str) -> String {
     webhooks_binary(&[
         "reencrypt",
         "--database-url",
@@ -29,6 +32,7 @@ pub fn reencrypt(database_url: &str, new: &str, old: &str) -> String {
         "--encryption-key-previous",
         old,
     ])
+    .await
 }
 
 /// The context the direct-database commands (`webhooks keys`) record, for tests that call the

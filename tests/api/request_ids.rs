@@ -328,7 +328,7 @@ async fn a_stored_answer_is_sealed_and_survives_reencrypt_to_a_new_key() {
     assert!(!String::from_utf8_lossy(&stored).contains(secret));
     app.stop().await;
 
-    crate::helpers::reencrypt(&url, &new, &old);
+    crate::helpers::reencrypt(&url, &new, &old).await;
     let app = testkit::spawn_app_on(&url, &name, &["--encryption-key", &new]).await;
     let retried = app
         .admin
