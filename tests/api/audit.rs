@@ -349,14 +349,7 @@ async fn without_authentication_the_actor_is_local() {
         .create_webhook(withdrawal_webhook("Local", &rx.url("/l")))
         .await
         .unwrap();
-    let events = app
-        .admin
-        .clone()
-        .list_audit_events(pb::ListAuditEventsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .audit_events;
+    let events = events_unauthenticated(&app, pb::ListAuditEventsRequest::default()).await;
     assert_eq!(events.len(), 1);
     assert_eq!(
         (events[0].actor.as_str(), events[0].action.as_str()),
@@ -378,14 +371,7 @@ async fn a_row_names_the_calls_request_id_and_its_retry_adds_no_row() {
             .await
             .unwrap();
     }
-    let events = app
-        .admin
-        .clone()
-        .list_audit_events(pb::ListAuditEventsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .audit_events;
+    let events = events_unauthenticated(&app, pb::ListAuditEventsRequest::default()).await;
     let rows: Vec<_> = events
         .iter()
         .map(|e| (e.action.as_str(), e.request_id.as_str()))
@@ -497,14 +483,26 @@ async fn the_circuit_opening_and_closing_are_system_rows() {
 
 /// A webhook's rows, oldest first, from a service without authentication.
 async fn all_events_unauthenticated(app: &TestApp, webhook_id: &str) -> Vec<pb::AuditEvent> {
-    let mut events = app
-        .admin
-        .clone()
-        .list_audit_events(pb::ListAuditEventsRequest {
+    events_unauthenticated(
+        app,
+        pb::ListAuditEventsRequest {
             target_kind: "webhook".into(),
             target_id: webhook_id.into(),
             ..Default::default()
-        })
+        },
+    )
+    .await
+}
+
+/// The first page of rows matching `filter`, oldest first, from a service without tokens.
+async fn events_unauthenticated(
+    app: &TestApp,
+    filter: pb::ListAuditEventsRequest,
+) -> Vec<pb::AuditEvent> {
+    let mut events = app
+        .admin
+        .clone()
+        .list_audit_events(filter)
         .await
         .unwrap()
         .into_inner()
