@@ -25,6 +25,9 @@ use crate::stream::UpdateHub;
 
 /// Deliveries by outcome of their latest attempt: `succeeded`, `retry`, `failed`.
 pub const DELIVERIES_TOTAL: &str = "webhooks_deliveries_total";
+/// Attempts started, by `path`: `direct` (sent by the instance that accepted the publish, under
+/// the lease the publish inserted it with) or `claimed` (taken from the queue by a claim).
+pub const ATTEMPTS_STARTED: &str = "webhooks_attempts_started_total";
 /// Attempt duration in seconds, by outcome.
 pub const ATTEMPT_DURATION: &str = "webhooks_attempt_duration_seconds";
 /// Attempts recorded per database write (see `src/delivery/recorder.rs`).
@@ -190,6 +193,13 @@ fn answer<B>(
 pub fn record_attempt(outcome: &'static str, duration: Duration) {
     counter!(DELIVERIES_TOTAL, "outcome" => outcome).increment(1);
     histogram!(ATTEMPT_DURATION, "outcome" => outcome).record(duration.as_secs_f64());
+}
+
+/// Records attempts started on `path` (`direct` or `claimed`).
+pub fn record_attempts_started(path: &'static str, count: usize) {
+    if count > 0 {
+        counter!(ATTEMPTS_STARTED, "path" => path).increment(count as u64);
+    }
 }
 
 /// Records the size of one batch of recorded attempts.

@@ -5,6 +5,8 @@ use tonic::{Code, Request, Response, Status};
 
 use super::convert::{self, Reason};
 use super::invalid_argument;
+use super::publish_groups::PublishGroups;
+use crate::delivery::Dispatcher;
 use crate::domain::{PublishedEvent, ValidationError};
 use crate::proto::v1 as pb;
 use crate::proto::v1::event_ingest_server::EventIngest;
@@ -18,14 +20,22 @@ pub const MAX_BATCH: usize = 1000;
 pub struct IngestService {
     store: Store,
     max_payload_bytes: usize,
+    /// This instance's worker, which sends the first attempts of what it publishes (none when
+    /// the workers are off: everything then waits for a claim).
+    dispatcher: Option<Dispatcher>,
+    /// Single `PublishEvent` calls, stored in groups.
+    singles: PublishGroups,
 }
 
 impl IngestService {
-    /// An ingest API over `store` (whose publish wakes this instance's delivery workers).
-    pub fn new(store: Store, max_payload_bytes: usize) -> Self {
+    /// An ingest API over `store` (whose publish wakes this instance's delivery workers when
+    /// it leaves them work), sending first attempts through `dispatcher` when there is one.
+    pub fn new(store: Store, max_payload_bytes: usize, dispatcher: Option<Dispatcher>) -> Self {
         Self {
+            singles: PublishGroups::start(store.clone(), dispatcher.clone()),
             store,
             max_payload_bytes,
+            dispatcher,
         }
     }
 
@@ -49,53 +59,72 @@ impl IngestService {
         Ok(event)
     }
 
-    async fn publish(
+    /// Publishes a `PublishEvents` batch: one transaction, all or nothing.
+    async fn publish_batch(
         &self,
         events: Vec<PublishedEvent>,
     ) -> Result<Vec<pb::PublishEventResponse>, Status> {
-        let outcomes = self.store.publish(&events).await?;
-        crate::metrics::record_published(
-            outcomes
-                .iter()
-                .filter(|o| {
-                    matches!(
-                        o,
-                        PublishOutcome::Stored {
-                            duplicate: false,
-                            ..
-                        }
-                    )
-                })
-                .count(),
-        );
-        outcomes
-            .into_iter()
-            .map(|outcome| match outcome {
-                PublishOutcome::Stored {
-                    event_id,
-                    event_type,
-                    delivery_ids,
-                    duplicate,
-                } => {
-                    tracing::debug!(%event_id, %event_type, deliveries = delivery_ids.len(), duplicate, "event published");
-                    Ok(pb::PublishEventResponse {
-                        event_id: event_id.to_string(),
-                        delivery_ids: delivery_ids.iter().map(ToString::to_string).collect(),
-                        duplicate,
-                        event_type,
-                    })
-                }
-                PublishOutcome::KeyReused { idempotency_key } => Err(convert::error(
-                    Code::AlreadyExists,
-                    Reason::IdempotencyKeyReused,
-                    format!(
-                        "idempotency_key `{idempotency_key}` was already used for an event with different content"
-                    ),
-                    &[("idempotency_key", idempotency_key)],
-                )),
-            })
-            .collect()
+        let reservation = self
+            .dispatcher
+            .as_ref()
+            .and_then(|d| d.reserve(events.len()));
+        let published = self
+            .store
+            .publish_leasing(&events, reservation.as_ref().map(|r| r.lease()))
+            .await?;
+        // Committed: the leased deliveries go out now, beside the answer. (On an error the
+        // reservation is dropped and its slots freed; nothing was leased.)
+        if let (Some(dispatcher), Some(reservation)) = (&self.dispatcher, reservation) {
+            dispatcher.observe_fanout(published.max_fanout);
+            dispatcher.dispatch(reservation, published.leased);
+        }
+        answers(published.outcomes)
     }
+}
+
+/// The answers to stored events (or the error of the one refused).
+fn answers(outcomes: Vec<PublishOutcome>) -> Result<Vec<pb::PublishEventResponse>, Status> {
+    crate::metrics::record_published(
+        outcomes
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    PublishOutcome::Stored {
+                        duplicate: false,
+                        ..
+                    }
+                )
+            })
+            .count(),
+    );
+    outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            PublishOutcome::Stored {
+                event_id,
+                event_type,
+                delivery_ids,
+                duplicate,
+            } => {
+                tracing::debug!(%event_id, %event_type, deliveries = delivery_ids.len(), duplicate, "event published");
+                Ok(pb::PublishEventResponse {
+                    event_id: event_id.to_string(),
+                    delivery_ids: delivery_ids.iter().map(ToString::to_string).collect(),
+                    duplicate,
+                    event_type,
+                })
+            }
+            PublishOutcome::KeyReused { idempotency_key } => Err(convert::error(
+                Code::AlreadyExists,
+                Reason::IdempotencyKeyReused,
+                format!(
+                    "idempotency_key `{idempotency_key}` was already used for an event with different content"
+                ),
+                &[("idempotency_key", idempotency_key)],
+            )),
+        })
+        .collect()
 }
 
 #[tonic::async_trait]
@@ -105,7 +134,8 @@ impl EventIngest for IngestService {
         request: Request<pb::PublishEventRequest>,
     ) -> Result<Response<pb::PublishEventResponse>, Status> {
         let event = self.parse(request.get_ref(), "")?;
-        let mut answers = self.publish(vec![event]).await?;
+        let outcome = self.singles.publish(event).await?;
+        let mut answers = answers(vec![outcome])?;
         answers.pop().map(Response::new).ok_or_else(|| {
             tracing::error!("no answer for the published event");
             convert::internal()
@@ -132,7 +162,7 @@ impl EventIngest for IngestService {
             .enumerate()
             .map(|(i, event)| self.parse(event, &format!("events[{i}].")))
             .collect::<Result<Vec<_>, _>>()?;
-        let results = self.publish(events).await?;
+        let results = self.publish_batch(events).await?;
         Ok(Response::new(pb::PublishEventsResponse { results }))
     }
 }

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod convert;
 pub mod grpc_web;
 mod ingest;
+mod publish_groups;
 pub mod request_errors;
 pub mod watch;
 

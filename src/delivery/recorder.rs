@@ -36,60 +36,68 @@ pub struct Finished {
 /// The sending side: attempts hand their result here.
 pub type RecorderHandle = mpsc::UnboundedSender<Finished>;
 
-/// Starts the recorder. It runs until every handle is dropped and what they sent is recorded;
-/// `wake` is notified after each batch (slots and per-webhook room were freed).
+/// Starts the recorder on `input` (the other end of the attempts' [`RecorderHandle`]s). It runs
+/// until every handle is dropped and what they sent is recorded. `wake` is notified after a
+/// batch whose endpoints have due work waiting: their slots and room under their caps were
+/// freed, so a claim can take it now rather than at the next poll.
 pub fn spawn(
     store: Store,
     policy: DeliveryPolicy,
     wake: Wakeup,
-) -> (RecorderHandle, JoinHandle<()>) {
     // Unbounded on purpose: entries are bounded by the worker's slots, each holding a permit.
-    let (sender, mut receiver) = mpsc::unbounded_channel::<Finished>();
-    let task = tokio::spawn(async move {
+    mut input: mpsc::UnboundedReceiver<Finished>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            record(&store, &policy, &batch).await;
+        while input.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let waiting = record(&store, &policy, &batch).await;
             crate::metrics::record_result_batch(batch.len());
-            // Recorded (or left to their leases): free the slots, then claim again.
+            // Recorded (or left to their leases): free the slots, then claim again if there is
+            // something to claim.
             for finished in batch.drain(..) {
                 drop(finished.slot);
             }
-            wake.wake();
+            if waiting {
+                wake.wake();
+            }
         }
-    });
-    (sender, task)
+    })
 }
 
-/// Writes a batch, retrying through short outages. A batch the database refuses as such (an
-/// error other than the connection, say a deadlock with an admin's change) is written attempt by
+/// Writes a batch, retrying through short outages, and tells whether its endpoints have due
+/// work waiting (true when that is unknown). A batch the database refuses as such (an error
+/// other than the connection, say a deadlock with an admin's change) is written attempt by
 /// attempt, so one bad row cannot hold back the others.
-async fn record(store: &Store, policy: &DeliveryPolicy, batch: &[Finished]) {
+async fn record(store: &Store, policy: &DeliveryPolicy, batch: &[Finished]) -> bool {
     let attempts: Vec<&FinishedAttempt> = batch.iter().map(|f| &f.attempt).collect();
     let single = attempts.len() == 1;
-    if let Err(e) = write(store, policy, &attempts, single).await
-        && !single
-        && !e.is_unavailable()
-    {
-        tracing::warn!(error = %e, attempts = attempts.len(), "a batch of results was refused; recording them one by one");
-        for attempt in &attempts {
-            // Errors are logged inside; such a delivery is retried after its lease.
-            let _ = write(store, policy, &[attempt], true).await;
+    match write(store, policy, &attempts, single).await {
+        Ok(waiting) => waiting,
+        Err(e) if !single && !e.is_unavailable() => {
+            tracing::warn!(error = %e, attempts = attempts.len(), "a batch of results was refused; recording them one by one");
+            for attempt in &attempts {
+                // Errors are logged inside; such a delivery is retried after its lease.
+                let _ = write(store, policy, &[attempt], true).await;
+            }
+            true
         }
+        Err(_) => true,
     }
 }
 
 /// One statement for `attempts`; tried again while the database is unreachable, and after any
-/// error when `persist` (a single attempt, with nothing left to split).
+/// error when `persist` (a single attempt, with nothing left to split). Ok tells whether the
+/// attempts' endpoints have due work waiting.
 async fn write(
     store: &Store,
     policy: &DeliveryPolicy,
     attempts: &[&FinishedAttempt],
     persist: bool,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let mut last_error = None;
     for pause in RETRY_PAUSES_MS {
         match store.record_attempts(attempts, policy).await {
-            Ok(()) => return Ok(()),
+            Ok(waiting) => return Ok(waiting),
             // Refused rather than unreachable: the caller splits the batch.
             Err(e) if !persist && !e.is_unavailable() => return Err(e),
             Err(e) => {

@@ -2,16 +2,19 @@
 //! own task, hand the attempt to the recorder (which writes results in batches), repeat.
 //! Concurrency is bounded by a semaphore whose permits are taken *before* claiming and released
 //! only once the attempt is recorded, so an instance never holds more leases than it can work
-//! on and record.
+//! on and record. The same slots serve first attempts sent straight from a publish (see
+//! [`Dispatcher`](super::dispatch::Dispatcher)): the claim is left retries, resends, work that
+//! found no room at publish time and other instances' expired leases.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use super::dispatch::Dispatcher;
 use super::recorder::{self, Finished, RecorderHandle};
 use super::retry::decide;
 use super::sender::{AttemptResult, HttpSender};
@@ -75,12 +78,19 @@ impl Heartbeat {
 /// A delivery worker of one instance.
 pub struct Worker {
     store: Store,
-    sender: HttpSender,
+    attempter: Arc<Attempter>,
     settings: WorkerSettings,
     /// Woken when there is work: new or re-queued deliveries (by this instance's writes or,
     /// through the listener, another's) and slots freed by recorded attempts.
     wake: Wakeup,
     heartbeat: Arc<Heartbeat>,
+    /// The worker slots, shared with the dispatcher.
+    slots: Arc<Semaphore>,
+    /// Where attempts hand their results; the receiving end goes to the recorder in `run`.
+    results: RecorderHandle,
+    recorder_input: mpsc::UnboundedReceiver<Finished>,
+    /// Sends the first attempts of what this instance publishes.
+    dispatcher: Dispatcher,
 }
 
 impl Worker {
@@ -88,12 +98,29 @@ impl Worker {
     /// [`Wakeups::deliveries`](crate::store::Wakeups::deliveries).
     pub fn new(store: Store, sender: HttpSender, settings: WorkerSettings) -> Self {
         let wake = store.wakeups().deliveries.clone();
+        let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+        let (results, recorder_input) = mpsc::unbounded_channel();
+        let attempter = Arc::new(Attempter {
+            sender,
+            retry_schedule: settings.retry_schedule.clone(),
+        });
+        let dispatcher = Dispatcher::new(
+            attempter.clone(),
+            slots.clone(),
+            &results,
+            settings.lease,
+            settings.policy.clone(),
+        );
         Self {
             store,
-            sender,
+            attempter,
             settings,
             wake,
             heartbeat: Arc::new(Heartbeat::default()),
+            slots,
+            results,
+            recorder_input,
+            dispatcher,
         }
     }
 
@@ -102,22 +129,38 @@ impl Worker {
         self.heartbeat.clone()
     }
 
-    /// Runs until `shutdown` flips, then waits for the attempts in flight to be recorded.
+    /// Sends publishes' first attempts on this worker's slots, for the ingest API.
+    pub fn dispatcher(&self) -> Dispatcher {
+        self.dispatcher.clone()
+    }
+
+    /// Runs until `shutdown` flips, then waits for the attempts in flight (claimed or
+    /// dispatched) to be recorded.
     pub async fn run(self, mut shutdown: Shutdown) {
-        let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let Self {
+            store,
+            attempter,
+            settings,
+            wake,
+            heartbeat,
+            slots,
+            results,
+            recorder_input,
+            dispatcher,
+        } = self;
         let mut in_flight = JoinSet::new();
-        let (results, recorder) = recorder::spawn(
-            self.store.clone(),
-            self.settings.policy.clone(),
-            self.wake.clone(),
+        let recorder = recorder::spawn(
+            store.clone(),
+            settings.policy.clone(),
+            wake.clone(),
+            recorder_input,
         );
-        let this = Arc::new(self);
         let mut error_backoff = Duration::from_millis(100);
         loop {
             if shutdown.is_shutdown() {
                 break;
             }
-            this.heartbeat.beat();
+            heartbeat.beat();
             // Reap finished tasks so the set does not grow.
             while in_flight.try_join_next().is_some() {}
             // Wait for one free slot (beating while every slot is busy: that is not a stall),
@@ -134,13 +177,8 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            let claimed = match this
-                .store
-                .claim_due(
-                    permits.len() as i64,
-                    this.settings.lease,
-                    &this.settings.policy,
-                )
+            let claimed = match store
+                .claim_due(permits.len() as i64, settings.lease, &settings.policy)
                 .await
             {
                 Ok(claimed) => {
@@ -159,34 +197,47 @@ impl Worker {
                 }
             };
             let got = claimed.len();
+            crate::metrics::record_attempts_started("claimed", got);
             for (delivery, permit) in claimed.into_iter().zip(permits.drain(..)) {
-                let this = this.clone();
+                let attempter = attempter.clone();
                 let results = results.clone();
-                // The recorder frees the slot and wakes this loop once the attempt is recorded:
-                // that also frees room under the per-webhook cap, so claim again then rather
-                // than at the next poll.
-                in_flight.spawn(async move { this.attempt(delivery, permit, &results).await });
+                // The recorder frees the slot once the attempt is recorded, and wakes this loop
+                // when the endpoint has due work waiting (room under its cap was freed).
+                in_flight.spawn(async move { attempter.attempt(delivery, permit, &results).await });
             }
             drop(permits);
             if got == 0 {
                 tokio::select! {
-                    _ = this.wake.wait() => {}
-                    _ = tokio::time::sleep(this.settings.poll_interval) => {}
+                    _ = wake.wait() => {}
+                    _ = tokio::time::sleep(settings.poll_interval) => {}
                     _ = shutdown.recv() => break,
                 }
             }
         }
-        // Graceful stop: let the attempts in flight finish, then let the recorder write what
-        // they handed it (it stops once every handle is gone).
+        // Graceful stop: no more direct sends; let the attempts in flight finish (every slot
+        // back means every attempt, claimed or dispatched, was recorded), then let the recorder
+        // write what they handed it (it stops once every handle is gone).
+        dispatcher.stop();
         while in_flight.join_next().await.is_some() {}
+        let all = u32::try_from(settings.concurrency.max(1)).unwrap_or(u32::MAX);
+        drop(slots.acquire_many(all).await);
         drop(results);
+        drop(dispatcher);
         if let Err(e) = recorder.await {
             tracing::error!(error = %e, "the result recorder failed");
         }
     }
+}
 
+/// Signs and sends attempts: what the claim loop and the dispatcher share.
+pub(super) struct Attempter {
+    sender: HttpSender,
+    retry_schedule: RetrySchedule,
+}
+
+impl Attempter {
     /// Signs and sends one attempt, then hands it (with its slot) to the recorder.
-    async fn attempt(
+    pub(super) async fn attempt(
         &self,
         delivery: ClaimedDelivery,
         slot: OwnedSemaphorePermit,
@@ -229,11 +280,7 @@ impl Worker {
             )
             .await;
         drop(headers);
-        let outcome = decide(
-            &result,
-            delivery.schedule_position,
-            &self.settings.retry_schedule,
-        );
+        let outcome = decide(&result, delivery.schedule_position, &self.retry_schedule);
         tracing::info!(
             delivery_id = %delivery.id,
             webhook_id = %delivery.webhook_id,

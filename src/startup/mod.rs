@@ -175,17 +175,17 @@ impl Application {
         let (readiness_tx, readiness) = watch::channel(Readiness::Starting);
         let mut background = tokio::task::JoinSet::new();
         let metrics = self.metrics.take();
-        let heartbeat = tasks::spawn(&mut background, &self, metrics, readiness, &stop)?;
+        let worker = tasks::spawn(&mut background, &self, metrics, readiness, &stop)?;
         let health_service = tasks::start_health(
             &mut background,
             readiness_tx,
             self.store.clone(),
-            heartbeat,
+            worker.as_ref().map(|w| w.heartbeat.clone()),
             self.config.poll_interval,
             stop.subscribe(),
         )
         .await;
-        let routes = servers::routes(&self, health_service)?;
+        let routes = servers::routes(&self, health_service, worker.map(|w| w.dispatcher))?;
         // One budget of connections for both listeners: what runs out is the process's file
         // descriptors, whichever port takes them.
         let connections = ConnectionGuard::new(self.config.connection_settings());

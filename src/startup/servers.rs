@@ -26,6 +26,7 @@ pub(super) fn routes(
     health_service: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
+    dispatcher: Option<crate::delivery::Dispatcher>,
 ) -> anyhow::Result<Routes> {
     let admin = WebhookAdminServer::new(AdminService::new(
         app.store.clone(),
@@ -37,6 +38,7 @@ pub(super) fn routes(
     let ingest = EventIngestServer::new(IngestService::new(
         app.store.clone(),
         app.config.max_payload_bytes,
+        dispatcher,
     ))
     .max_decoding_message_size(MAX_GRPC_MESSAGE);
     let routes = Routes::new(health_service)

@@ -10,20 +10,28 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::Application;
-use crate::delivery::{Heartbeat, HttpSender, Worker, WorkerSettings};
+use crate::delivery::{Dispatcher, Heartbeat, HttpSender, Worker, WorkerSettings};
 use crate::metrics::Readiness;
 use crate::shutdown::{Shutdown, ShutdownSender};
 use crate::store::{DELIVERIES_CHANNEL, Store, Subscriptions, UPDATES_CHANNEL};
 
+/// The delivery worker's handles that other parts of the instance use.
+pub(super) struct WorkerHandles {
+    /// The delivery loop's heartbeat, for health checks.
+    pub heartbeat: Arc<Heartbeat>,
+    /// Sends publishes' first attempts (the ingest API's).
+    pub dispatcher: Dispatcher,
+}
+
 /// Spawns every background task but health reporting onto `background`, the metrics endpoint
-/// on `metrics` when set, and returns the delivery loop's heartbeat (none with workers off).
+/// on `metrics` when set, and returns the delivery worker's handles (none with workers off).
 pub(super) fn spawn(
     background: &mut JoinSet<()>,
     app: &Application,
     metrics: Option<TcpListener>,
     readiness: watch::Receiver<Readiness>,
     stop: &ShutdownSender,
-) -> anyhow::Result<Option<Arc<Heartbeat>>> {
+) -> anyhow::Result<Option<WorkerHandles>> {
     let wakeups = app.store.wakeups().clone();
     let mut subscriptions =
         Subscriptions::new(&wakeups).with(UPDATES_CHANNEL, wakeups.updates.clone());
@@ -60,11 +68,14 @@ pub(super) fn spawn(
             stop.subscribe(),
         ));
     }
-    let mut heartbeat = None;
+    let mut handles = None;
     if !app.config.disable_workers {
         subscriptions = subscriptions.with(DELIVERIES_CHANNEL, wakeups.deliveries.clone());
         let worker = worker(app)?;
-        heartbeat = Some(worker.heartbeat());
+        handles = Some(WorkerHandles {
+            heartbeat: worker.heartbeat(),
+            dispatcher: worker.dispatcher(),
+        });
         background.spawn(worker.run(stop.subscribe()));
     }
     background.spawn(crate::store::notify::listen(
@@ -72,7 +83,7 @@ pub(super) fn spawn(
         subscriptions,
         stop.subscribe(),
     ));
-    Ok(heartbeat)
+    Ok(handles)
 }
 
 /// The delivery worker, on its own pool of the store (see [`Store::for_delivery_results`]).

@@ -1,10 +1,14 @@
 //! Publishing: an event and its deliveries are committed in one transaction before the caller
 //! gets an answer, so nothing acknowledged can be lost.
 
+use std::time::Duration;
+
 use deadpool_postgres::{GenericClient, Transaction};
 
-use super::{DELIVERIES_CHANNEL, Store, StoreError};
-use crate::domain::{Decision, DeliveryId, EventId, PublishedEvent, WebhookId};
+use super::{ClaimedDelivery, DELIVERIES_CHANNEL, Store, StoreError};
+use crate::domain::{
+    ClaimToken, Decision, DeliveryId, DeliveryPolicy, EventId, PublishedEvent, WebhookId,
+};
 
 /// The answer to one published event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +29,34 @@ pub enum PublishOutcome {
         /// The reused key.
         idempotency_key: String,
     },
+}
+
+/// Direct dispatch: how many of a publish's new deliveries this instance can send at once (its
+/// free worker slots), and the lease they are inserted under, so their first attempt needs no
+/// claim. Only endpoints with a closed circuit and room under the cluster-wide cap get one.
+#[derive(Debug, Clone)]
+pub struct DirectLease {
+    /// The most deliveries to lease (free worker slots).
+    pub limit: usize,
+    /// The claim token they are inserted with.
+    pub token: ClaimToken,
+    /// How long the lease runs; as a claim's, it must exceed the request timeout.
+    pub lease: Duration,
+    /// The cap per endpoint and the breaker threshold, as the claim applies them.
+    pub policy: DeliveryPolicy,
+}
+
+/// What a publish stored, and the deliveries it leased to this instance.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The most deliveries one newly stored event of this publish made (skipped ones included).
+    pub max_fanout: usize,
+    /// One answer per event (or the one `KeyReused` answer of a refused batch).
+    pub outcomes: Vec<PublishOutcome>,
+    /// Deliveries inserted under [`DirectLease::token`], to be sent now by this instance.
+    pub leased: Vec<ClaimedDelivery>,
+    /// Whether some new delivery was left for a claim (this instance's worker is woken then).
+    pub queued: bool,
 }
 
 /// Stores events, routes them and creates their deliveries in ONE statement, so a publish (of
@@ -60,7 +92,12 @@ event AS (
 ),
 matched AS (
     SELECT i.ord, i.id AS event_id, i.function, i.request_id, i.event_type,
-           w.id AS webhook_id, w.deliver_once_per_request AS once, gen_random_uuid() AS delivery_id
+           w.id AS webhook_id, w.deliver_once_per_request AS once, gen_random_uuid() AS delivery_id,
+           -- Closed circuit: attempts may go out at once. Open: deliveries wait; half-open
+           -- (open until a time now past): one probe at a time, by the claim.
+           (w.circuit_open_until IS NULL AND w.consecutive_failures < $16::int) AS healthy,
+           (w.circuit_open_until IS NULL OR w.circuit_open_until <= now()) AS sendable,
+           CASE WHEN w.consecutive_failures >= $16::int THEN 1 ELSE $15::bigint END AS cap
     FROM input i
     JOIN event e ON e.id = i.id
     JOIN webhooks w ON w.function = i.function AND w.enabled AND w.deleted_at IS NULL
@@ -76,31 +113,81 @@ planned AS (
     SELECT m.*, (m.once AND NOT EXISTS (SELECT 1 FROM firsts f WHERE f.delivery_id = m.delivery_id)) AS skip
     FROM matched m
 ),
+busy AS (
+    -- Each endpoint this publish routes to, and how many more attempts it may have in flight:
+    -- its cap less the running leases of every instance (the cap is cluster-wide).
+    SELECT e.webhook_id, e.healthy, e.sendable,
+           e.cap - (SELECT count(*) FROM deliveries d
+                    WHERE d.webhook_id = e.webhook_id AND d.status = 'pending'
+                      AND d.claim_token IS NOT NULL AND d.next_attempt_at > now()) AS room
+    FROM (SELECT DISTINCT webhook_id, healthy, sendable, cap FROM planned WHERE NOT skip) e
+),
+candidates AS (
+    -- Direct dispatch ($12 > 0: this instance has that many free worker slots): new pending
+    -- deliveries to healthy endpoints with room, none of them behind an earlier pending delivery
+    -- of the same request (ordering per request, as the claim keeps it).
+    SELECT p.delivery_id, p.webhook_id, p.ord,
+           row_number() OVER (PARTITION BY p.webhook_id ORDER BY p.ord) AS nth,
+           row_number() OVER (PARTITION BY p.webhook_id, p.request_id ORDER BY p.ord) AS nth_of_request
+    FROM planned p JOIN busy b ON b.webhook_id = p.webhook_id
+    WHERE $12::bigint > 0 AND NOT p.skip AND b.healthy AND b.room > 0
+      AND (p.request_id = '' OR NOT EXISTS (
+          SELECT 1 FROM deliveries q
+          WHERE q.webhook_id = p.webhook_id AND q.request_id = p.request_id AND q.status = 'pending'))
+),
+leased AS (
+    -- Inserted already leased to this instance ($13, for $14 seconds, attempt 1 counted as a
+    -- claim counts it): the first attempt needs no claim statement.
+    SELECT c.delivery_id
+    FROM candidates c JOIN busy b ON b.webhook_id = c.webhook_id
+    WHERE c.nth_of_request = 1 AND c.nth <= b.room
+    ORDER BY c.ord
+    LIMIT $12
+),
 inserted AS (
-    INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, status_reason, next_attempt_at)
-    SELECT delivery_id, webhook_id, event_id, event_type, function, request_id,
-           CASE WHEN skip THEN 'skipped' ELSE 'pending' END,
-           CASE WHEN skip THEN 'deliver_once_per_request: this request was already delivered by an earlier event' ELSE '' END,
-           CASE WHEN skip THEN NULL ELSE now() END
-    FROM planned
-    ORDER BY ord, webhook_id
+    INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, status_reason,
+                            next_attempt_at, claim_token, attempt_count)
+    SELECT p.delivery_id, p.webhook_id, p.event_id, p.event_type, p.function, p.request_id,
+           CASE WHEN p.skip THEN 'skipped' ELSE 'pending' END,
+           CASE WHEN p.skip THEN 'deliver_once_per_request: this request was already delivered by an earlier event' ELSE '' END,
+           CASE WHEN p.skip THEN NULL WHEN l.delivery_id IS NOT NULL THEN now() + make_interval(secs => $14::float8)
+                ELSE now() END,
+           CASE WHEN l.delivery_id IS NOT NULL THEN $13::uuid END,
+           CASE WHEN l.delivery_id IS NOT NULL THEN 1 ELSE 0 END
+    FROM planned p LEFT JOIN leased l ON l.delivery_id = p.delivery_id
+    ORDER BY p.ord, p.webhook_id
     RETURNING *
 ),
 logged AS (
+    -- A leased delivery is logged as due now, like any new one: its lease is not a schedule.
     INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, next_attempt_at)
     SELECT id, webhook_id, function, CASE status WHEN 'skipped' THEN 'skipped' ELSE 'created' END,
-           status, status_reason, next_attempt_at
+           status, status_reason, CASE WHEN claim_token IS NULL THEN next_attempt_at ELSE created_at END
     FROM inserted
     ORDER BY seq
 ),
+queued AS (
+    -- Whether a claim could take any of what was not sent at once. An endpoint at its cap needs
+    -- none now: recording one of its attempts looks for its waiting work (RECORD_ATTEMPTS).
+    SELECT 1 FROM inserted i JOIN busy b ON b.webhook_id = i.webhook_id
+    WHERE i.status = 'pending' AND i.claim_token IS NULL AND b.sendable AND b.room > 0
+    LIMIT 1
+),
 wake AS (
-    SELECT pg_notify('{DELIVERIES_CHANNEL}', $11::text)
-    FROM (SELECT 1 FROM inserted WHERE status = 'pending' AND $10::bool LIMIT 1) pending
+    SELECT pg_notify('{DELIVERIES_CHANNEL}', $11::text) FROM queued WHERE $10::bool
 )
 SELECT (SELECT coalesce(array_agg(id), '{{}}') FROM event) AS stored, (SELECT count(*) FROM wake) AS woke,
-       i.event_id, i.id, i.seq
+       (SELECT count(*) FROM queued) AS queued,
+       i.event_id, i.id, i.seq, i.webhook_id, i.claim_token, i.event_type, i.attempt_count,
+       i.schedule_position, i.next_trigger,
+       w.destination_url, w.secret,
+       CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
+       w.custom_headers, w.client_cert_pem, w.client_key, w.client_cert_subject, w.client_cert_issuer,
+       w.client_cert_not_after, w.server_ca_pem, w.server_ca_subject, w.server_ca_issuer,
+       w.server_ca_not_after, w.updated_at AS webhook_updated_at
 FROM (SELECT 1) one
-LEFT JOIN inserted i ON true"
+LEFT JOIN inserted i ON true
+LEFT JOIN webhooks w ON w.id = i.webhook_id AND i.claim_token IS NOT NULL"
     )
 }
 
@@ -133,30 +220,73 @@ impl Store {
         &self,
         events: &[PublishedEvent],
     ) -> Result<Vec<PublishOutcome>, StoreError> {
+        Ok(self.publish_leasing(events, None).await?.outcomes)
+    }
+
+    /// [`Store::publish`], inserting up to `direct.limit` of the new deliveries already leased
+    /// to this instance (see [`DirectLease`]). The leased ones come back only once committed;
+    /// the caller must send them (or leave them to their lease). This instance's worker is woken
+    /// only when something was left for a claim.
+    pub async fn publish_leasing(
+        &self,
+        events: &[PublishedEvent],
+        direct: Option<&DirectLease>,
+    ) -> Result<Published, StoreError> {
         let mut client = self.client().await?;
         let announce = self.should_announce();
         if events.len() == 1 {
             // One statement is atomic by itself: no BEGIN/COMMIT round trips. (A repeat is
             // answered by reads that need no transaction.)
-            let outcomes =
-                publish_events(&client, events, announce, self.wakeups().origin()).await?;
-            self.wrote_inbox();
-            self.wakeups().deliveries.wake();
-            return Ok(outcomes);
+            let published = self
+                .publish_events(&client, events, announce, direct, true)
+                .await?;
+            self.published(&published);
+            return Ok(published);
         }
         let tx = client.transaction().await?;
-        let outcomes = publish_events(&tx, events, announce, self.wakeups().origin()).await?;
-        if let Some(reused) = outcomes
+        let published = self
+            .publish_events(&tx, events, announce, direct, true)
+            .await?;
+        if let Some(reused) = published
+            .outcomes
             .iter()
             .find(|o| matches!(o, PublishOutcome::KeyReused { .. }))
         {
-            // Dropping the transaction rolls back the whole batch.
-            return Ok(vec![reused.clone()]);
+            // Dropping the transaction rolls back the whole batch, leases included.
+            return Ok(Published {
+                outcomes: vec![reused.clone()],
+                ..Published::default()
+            });
         }
         tx.commit().await?;
+        self.published(&published);
+        Ok(published)
+    }
+
+    /// Stores independent events with one statement outside any transaction, as if each were
+    /// published alone: every event is answered on its own (a reused key refuses that event
+    /// only), and up to `direct.limit` new deliveries are leased as in
+    /// [`Store::publish_leasing`]. The statement is atomic: on an error nothing was stored.
+    pub async fn publish_each(
+        &self,
+        events: &[PublishedEvent],
+        direct: Option<&DirectLease>,
+    ) -> Result<Published, StoreError> {
+        let client = self.client().await?;
+        let announce = self.should_announce();
+        let published = self
+            .publish_events(&client, events, announce, direct, false)
+            .await?;
+        self.published(&published);
+        Ok(published)
+    }
+
+    /// After a publish committed: the sequencer has inbox rows, the worker maybe work to claim.
+    fn published(&self, published: &Published) {
         self.wrote_inbox();
-        self.wakeups().deliveries.wake();
-        Ok(outcomes)
+        if published.queued {
+            self.wakeups().deliveries.wake();
+        }
     }
 
     /// Creates a `webhook.test` event and its one pending delivery to `webhook_id`.
@@ -263,97 +393,131 @@ pub(super) async fn insert_event(
     Ok(inserted == 1)
 }
 
-/// Publishes events with [`publish_statement`], then answers the events it did not store
-/// (keys seen before, in an earlier publish or earlier in this batch) as repeats. A `KeyReused`
-/// answer means the caller must roll back.
-async fn publish_events(
-    tx: &impl GenericClient,
-    events: &[PublishedEvent],
-    announce: bool,
-    origin: &str,
-) -> Result<Vec<PublishOutcome>, StoreError> {
-    let n = events.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut functions = Vec::with_capacity(n);
-    let mut nodes: Vec<Option<i32>> = Vec::with_capacity(n);
-    let mut request_ids = Vec::with_capacity(n);
-    let mut event_types = Vec::with_capacity(n);
-    let mut keys = Vec::with_capacity(n);
-    let mut hashes = Vec::with_capacity(n);
-    let mut bodies = Vec::with_capacity(n);
-    let mut occurred = Vec::with_capacity(n);
-    for event in events {
-        ids.push(event.id);
-        functions.push(event.function.as_str());
-        nodes.push(match event.decision {
-            Decision::Approved { node } => Some(node as i32),
-            Decision::Rejected => None,
-        });
-        request_ids.push(event.request_id.as_str());
-        event_types.push(event.event_type.as_str());
-        keys.push(event.idempotency_key.as_str());
-        hashes.push(event.content_hash.as_slice());
-        bodies.push(event.body.as_str());
-        occurred.push(event.occurred_at);
-    }
-    let statement = tx.prepare_cached(&publish_statement()).await?;
-    let rows = tx
-        .query(
-            &statement,
-            &[
-                &ids,
-                &functions,
-                &nodes,
-                &request_ids,
-                &event_types,
-                &keys,
-                &hashes,
-                &bodies,
-                &occurred,
-                &announce,
-                &origin,
-            ],
-        )
-        .await?;
-    let stored: std::collections::HashSet<EventId> = match rows.first() {
-        Some(row) => row
-            .try_get::<_, Vec<EventId>>("stored")?
-            .into_iter()
-            .collect(),
-        None => Default::default(),
-    };
-    let mut created: std::collections::HashMap<EventId, Vec<(i64, DeliveryId)>> =
-        Default::default();
-    for row in &rows {
-        if let (Some(event_id), Some(id), Some(seq)) = (
-            row.try_get::<_, Option<EventId>>("event_id")?,
-            row.try_get::<_, Option<DeliveryId>>("id")?,
-            row.try_get::<_, Option<i64>>("seq")?,
-        ) {
-            created.entry(event_id).or_default().push((seq, id));
+impl Store {
+    /// Publishes events with [`publish_statement`], then answers the events it did not store
+    /// (keys seen before, in an earlier publish or earlier in this batch) as repeats. With
+    /// `stop_at_reused` (a batch, which is all or nothing), the answers stop at the first
+    /// `KeyReused` and the caller must roll back; without it every event gets its answer.
+    async fn publish_events(
+        &self,
+        tx: &impl GenericClient,
+        events: &[PublishedEvent],
+        announce: bool,
+        direct: Option<&DirectLease>,
+        stop_at_reused: bool,
+    ) -> Result<Published, StoreError> {
+        let n = events.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut functions = Vec::with_capacity(n);
+        let mut nodes: Vec<Option<i32>> = Vec::with_capacity(n);
+        let mut request_ids = Vec::with_capacity(n);
+        let mut event_types = Vec::with_capacity(n);
+        let mut keys = Vec::with_capacity(n);
+        let mut hashes = Vec::with_capacity(n);
+        let mut bodies = Vec::with_capacity(n);
+        let mut occurred = Vec::with_capacity(n);
+        for event in events {
+            ids.push(event.id);
+            functions.push(event.function.as_str());
+            nodes.push(match event.decision {
+                Decision::Approved { node } => Some(node as i32),
+                Decision::Rejected => None,
+            });
+            request_ids.push(event.request_id.as_str());
+            event_types.push(event.event_type.as_str());
+            keys.push(event.idempotency_key.as_str());
+            hashes.push(event.content_hash.as_slice());
+            bodies.push(event.body.as_str());
+            occurred.push(event.occurred_at);
         }
-    }
-    let mut outcomes = Vec::with_capacity(n);
-    for event in events {
-        if !stored.contains(&event.id) {
-            let outcome = repeated(tx, event).await?;
-            let reused = matches!(outcome, PublishOutcome::KeyReused { .. });
-            outcomes.push(outcome);
-            if reused {
-                break;
+        let policy = direct.map(|d| d.policy.clone()).unwrap_or_default();
+        let limit = direct.map_or(0, |d| i64::try_from(d.limit).unwrap_or(i64::MAX));
+        let token = direct.map(|d| d.token);
+        let lease_secs = direct.map_or(0.0, |d| d.lease.as_secs_f64());
+        let statement = tx.prepare_cached(&publish_statement()).await?;
+        let rows = tx
+            .query(
+                &statement,
+                &[
+                    &ids,
+                    &functions,
+                    &nodes,
+                    &request_ids,
+                    &event_types,
+                    &keys,
+                    &hashes,
+                    &bodies,
+                    &occurred,
+                    &announce,
+                    &self.wakeups().origin(),
+                    &limit,
+                    &token,
+                    &lease_secs,
+                    &policy.max_in_flight_per_webhook,
+                    &policy.breaker_threshold,
+                ],
+            )
+            .await?;
+        let queued = match rows.first() {
+            Some(row) => row.try_get::<_, i64>("queued")? > 0,
+            None => false,
+        };
+        let stored: std::collections::HashSet<EventId> = match rows.first() {
+            Some(row) => row
+                .try_get::<_, Vec<EventId>>("stored")?
+                .into_iter()
+                .collect(),
+            None => Default::default(),
+        };
+        let mut created: std::collections::HashMap<EventId, Vec<(i64, DeliveryId)>> =
+            Default::default();
+        let mut leased = Vec::new();
+        let body_of: std::collections::HashMap<EventId, &str> =
+            events.iter().map(|e| (e.id, e.body.as_str())).collect();
+        for row in &rows {
+            if let (Some(event_id), Some(id), Some(seq)) = (
+                row.try_get::<_, Option<EventId>>("event_id")?,
+                row.try_get::<_, Option<DeliveryId>>("id")?,
+                row.try_get::<_, Option<i64>>("seq")?,
+            ) {
+                created.entry(event_id).or_default().push((seq, id));
+                if let Some(token) = row.try_get::<_, Option<ClaimToken>>("claim_token")? {
+                    let body = body_of.get(&event_id).copied().unwrap_or_default();
+                    leased.push((seq, self.claimed_from_row(row, token, body.to_owned())?));
+                }
             }
-            continue;
         }
-        let mut deliveries = created.remove(&event.id).unwrap_or_default();
-        deliveries.sort_by_key(|(seq, _)| *seq);
-        outcomes.push(PublishOutcome::Stored {
-            event_id: event.id,
-            event_type: event.event_type.clone(),
-            delivery_ids: deliveries.into_iter().map(|(_, id)| id).collect(),
-            duplicate: false,
-        });
+        let max_fanout = created.values().map(Vec::len).max().unwrap_or(0);
+        // In publish order, as a claim would take them.
+        leased.sort_by_key(|(seq, _)| *seq);
+        let leased = leased.into_iter().map(|(_, d)| d).collect();
+        let mut outcomes = Vec::with_capacity(n);
+        for event in events {
+            if !stored.contains(&event.id) {
+                let outcome = repeated(tx, event).await?;
+                let reused = matches!(outcome, PublishOutcome::KeyReused { .. });
+                outcomes.push(outcome);
+                if reused && stop_at_reused {
+                    break;
+                }
+                continue;
+            }
+            let mut deliveries = created.remove(&event.id).unwrap_or_default();
+            deliveries.sort_by_key(|(seq, _)| *seq);
+            outcomes.push(PublishOutcome::Stored {
+                event_id: event.id,
+                event_type: event.event_type.clone(),
+                delivery_ids: deliveries.into_iter().map(|(_, id)| id).collect(),
+                duplicate: false,
+            });
+        }
+        Ok(Published {
+            max_fanout,
+            outcomes,
+            leased,
+            queued,
+        })
     }
-    Ok(outcomes)
 }
 
 /// The answer to a key seen before: the original answer when the content is the same.

@@ -24,7 +24,7 @@ pub use deliveries::{
     AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, FinishedAttempt, NewAttempt,
     WebhookStatsRecord,
 };
-pub use events::PublishOutcome;
+pub use events::{DirectLease, PublishOutcome, Published};
 pub use keys::{ApiKeyRecord, Role, token_hash};
 pub use migrate::{ensure_database_exists, run_migrations};
 pub use notify::{Subscriptions, Wakeup, Wakeups};

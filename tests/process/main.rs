@@ -4,6 +4,7 @@
 //! `testkit` crate.
 
 mod crash;
+mod dispatch;
 mod grpcurl;
 mod lifecycle;
 mod metrics;

@@ -13,7 +13,7 @@ use testkit::{
 use crate::support::{BIN, answering_after};
 
 /// GETs `/metrics` over a plain TCP connection.
-async fn scrape(port: u16) -> String {
+pub(crate) async fn scrape(port: u16) -> String {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("metrics port answers");
@@ -30,7 +30,7 @@ async fn scrape(port: u16) -> String {
 }
 
 /// The value of the sample line starting with `series` (name and labels), if any.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
         .and_then(|line| line[series.len()..].trim().parse().ok())

@@ -384,7 +384,13 @@ SELECT id, webhook_id, function,
 FROM updated
 ORDER BY ord
 )
-SELECT count(*) FROM audited";
+SELECT (SELECT count(*) FROM audited) AS audited,
+       -- Whether the batch's endpoints have due work waiting (a lease running is not due): the
+       -- slots and the room this batch frees let a claim take it now.
+       EXISTS (SELECT 1 FROM (SELECT DISTINCT webhook_id FROM input) b
+               WHERE EXISTS (SELECT 1 FROM deliveries d
+                             WHERE d.webhook_id = b.webhook_id AND d.status = 'pending'
+                               AND d.next_attempt_at <= now())) AS waiting";
 
 impl Store {
     /// Claims up to `limit` due deliveries for `lease`.
@@ -410,55 +416,66 @@ impl Store {
             )
             .await?;
         rows.iter()
-            .map(|row| {
-                let sealed: Vec<u8> = row.try_get("secret")?;
-                let mut secrets = vec![self.vault().open(&sealed)?];
-                if let Some(previous) = row.try_get::<_, Option<Vec<u8>>>("previous_secret")? {
-                    secrets.push(self.vault().open(&previous)?);
-                }
-                let headers = self.open_headers(
-                    row.try_get::<_, Option<Vec<u8>>>("custom_headers")?
-                        .as_deref(),
-                )?;
-                let tls = self.destination_tls(row)?;
-                Ok(ClaimedDelivery {
-                    id: row.try_get("id")?,
-                    webhook_id: row.try_get("webhook_id")?,
-                    claim_token: token,
-                    // RETURNING gives the count after the claim counted this attempt.
-                    attempt_number: row.try_get("attempt_count")?,
-                    schedule_position: row.try_get("schedule_position")?,
-                    trigger: stored(
-                        AttemptTrigger::from_db,
-                        "attempt trigger",
-                        row.try_get("next_trigger")?,
-                    )?,
-                    event_type: row.try_get("event_type")?,
-                    body: row.try_get("body")?,
-                    destination_url: row.try_get("destination_url")?,
-                    secrets,
-                    headers,
-                    tls,
-                })
-            })
+            .map(|row| self.claimed_from_row(row, token, row.try_get("body")?))
             .collect()
     }
 
+    /// A delivery leased under `token` from a row that names the delivery's and its webhook's
+    /// columns as the claim's `RETURNING` does (the publish's direct leases too); the secrets,
+    /// headers and client key are opened here.
+    pub(crate) fn claimed_from_row(
+        &self,
+        row: &tokio_postgres::Row,
+        token: ClaimToken,
+        body: String,
+    ) -> Result<ClaimedDelivery, StoreError> {
+        let sealed: Vec<u8> = row.try_get("secret")?;
+        let mut secrets = vec![self.vault().open(&sealed)?];
+        if let Some(previous) = row.try_get::<_, Option<Vec<u8>>>("previous_secret")? {
+            secrets.push(self.vault().open(&previous)?);
+        }
+        let headers = self.open_headers(
+            row.try_get::<_, Option<Vec<u8>>>("custom_headers")?
+                .as_deref(),
+        )?;
+        let tls = self.destination_tls(row)?;
+        Ok(ClaimedDelivery {
+            id: row.try_get("id")?,
+            webhook_id: row.try_get("webhook_id")?,
+            claim_token: token,
+            // The count after the claim (or the publish's lease) counted this attempt.
+            attempt_number: row.try_get("attempt_count")?,
+            schedule_position: row.try_get("schedule_position")?,
+            trigger: stored(
+                AttemptTrigger::from_db,
+                "attempt trigger",
+                row.try_get("next_trigger")?,
+            )?,
+            event_type: row.try_get("event_type")?,
+            body,
+            destination_url: row.try_get("destination_url")?,
+            secrets,
+            headers,
+            tls,
+        })
+    }
+
     /// Records finished attempts and their outcomes, in one statement and one transaction: all
-    /// of them or none. Safe to repeat after an error (nothing is recorded twice).
+    /// of them or none. Safe to repeat after an error (nothing is recorded twice). Returns
+    /// whether the attempts' endpoints have due deliveries waiting for a claim.
     pub async fn record_attempts(
         &self,
         batch: &[&FinishedAttempt],
         policy: &DeliveryPolicy,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let client = self.client().await?;
         let statement = client.prepare_cached(RECORD_ATTEMPTS).await?;
         let columns = AttemptColumns::from_batch(batch);
-        client
-            .execute(
+        let row = client
+            .query_one(
                 &statement,
                 &[
                     &columns.attempt_id,
@@ -490,7 +507,7 @@ impl Store {
             )
             .await?;
         self.wrote_inbox();
-        Ok(())
+        Ok(row.try_get("waiting")?)
     }
 
     /// Puts a delivery back in the queue, due now, with `trigger` for its next attempt and a
