@@ -195,7 +195,7 @@ fn the_benchmark_smoke_run_completes_with_every_scenario_and_no_bad_signature() 
         report["signature_failures"], 0,
         "the receiver rejected signatures; output:\n{output}"
     );
-    assert!(report["targets"].as_array().is_some_and(|t| t.len() == 6));
+    assert!(report["targets"].as_array().is_some_and(|t| t.len() == 7));
     for key in ["nproc", "memory_mib", "postgres_version", "git_commit"] {
         assert!(!report["machine"][key].is_null(), "machine.{key} missing");
     }

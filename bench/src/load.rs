@@ -216,21 +216,36 @@ impl Gate {
 
 /// Acknowledgement times of events acknowledged inside the window.
 #[derive(Default)]
-pub struct Acks(Mutex<Vec<(Uuid, Instant)>>);
+pub struct Acks(Mutex<Vec<Ack>>);
+
+/// One acknowledged event: its id, when its publish call started and when it was answered.
+#[derive(Debug, Clone, Copy)]
+pub struct Ack {
+    /// The event's id (`data.event_id` in the body).
+    pub event_id: Uuid,
+    /// When the publish call was sent.
+    pub sent: Instant,
+    /// When its answer arrived.
+    pub acked: Instant,
+}
 
 impl Acks {
-    fn record(&self, results: &[pb::PublishEventResponse], at: Instant) {
+    fn record(&self, results: &[pb::PublishEventResponse], sent: Instant, acked: Instant) {
         if let Ok(mut acks) = self.0.lock() {
             for r in results {
-                if let Ok(id) = Uuid::parse_str(&r.event_id) {
-                    acks.push((id, at));
+                if let Ok(event_id) = Uuid::parse_str(&r.event_id) {
+                    acks.push(Ack {
+                        event_id,
+                        sent,
+                        acked,
+                    });
                 }
             }
         }
     }
 
     /// Everything recorded.
-    pub fn take(&self) -> Vec<(Uuid, Instant)> {
+    pub fn take(&self) -> Vec<Ack> {
         self.0
             .lock()
             .map(|mut a| std::mem::take(&mut *a))
@@ -370,7 +385,7 @@ pub async fn closed_loop(channels: &[Channel], events: Arc<Events>, spec: Closed
                         if let Some(acks) = &acks
                             && window.contains(acked)
                         {
-                            acks.record(&results, acked);
+                            acks.record(&results, sent, acked);
                         }
                         stats.ok(&window, sent, acked, results.len());
                     }
@@ -440,7 +455,7 @@ pub async fn open_loop(
                     Ok(answer) => {
                         let results = [answer.into_inner()];
                         if window.contains(acked) {
-                            acks.record(&results, acked);
+                            acks.record(&results, at, acked);
                         }
                         s.ok(&window, at, acked, 1);
                     }

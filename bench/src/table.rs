@@ -197,6 +197,10 @@ pub fn print_table(report: &Value) {
                     f(&r["achieved_rate"]),
                     latency_cells(&r["ack_to_receipt"])
                 );
+                println!(
+                    "    publish call sent -> receipt {}",
+                    latency_cells(&r["call_to_receipt"])
+                );
                 println!("    {}", publish_line(r));
                 println!("    {}", probe_line(&r["probe"]));
             }
@@ -209,6 +213,10 @@ pub fn print_table(report: &Value) {
                 "  {}/s: healthy {}",
                 h["rate"],
                 latency_cells(&h["run"]["ack_to_receipt"])
+            );
+            println!(
+                "    publish call sent -> receipt {}",
+                latency_cells(&h["run"]["call_to_receipt"])
             );
             println!("    {}", publish_line(&h["run"]));
             println!(
@@ -368,7 +376,7 @@ pub fn print_table(report: &Value) {
     }
     section("Postgres work per delivery, by run (pg_stat_statements when loaded)");
     print_costs("", s);
-    section("targets (issue 7)");
+    section("targets (issue 17)");
     for t in report["targets"].as_array().into_iter().flatten() {
         let verdict = match t["met"].as_bool() {
             Some(true) => "met",

@@ -27,6 +27,10 @@ pub struct LatencyRun {
     pub achieved_rate: f64,
     /// Publish acknowledgement to verified receipt at the (healthy) endpoint.
     pub ack_to_receipt: Summary,
+    /// Publish call sent to verified receipt: what the publisher's whole wait plus the delivery
+    /// took. The instance that accepts a publish sends the first attempt beside its answer, so
+    /// the receipt often comes before the ack and `ack_to_receipt` alone says little.
+    pub call_to_receipt: Summary,
     /// PublishEvent call latency.
     pub publish_call: Summary,
     /// Failed publish calls.
@@ -133,7 +137,11 @@ pub async fn latency_run(
     let receipts = receiver.receipts_at(0);
     let samples: Vec<i64> = acks
         .iter()
-        .filter_map(|(id, acked)| receipts.get(id).map(|at| signed_us(*at, *acked)))
+        .filter_map(|a| receipts.get(&a.event_id).map(|at| signed_us(*at, a.acked)))
+        .collect();
+    let from_call: Vec<i64> = acks
+        .iter()
+        .filter_map(|a| receipts.get(&a.event_id).map(|at| signed_us(*at, a.sent)))
         .collect();
     let missing = (acks.len() - samples.len()) as u64;
     let memory = ctx.stop(&label, service).await?;
@@ -148,6 +156,7 @@ pub async fn latency_run(
         offered_rate: rate.map(f64::from),
         achieved_rate: published.window_events as f64 / window.seconds(),
         ack_to_receipt: summarize(samples, missing),
+        call_to_receipt: summarize(from_call, missing),
         publish_call: summarize(published.call_latency_us, 0),
         publish_errors: published.errors,
         first_error: published.first_error,
