@@ -3,8 +3,8 @@
 //! Each call used to be its own publish statement: its own plan, its own commit and its own
 //! wait for the WAL flush. At a thousand calls a second those statements were most of
 //! PostgreSQL's CPU, and the tail latency of every delivery came from that contention (see
-//! BENCHMARKS.md). Here calls queue for a few runner tasks; a free runner takes every call
-//! waiting and stores them with one statement, then answers each caller. Under light load a
+//! BENCHMARKS.md). Here calls queue for a runner task, which takes every call waiting and
+//! stores them with one statement, then answers each caller. Under light load a
 //! group is one call, so nothing waits; under heavy load groups grow by themselves.
 //!
 //! Grouping changes no answer. The statement runs outside any transaction, as a single call's
@@ -22,8 +22,10 @@ use crate::delivery::Dispatcher;
 use crate::domain::PublishedEvent;
 use crate::store::{PublishOutcome, Store, StoreError};
 
-/// Runners: groups being stored at once.
-const RUNNERS: usize = 4;
+/// Runners: groups being stored at once. One: groups grow with the load by themselves, calls
+/// are stored strictly in the order they queued, and the runner never competes with itself for
+/// the instance's turn to lease (see `Dispatcher::reserve`), so its deliveries go out at once.
+const RUNNERS: usize = 1;
 /// The most calls stored by one statement.
 const MAX_GROUP: usize = 256;
 /// Calls that may wait for a runner; beyond that, callers wait to queue (backpressure).

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, mpsc};
 use uuid::Uuid;
 
 use super::recorder::{Finished, RecorderHandle};
@@ -43,13 +43,21 @@ pub struct Dispatcher {
     accepting: Arc<AtomicBool>,
     /// The most deliveries one event of the last publish made (at least 1).
     fanout: Arc<AtomicUsize>,
+    /// Held by every statement of this instance that leases (a publish with a reservation, a
+    /// claim) from its start to its commit: each counts the leases already committed, so two
+    /// at once would each see the same room and together pass the cap. Publishes never wait
+    /// for it: one that finds it taken leaves its deliveries to the claim.
+    lease_turn: Arc<Mutex<()>>,
 }
 
 /// Worker slots held for one publish, and the lease its deliveries are inserted under.
+/// Dropping it (after [`Dispatcher::dispatch`], or when the publish failed) frees what it holds.
 pub struct Reservation {
     slots: Vec<OwnedSemaphorePermit>,
     results: RecorderHandle,
     lease: DirectLease,
+    /// This instance's turn to lease, until the publish has committed.
+    _turn: OwnedMutexGuard<()>,
 }
 
 impl Reservation {
@@ -75,7 +83,14 @@ impl Dispatcher {
             policy,
             accepting: Arc::new(AtomicBool::new(true)),
             fanout: Arc::new(AtomicUsize::new(1)),
+            lease_turn: Arc::new(Mutex::new(())),
         }
+    }
+
+    /// Waits for this instance's turn to lease, for a claim: held until the claim returns (its
+    /// statement commits by itself).
+    pub(super) async fn lease_turn(&self) -> OwnedMutexGuard<()> {
+        self.lease_turn.clone().lock_owned().await
     }
 
     /// Remembers how many deliveries the events of a publish made at most, so the next one
@@ -92,12 +107,14 @@ impl Dispatcher {
         );
     }
 
-    /// Takes free worker slots for a publish of `events` events, without waiting: `None` when
-    /// none is free (everything then goes to the queue) or the worker has stopped.
+    /// Takes free worker slots for a publish of `events` events, and this instance's turn to
+    /// lease, without waiting: `None` when no slot is free, another statement of this instance
+    /// is leasing, or the worker has stopped (everything then goes to the queue).
     pub fn reserve(&self, events: usize) -> Option<Reservation> {
         if !self.accepting.load(Ordering::Acquire) {
             return None;
         }
+        let turn = self.lease_turn.clone().try_lock_owned().ok()?;
         let results = self.results.upgrade()?;
         let want = events.saturating_mul(self.fanout.load(Ordering::Relaxed));
         let mut slots = Vec::new();
@@ -119,6 +136,7 @@ impl Dispatcher {
             },
             slots,
             results,
+            _turn: turn,
         })
     }
 

@@ -177,10 +177,14 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            let claimed = match store
+            // A claim counts the committed leases, so no publish of this instance may lease
+            // meanwhile (see `Dispatcher::lease_turn`).
+            let turn = dispatcher.lease_turn().await;
+            let claim = store
                 .claim_due(permits.len() as i64, settings.lease, &settings.policy)
-                .await
-            {
+                .await;
+            drop(turn);
+            let claimed = match claim {
                 Ok(claimed) => {
                     error_backoff = Duration::from_millis(100);
                     claimed

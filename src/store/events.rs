@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Transaction};
 
-use super::{ClaimedDelivery, DELIVERIES_CHANNEL, Store, StoreError};
+use super::{ClaimedDelivery, DELIVERIES_CHANNEL, LEASE_LOCK, Store, StoreError};
 use crate::domain::{
     ClaimToken, Decision, DeliveryId, DeliveryPolicy, EventId, PublishedEvent, WebhookId,
 };
@@ -166,11 +166,17 @@ logged AS (
     FROM inserted
     ORDER BY seq
 ),
+leased_here AS (
+    SELECT webhook_id, count(*) AS leases FROM inserted WHERE claim_token IS NOT NULL GROUP BY webhook_id
+),
 queued AS (
-    -- Whether a claim could take any of what was not sent at once. An endpoint at its cap needs
-    -- none now: recording one of its attempts looks for its waiting work (RECORD_ATTEMPTS).
+    -- Whether a claim could take any of what was not sent at once. An endpoint at its cap (this
+    -- statement's leases included) needs none now: recording one of its attempts looks for its
+    -- waiting work (RECORD_ATTEMPTS).
     SELECT 1 FROM inserted i JOIN busy b ON b.webhook_id = i.webhook_id
-    WHERE i.status = 'pending' AND i.claim_token IS NULL AND b.sendable AND b.room > 0
+    LEFT JOIN leased_here l ON l.webhook_id = i.webhook_id
+    WHERE i.status = 'pending' AND i.claim_token IS NULL AND b.sendable
+      AND b.room > coalesce(l.leases, 0)
     LIMIT 1
 ),
 wake AS (
@@ -234,16 +240,17 @@ impl Store {
     ) -> Result<Published, StoreError> {
         let mut client = self.client().await?;
         let announce = self.should_announce();
-        if events.len() == 1 {
+        if events.len() == 1 && direct.is_none() {
             // One statement is atomic by itself: no BEGIN/COMMIT round trips. (A repeat is
             // answered by reads that need no transaction.)
             let published = self
-                .publish_events(&client, events, announce, direct, true)
+                .publish_events(&client, events, announce, None, true)
                 .await?;
             self.published(&published);
             return Ok(published);
         }
         let tx = client.transaction().await?;
+        let direct = lease_turn(&tx, direct).await?;
         let published = self
             .publish_events(&tx, events, announce, direct, true)
             .await?;
@@ -272,11 +279,22 @@ impl Store {
         events: &[PublishedEvent],
         direct: Option<&DirectLease>,
     ) -> Result<Published, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         let announce = self.should_announce();
+        let Some(direct) = direct else {
+            let published = self
+                .publish_events(&client, events, announce, None, false)
+                .await?;
+            self.published(&published);
+            return Ok(published);
+        };
+        // Leasing needs the lease lock, held until commit: a transaction.
+        let tx = client.transaction().await?;
+        let direct = lease_turn(&tx, Some(direct)).await?;
         let published = self
-            .publish_events(&client, events, announce, direct, false)
+            .publish_events(&tx, events, announce, direct, false)
             .await?;
+        tx.commit().await?;
         self.published(&published);
         Ok(published)
     }
@@ -335,6 +353,22 @@ impl Store {
         .await?;
         Ok(delivery_id)
     }
+}
+
+/// `direct` when this transaction got the cluster's turn to lease (see [`LEASE_LOCK`]), held
+/// until it ends; `None` when another transaction is leasing: this publish then leases nothing
+/// rather than wait.
+async fn lease_turn<'a>(
+    tx: &Transaction<'_>,
+    direct: Option<&'a DirectLease>,
+) -> Result<Option<&'a DirectLease>, StoreError> {
+    let Some(direct) = direct else {
+        return Ok(None);
+    };
+    let row = tx
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LEASE_LOCK])
+        .await?;
+    Ok(row.try_get::<_, bool>(0)?.then_some(direct))
 }
 
 /// One pending delivery of `event` (already stored) to `webhook_id`, logged as created: a test

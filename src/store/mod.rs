@@ -280,6 +280,13 @@ fn build_pool(connector: &PgConnector, max_connections: usize) -> Result<Pool, S
 /// Channel on which publishers announce new due deliveries to workers (a wake-up hint only).
 pub const DELIVERIES_CHANNEL: &str = "webhooks_deliveries";
 
+/// Advisory lock key held, until commit, by every transaction that leases deliveries (a claim,
+/// a publish that inserts leased deliveries), across all instances. Each counts the leases
+/// already committed to keep every webhook under its in-flight cap, and takes its snapshot only
+/// once it holds the lock, so two of them can never both see the same room. Claims wait for it;
+/// publishes only try, and lease nothing when it is taken.
+pub(crate) const LEASE_LOCK: i64 = 7_262_024;
+
 #[cfg(test)]
 mod tests {
     use super::is_transient_sqlstate;

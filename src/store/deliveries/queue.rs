@@ -14,7 +14,7 @@ use crate::domain::{
     DeliveryId, DeliveryPolicy, DestinationTls, Outcome, RequestContext, Secret, UpdateKind,
     WebhookId,
 };
-use crate::store::{Store, StoreError, audit};
+use crate::store::{LEASE_LOCK, Store, StoreError, audit};
 
 /// A delivery a worker holds a lease on, with everything needed to send it.
 #[derive(Debug, Clone)]
@@ -400,10 +400,15 @@ impl Store {
         lease: Duration,
         policy: &DeliveryPolicy,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         let statement = client.prepare_cached(CLAIM).await?;
         let token = ClaimToken::from(Uuid::new_v4());
-        let rows = client
+        // The cluster's turn to lease first: the claim's snapshot then sees every lease
+        // committed before it (see LEASE_LOCK).
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LEASE_LOCK])
+            .await?;
+        let rows = tx
             .query(
                 &statement,
                 &[
@@ -415,6 +420,7 @@ impl Store {
                 ],
             )
             .await?;
+        tx.commit().await?;
         rows.iter()
             .map(|row| self.claimed_from_row(row, token, row.try_get("body")?))
             .collect()
