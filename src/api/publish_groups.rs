@@ -128,7 +128,10 @@ async fn store_group(
     dispatcher: Option<&Dispatcher>,
     events: &[PublishedEvent],
 ) -> Result<Vec<PublishOutcome>, StoreError> {
-    let reservation = dispatcher.and_then(|d| d.reserve(events.len()));
+    let reservation = match dispatcher {
+        Some(d) => d.reserve_waiting(events.len()).await,
+        None => None,
+    };
     let published = store
         .publish_each(events, reservation.as_ref().map(|r| r.lease()))
         .await?;

@@ -109,12 +109,35 @@ impl Dispatcher {
 
     /// Takes free worker slots for a publish of `events` events, and this instance's turn to
     /// lease, without waiting: `None` when no slot is free, another statement of this instance
-    /// is leasing, or the worker has stopped (everything then goes to the queue).
+    /// is leasing, or the worker has stopped (everything then goes to the queue). For a batch:
+    /// a long statement that others should not queue behind.
     pub fn reserve(&self, events: usize) -> Option<Reservation> {
+        let turn = self.lease_turn.clone().try_lock_owned().ok()?;
+        self.reservation(events, turn, false)
+    }
+
+    /// As [`Dispatcher::reserve`], waiting for the turn to lease (in this instance, then across
+    /// the cluster) instead of leaving the deliveries to a claim. For single publishes: their
+    /// statements are short, and a publish that gives up its turn whenever a claim runs makes
+    /// the claim run for its deliveries, which takes the turn from the next publish, and so on
+    /// (measured: most deliveries at 1,000 single publishes a second went through claims).
+    pub async fn reserve_waiting(&self, events: usize) -> Option<Reservation> {
         if !self.accepting.load(Ordering::Acquire) {
             return None;
         }
-        let turn = self.lease_turn.clone().try_lock_owned().ok()?;
+        let turn = self.lease_turn.clone().lock_owned().await;
+        self.reservation(events, turn, true)
+    }
+
+    fn reservation(
+        &self,
+        events: usize,
+        turn: OwnedMutexGuard<()>,
+        wait_for_turn: bool,
+    ) -> Option<Reservation> {
+        if !self.accepting.load(Ordering::Acquire) {
+            return None;
+        }
         let results = self.results.upgrade()?;
         let want = events.saturating_mul(self.fanout.load(Ordering::Relaxed));
         let mut slots = Vec::new();
@@ -133,6 +156,7 @@ impl Dispatcher {
                 token: ClaimToken::from(Uuid::new_v4()),
                 lease: self.lease,
                 policy: self.policy.clone(),
+                wait_for_turn,
             },
             slots,
             results,

@@ -44,6 +44,9 @@ pub struct DirectLease {
     pub lease: Duration,
     /// The cap per endpoint and the breaker threshold, as the claim applies them.
     pub policy: DeliveryPolicy,
+    /// Wait for the cluster's turn to lease (see [`LEASE_LOCK`]) rather than lease nothing
+    /// when another transaction holds it.
+    pub wait_for_turn: bool,
 }
 
 /// What a publish stored, and the deliveries it leased to this instance.
@@ -355,9 +358,9 @@ impl Store {
     }
 }
 
-/// `direct` when this transaction got the cluster's turn to lease (see [`LEASE_LOCK`]), held
-/// until it ends; `None` when another transaction is leasing: this publish then leases nothing
-/// rather than wait.
+/// `direct` once this transaction holds the cluster's turn to lease (see [`LEASE_LOCK`]),
+/// until it ends. Without [`DirectLease::wait_for_turn`], `None` when another transaction is
+/// leasing: this publish then leases nothing rather than wait.
 async fn lease_turn<'a>(
     tx: &Transaction<'_>,
     direct: Option<&'a DirectLease>,
@@ -365,6 +368,11 @@ async fn lease_turn<'a>(
     let Some(direct) = direct else {
         return Ok(None);
     };
+    if direct.wait_for_turn {
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LEASE_LOCK])
+            .await?;
+        return Ok(Some(direct));
+    }
     let row = tx
         .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LEASE_LOCK])
         .await?;
