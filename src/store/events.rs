@@ -44,8 +44,8 @@ pub struct DirectLease {
     pub lease: Duration,
     /// The cap per endpoint and the breaker threshold, as the claim applies them.
     pub policy: DeliveryPolicy,
-    /// Wait for the cluster's turn to lease (see [`LEASE_LOCK`]) rather than lease nothing
-    /// when another transaction holds it.
+    /// Wait for the cluster's turn to lease (the lease lock, `LEASE_LOCK` in `store`) rather
+    /// than lease nothing when another transaction holds it.
     pub wait_for_turn: bool,
 }
 
