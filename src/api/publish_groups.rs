@@ -4,15 +4,14 @@
 //! wait for the WAL flush. At a thousand calls a second those statements were most of
 //! PostgreSQL's CPU, and the tail latency of every delivery came from that contention (see
 //! BENCHMARKS.md). Here calls queue for a runner task, which takes every call waiting and
-//! stores them with one statement, then answers each caller. Under light load a
-//! group is one call, so nothing waits; under heavy load groups grow by themselves.
+//! stores them with one statement, then answers each caller. Under light load a group is one
+//! call, so nothing waits; under heavy load groups grow by themselves.
 //!
-//! Grouping changes no answer. The statement runs outside any transaction, as a single call's
-//! did: it is atomic (all of the group stored, or none, and every caller then gets the error),
-//! and each event is answered on its own: a reused idempotency key refuses that call only, a
-//! repeat is answered as a repeat. Calls are stored in the order they queued. A group the
-//! database refuses as such (an error other than unavailability) is stored call by call, so
-//! one caller's problem cannot fail the others.
+//! Grouping changes no answer. The statement is atomic (all of the group stored, or none, and
+//! every caller then gets the error), and each event is answered on its own: a reused
+//! idempotency key refuses that call only, a repeat is answered as a repeat. Calls are stored
+//! in the order they queued. A group the database refuses as such (an error other than
+//! unavailability) is stored call by call, so one caller's problem cannot fail the others.
 
 use std::sync::Arc;
 

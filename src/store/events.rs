@@ -273,10 +273,12 @@ impl Store {
         Ok(published)
     }
 
-    /// Stores independent events with one statement outside any transaction, as if each were
-    /// published alone: every event is answered on its own (a reused key refuses that event
-    /// only), and up to `direct.limit` new deliveries are leased as in
-    /// [`Store::publish_leasing`]. The statement is atomic: on an error nothing was stored.
+    /// Stores independent events with one statement, as if each were published alone: every
+    /// event is answered on its own (a reused key refuses that event only, nothing is rolled
+    /// back for it), and up to `direct.limit` new deliveries are leased as in
+    /// [`Store::publish_leasing`]. The statement is atomic: on an error nothing was stored. It
+    /// runs in a transaction of its own only when it leases (the lease lock is held until
+    /// commit); otherwise outside any, as a single publish does.
     pub async fn publish_each(
         &self,
         events: &[PublishedEvent],
