@@ -241,36 +241,7 @@ impl Store {
         events: &[PublishedEvent],
         direct: Option<&DirectLease>,
     ) -> Result<Published, StoreError> {
-        let mut client = self.client().await?;
-        let announce = self.should_announce();
-        if events.len() == 1 && direct.is_none() {
-            // One statement is atomic by itself: no BEGIN/COMMIT round trips. (A repeat is
-            // answered by reads that need no transaction.)
-            let published = self
-                .publish_events(&client, events, announce, None, true)
-                .await?;
-            self.published(&published);
-            return Ok(published);
-        }
-        let tx = client.transaction().await?;
-        let direct = lease_turn(&tx, direct).await?;
-        let published = self
-            .publish_events(&tx, events, announce, direct, true)
-            .await?;
-        if let Some(reused) = published
-            .outcomes
-            .iter()
-            .find(|o| matches!(o, PublishOutcome::KeyReused { .. }))
-        {
-            // Dropping the transaction rolls back the whole batch, leases included.
-            return Ok(Published {
-                outcomes: vec![reused.clone()],
-                ..Published::default()
-            });
-        }
-        tx.commit().await?;
-        self.published(&published);
-        Ok(published)
+        self.publish_with(events, direct, true).await
     }
 
     /// Stores independent events with one statement, as if each were published alone: every
@@ -284,21 +255,46 @@ impl Store {
         events: &[PublishedEvent],
         direct: Option<&DirectLease>,
     ) -> Result<Published, StoreError> {
+        self.publish_with(events, direct, false).await
+    }
+
+    /// What [`Store::publish_leasing`] (`all_or_nothing`: a batch, rolled back when a key was
+    /// reused) and [`Store::publish_each`] (independent events) share.
+    async fn publish_with(
+        &self,
+        events: &[PublishedEvent],
+        direct: Option<&DirectLease>,
+        all_or_nothing: bool,
+    ) -> Result<Published, StoreError> {
         let mut client = self.client().await?;
         let announce = self.should_announce();
-        let Some(direct) = direct else {
+        if direct.is_none() && (events.len() == 1 || !all_or_nothing) {
+            // One statement is atomic by itself: no BEGIN/COMMIT round trips. (A repeat is
+            // answered by reads that need no transaction.) Leasing needs the lease lock, held
+            // until commit, and a batch may have to roll back: those take a transaction.
             let published = self
-                .publish_events(&client, events, announce, None, false)
+                .publish_events(&client, events, announce, None, all_or_nothing)
                 .await?;
             self.published(&published);
             return Ok(published);
-        };
-        // Leasing needs the lease lock, held until commit: a transaction.
+        }
         let tx = client.transaction().await?;
-        let direct = lease_turn(&tx, Some(direct)).await?;
+        let direct = lease_turn(&tx, direct).await?;
         let published = self
-            .publish_events(&tx, events, announce, direct, false)
+            .publish_events(&tx, events, announce, direct, all_or_nothing)
             .await?;
+        if all_or_nothing
+            && let Some(reused) = published
+                .outcomes
+                .iter()
+                .find(|o| matches!(o, PublishOutcome::KeyReused { .. }))
+        {
+            // Dropping the transaction rolls back the whole batch, leases included.
+            return Ok(Published {
+                outcomes: vec![reused.clone()],
+                ..Published::default()
+            });
+        }
         tx.commit().await?;
         self.published(&published);
         Ok(published)
