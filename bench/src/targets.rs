@@ -8,6 +8,14 @@ fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, k| v.get(k))
 }
 
+/// Delivered/s of the first `e2e` run at `fanout` (the one into the bench's receiver).
+fn delivered_at(results: &Value, fanout: u64) -> Option<f64> {
+    get(results, &["e2e", "runs"])
+        .and_then(Value::as_array)
+        .and_then(|runs| runs.iter().find(|x| x["fanout"] == fanout))
+        .and_then(|x| x["delivered_per_s"].as_f64())
+}
+
 /// Each target of issue 17 with what this run measured and whether it was met.
 pub fn targets(results: &serde_json::Map<String, Value>) -> Vec<Value> {
     let r = Value::Object(results.clone());
@@ -21,20 +29,14 @@ pub fn targets(results: &serde_json::Map<String, Value>) -> Vec<Value> {
         }));
     };
     // Throughput at fan-out 1.
-    let fo1 = get(&r, &["e2e", "runs"])
-        .and_then(Value::as_array)
-        .and_then(|runs| runs.iter().find(|x| x["fanout"] == 1))
-        .and_then(|x| x["delivered_per_s"].as_f64());
+    let fo1 = delivered_at(&r, 1);
     add(
         "end-to-end deliveries/s at fan-out 1",
         ">= 10000/s",
         fo1.map(|v| format!("{v:.0}/s")),
         fo1.map(|v| v >= 10_000.0),
     );
-    let fo10 = get(&r, &["e2e", "runs"])
-        .and_then(Value::as_array)
-        .and_then(|runs| runs.iter().find(|x| x["fanout"] == 10))
-        .and_then(|x| x["delivered_per_s"].as_f64());
+    let fo10 = delivered_at(&r, 10);
     add(
         "end-to-end deliveries/s at fan-out 10",
         ">= 8000/s",
