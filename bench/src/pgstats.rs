@@ -214,15 +214,18 @@ pub async fn count_status(db: &Client, status: &str) -> anyhow::Result<i64> {
         .try_get(0)?)
 }
 
-/// Rows waiting in the delivery-update inbox (not yet sequenced into the log).
+/// Log entries not yet given cursors by the sequencer (in unsequenced batches).
 pub async fn inbox_rows(db: &Client) -> anyhow::Result<i64> {
     Ok(db
         .query_one(
-            &format!("{TAG} SELECT count(*) FROM delivery_update_inbox"),
+            &format!(
+                "{TAG} SELECT coalesce(sum(entries), 0)::bigint FROM delivery_update_batches \
+                 WHERE first_cursor IS NULL"
+            ),
             &[],
         )
         .await
-        .context("counting the update inbox failed")?
+        .context("counting unsequenced log entries failed")?
         .try_get(0)?)
 }
 

@@ -22,7 +22,7 @@ impl Store {
         let tx = client.transaction().await?;
         let Some(row) = tx
             .query_opt(
-                "SELECT cursor FROM webhook_alert_progress FOR UPDATE SKIP LOCKED",
+                "SELECT cursor FROM delivery_update_alert_progress FOR UPDATE SKIP LOCKED",
                 &[],
             )
             .await?
@@ -56,7 +56,7 @@ impl Store {
             }
         }
         tx.execute(
-            "UPDATE webhook_alert_progress SET cursor = $1",
+            "UPDATE delivery_update_alert_progress SET cursor = $1",
             &[&reached.get()],
         )
         .await?;

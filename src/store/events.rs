@@ -78,6 +78,13 @@ pub struct Published {
 /// one row per created delivery, each carrying the ids of the events stored. One statement per
 /// batch instead of one per event: about three times the events per second (see BENCHMARKS.md).
 fn publish_statement() -> String {
+    let log = super::updates::append_updates(
+        "delivery_id, webhook_id, function, kind, status, status_reason, next_attempt_at",
+        "id, webhook_id, function, CASE status WHEN 'skipped' THEN 'skipped' ELSE 'created' END, \
+         status, status_reason, CASE WHEN claim_token IS NULL THEN next_attempt_at ELSE created_at END",
+        "inserted",
+        "seq",
+    );
     format!(
         "
 WITH input AS (
@@ -161,14 +168,8 @@ inserted AS (
     ORDER BY p.ord, p.webhook_id
     RETURNING *
 ),
-logged AS (
-    -- A leased delivery is logged as due now, like any new one: its lease is not a schedule.
-    INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, next_attempt_at)
-    SELECT id, webhook_id, function, CASE status WHEN 'skipped' THEN 'skipped' ELSE 'created' END,
-           status, status_reason, CASE WHEN claim_token IS NULL THEN next_attempt_at ELSE created_at END
-    FROM inserted
-    ORDER BY seq
-),
+-- A leased delivery is logged as due now, like any new one: its lease is not a schedule.
+{log},
 leased_here AS (
     SELECT webhook_id, count(*) AS leases FROM inserted WHERE claim_token IS NOT NULL GROUP BY webhook_id
 ),
@@ -387,7 +388,8 @@ pub(super) async fn insert_single_delivery(
     let delivery_id = DeliveryId::now_v7();
     let sql = format!(
         "WITH changed AS (INSERT INTO deliveries (id, webhook_id, event_id, event_type, function, request_id, status, \
-         next_attempt_at) VALUES ($1, $2, $3, $4, $5, '', 'pending', now()) RETURNING *) {}",
+         next_attempt_at) VALUES ($1, $2, $3, $4, $5, '', 'pending', now()) RETURNING *), {} \
+         SELECT 1 FROM logged",
         super::deliveries::log_changed(crate::domain::UpdateKind::Created)
     );
     tx.execute(

@@ -12,9 +12,9 @@ use super::{Store, StoreError};
 /// Tables whose plans matter for delivery throughput.
 const QUEUE_TABLES: [&str; 4] = [
     "deliveries",
-    "delivery_update_inbox",
+    "delivery_update_batches",
     "events",
-    "delivery_updates",
+    "delivery_update_entries",
 ];
 
 /// Never analyzed and at least this many rows, or twice as many rows as at the last analysis.

@@ -1,6 +1,7 @@
 //! The delivery-update log (WatchDeliveries): the sequencer that numbers inbox rows, and the
 //! reads that feed watchers.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -134,22 +135,84 @@ impl UpdateFilter {
     }
 }
 
-const SELECT_UPDATES: &str = "
-SELECT u.cursor, u.kind, u.delivery_id AS id, u.webhook_id, d.event_id, d.event_type, u.function, d.request_id,
+/// CTEs (`log_batch`, `logged`, `logged_batch`) that append one log entry per row of `from`, as
+/// one batch: `columns` of `delivery_update_entries` take the values `select`, numbered within the
+/// batch by `order_by`. The statement then writes one row per entry and one for the batch; the
+/// sequencer gives the batch its cursors later (see `migrations/V12__delivery_update_batches.sql`).
+/// `logged` returns one row per entry appended.
+pub(super) fn append_updates(columns: &str, select: &str, from: &str, order_by: &str) -> String {
+    format!(
+        "log_batch AS (SELECT nextval('delivery_update_batch_ids') AS log_batch_id),
+logged AS (
+    INSERT INTO delivery_update_entries (batch_id, batch_seq, {columns})
+    SELECT log_batch.log_batch_id, row_number() OVER (ORDER BY {order_by}), {select}
+    FROM {from} CROSS JOIN log_batch
+    RETURNING batch_id
+),
+logged_batch AS (
+    INSERT INTO delivery_update_batches (id, entries) SELECT batch_id, count(*) FROM logged GROUP BY batch_id
+)"
+    )
+}
+
+/// The columns of an entry as [`update_from_row`] reads them; entries `u` of batches `b`.
+const UPDATE_COLUMNS: &str = "b.first_cursor + u.batch_seq - 1 AS cursor, u.kind, u.delivery_id AS id, u.webhook_id,
+       d.event_id, d.event_type, u.function, d.request_id,
        u.status, u.status_reason, u.attempt_count, u.next_attempt_at, u.last_response_status,
        d.created_at, u.recorded_at AS updated_at, u.webhook_state,
        a.id AS a_id, a.attempt_number, a.trigger, a.started_at, a.duration_us, a.request_url, a.request_headers,
-       a.response_status, a.response_headers, a.response_body, a.response_body_truncated, a.error_kind, a.error_message
-FROM delivery_updates u
+       a.response_status, a.response_headers, a.response_body, a.response_body_truncated, a.error_kind, a.error_message";
+
+/// Entries in the cursor range (`$1`, `$2`] matching the filter, oldest first. An entry's cursor
+/// is its batch's first cursor plus its place in the batch. The batches come from an index range
+/// (from the one holding cursor `$1 + 1` to the last one starting by `$2`), and each batch's
+/// entries from its primary key, starting at the place of the first cursor wanted and at most
+/// `$6` of them: a page costs what it returns, however large a batch or long the log.
+static SELECT_UPDATES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {UPDATE_COLUMNS}
+FROM (
+    SELECT id, first_cursor FROM delivery_update_batches
+    WHERE first_cursor >= (SELECT s.first_cursor FROM delivery_update_batches s
+                           WHERE s.last_cursor > $1 ORDER BY s.last_cursor LIMIT 1)
+      AND first_cursor <= $2
+) b
+CROSS JOIN LATERAL (
+    SELECT * FROM delivery_update_entries e
+    WHERE e.batch_id = b.id
+      AND e.batch_seq > $1 - b.first_cursor + 1 AND e.batch_seq <= $2 - b.first_cursor + 1
+      AND ($3::uuid IS NULL OR e.webhook_id = $3)
+      AND ($4::text IS NULL OR e.function = $4)
+      AND (cardinality($5::text[]) = 0 OR (e.status = ANY ($5) AND e.webhook_state IS NULL))
+    ORDER BY e.batch_seq
+    LIMIT $6
+) u
 LEFT JOIN deliveries d ON d.id = u.delivery_id
 LEFT JOIN delivery_attempts a ON a.id = u.attempt_id
-WHERE u.cursor > $1 AND u.cursor <= $2
+ORDER BY b.first_cursor, u.batch_seq
+LIMIT $6"
+    )
+});
+
+/// [`SELECT_UPDATES`] for webhook-level entries only (the alert processor's read), which come
+/// from their own small index rather than a walk of the range.
+static SELECT_WEBHOOK_LEVEL_UPDATES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {UPDATE_COLUMNS}
+FROM delivery_update_entries u
+JOIN delivery_update_batches b ON b.id = u.batch_id
+LEFT JOIN deliveries d ON d.id = u.delivery_id
+LEFT JOIN delivery_attempts a ON a.id = u.attempt_id
+WHERE u.webhook_state IS NOT NULL
+  AND b.last_cursor > $1 AND b.first_cursor <= $2
+  AND b.first_cursor + u.batch_seq - 1 > $1 AND b.first_cursor + u.batch_seq - 1 <= $2
   AND ($3::uuid IS NULL OR u.webhook_id = $3)
   AND ($4::text IS NULL OR u.function = $4)
-  AND (cardinality($5::text[]) = 0 OR (u.status = ANY ($5) AND u.webhook_state IS NULL))
-  AND (NOT $7 OR u.webhook_state IS NOT NULL)
-ORDER BY u.cursor
-LIMIT $6";
+  AND cardinality($5::text[]) = 0
+ORDER BY b.first_cursor, u.batch_seq
+LIMIT $6"
+    )
+});
 
 /// An entry, and the webhook state it recorded when it is webhook-level.
 fn update_from_row(row: &Row) -> Result<(UpdateRecord, Option<WebhookState>), StoreError> {
@@ -182,20 +245,52 @@ fn update_from_row(row: &Row) -> Result<(UpdateRecord, Option<WebhookState>), St
 /// What one sequencer round did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SequencerRound {
-    /// Another instance's sequencer holds the lock: rows written meanwhile may be left for a
+    /// Another instance's sequencer holds the lock: batches written meanwhile may be left for a
     /// later round.
     Busy,
-    /// Moved `moved` inbox rows (maybe none) into the log.
+    /// Numbered `batches` batches (maybe none) holding `entries` entries.
     Moved {
-        /// Rows moved.
-        moved: usize,
+        /// Batches given cursors.
+        batches: usize,
+        /// Entries in them.
+        entries: usize,
     },
 }
 
+/// Gives up to `$1` committed batches, in batch-id order, the cursor ranges that follow the
+/// newest one: one row written per batch, whatever its size.
+const NUMBER_BATCHES: &str = "
+WITH pending AS (
+    SELECT id, entries FROM delivery_update_batches WHERE first_cursor IS NULL ORDER BY id LIMIT $1
+),
+base AS (SELECT coalesce(max(last_cursor), 0) AS top FROM delivery_update_batches),
+numbered AS (
+    SELECT p.id, p.entries, base.top + sum(p.entries) OVER (ORDER BY p.id) AS last
+    FROM pending p CROSS JOIN base
+)
+UPDATE delivery_update_batches b
+SET first_cursor = n.last - n.entries + 1, last_cursor = n.last
+FROM numbered n
+WHERE b.id = n.id
+RETURNING b.entries";
+
+/// Rows the previous release wrote to its inbox (during a rolling upgrade), at most this many a
+/// round.
+const LEGACY_INBOX_BATCH: i64 = 1000;
+
+/// Columns the previous release's inbox shares with the log's entries.
+const LEGACY_COLUMNS: &str = "delivery_id, webhook_id, function, kind, status, status_reason, attempt_count, \
+    next_attempt_at, last_response_status, attempt_id, recorded_at, webhook_state";
+
 impl Store {
-    /// Moves up to `batch` pending inbox rows into the log with consecutive cursors, if no
-    /// other instance is doing it right now.
-    pub async fn sequence_updates(&self, batch: i64) -> Result<SequencerRound, StoreError> {
+    /// Numbers up to `batch` committed batches of log entries with consecutive cursors, if no
+    /// other instance is doing it right now. With `legacy`, first moves what the previous
+    /// release's instances wrote to their inbox (rolling upgrades) into the log, as one batch.
+    pub async fn sequence_updates(
+        &self,
+        batch: i64,
+        legacy: bool,
+    ) -> Result<SequencerRound, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let locked: bool = tx
@@ -205,24 +300,25 @@ impl Store {
         if !locked {
             return Ok(SequencerRound::Busy);
         }
-        let statement = tx
-            .prepare_cached(
+        if legacy {
+            let sql = format!(
                 "WITH moved AS (
                      DELETE FROM delivery_update_inbox
                      WHERE id IN (SELECT id FROM delivery_update_inbox ORDER BY id LIMIT $1)
                      RETURNING *
                  ),
-                 base AS (SELECT coalesce(max(cursor), 0) AS top FROM delivery_updates)
-                 INSERT INTO delivery_updates (cursor, delivery_id, webhook_id, function, kind, status, status_reason,
-                     attempt_count, next_attempt_at, last_response_status, attempt_id, recorded_at, webhook_state)
-                 SELECT base.top + row_number() OVER (ORDER BY moved.id), delivery_id, webhook_id, function, kind,
-                     status, status_reason, attempt_count, next_attempt_at, last_response_status, attempt_id, recorded_at,
-                     webhook_state
-                 FROM moved, base
-                 RETURNING cursor",
-            )
-            .await?;
+                 {}
+                 SELECT 1 FROM logged",
+                append_updates(LEGACY_COLUMNS, LEGACY_COLUMNS, "moved", "moved.id")
+            );
+            tx.execute(&sql, &[&LEGACY_INBOX_BATCH]).await?;
+        }
+        let statement = tx.prepare_cached(NUMBER_BATCHES).await?;
         let rows = tx.query(&statement, &[&batch]).await?;
+        let entries = rows
+            .iter()
+            .map(|row| row.try_get::<_, i32>(0))
+            .sum::<Result<i32, _>>()?;
         // The payload is this instance's origin (its own listener skips it), no longer the newest
         // cursor: no one read that, the hub reads the log itself.
         let moved = !rows.is_empty();
@@ -238,7 +334,10 @@ impl Store {
             // This instance's hub reads at once; its own NOTIFY does not wake it again.
             self.wakeups().updates.wake();
         }
-        Ok(SequencerRound::Moved { moved: rows.len() })
+        Ok(SequencerRound::Moved {
+            batches: rows.len(),
+            entries: usize::try_from(entries).unwrap_or_default(),
+        })
     }
 
     /// The oldest and newest cursors in the log (0, 0 when empty).
@@ -246,7 +345,9 @@ impl Store {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT coalesce(min(cursor), 0), coalesce(max(cursor), 0) FROM delivery_updates",
+                "SELECT coalesce((SELECT first_cursor FROM delivery_update_batches \
+                                  WHERE last_cursor IS NOT NULL ORDER BY last_cursor LIMIT 1), 0), \
+                        coalesce((SELECT max(last_cursor) FROM delivery_update_batches), 0)",
                 &[],
             )
             .await?;
@@ -262,7 +363,12 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<UpdateRecord>, StoreError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(SELECT_UPDATES).await?;
+        let sql: &str = if filter.webhook_level_only {
+            &SELECT_WEBHOOK_LEVEL_UPDATES
+        } else {
+            &SELECT_UPDATES
+        };
+        let statement = client.prepare_cached(sql).await?;
         let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
         let rows = client
             .query(
@@ -274,7 +380,6 @@ impl Store {
                     &filter.function.map(Function::as_str),
                     &statuses,
                     &limit,
-                    &filter.webhook_level_only,
                 ],
             )
             .await?;
@@ -319,15 +424,22 @@ impl Store {
             .collect())
     }
 
-    /// Deletes log entries older than `retention`, always keeping the newest one so cursors
-    /// keep counting up. Returns how many were deleted.
+    /// Deletes log entries older than `retention`, a batch at a time, always keeping the newest
+    /// batch so cursors keep counting up. Returns how many entries were deleted.
     pub async fn prune_updates(&self, retention: Duration) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let cutoff = OffsetDateTime::now_utc() - retention;
         Ok(client
             .execute(
-                "DELETE FROM delivery_updates WHERE recorded_at < $1 \
-                 AND cursor < (SELECT max(cursor) FROM delivery_updates)",
+                "WITH gone AS (
+                     DELETE FROM delivery_update_batches
+                     WHERE created_at < $1 AND last_cursor < (SELECT max(last_cursor) FROM delivery_update_batches)
+                     RETURNING id
+                 ),
+                 deleted AS (
+                     DELETE FROM delivery_update_entries WHERE batch_id IN (SELECT id FROM gone) RETURNING 1
+                 )
+                 SELECT 1 FROM deleted",
                 &[&cutoff],
             )
             .await?)

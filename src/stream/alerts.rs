@@ -1,5 +1,5 @@
 //! The alert processor: walks the webhook-level entries of the update log once, cluster-wide
-//! (the progress row in `webhook_alert_progress` is taken by one instance at a time), counts
+//! (the progress row in `delivery_update_alert_progress` is taken by one instance at a time), counts
 //! the state changes (`webhooks_webhook_state_changes_total`) and, when
 //! `WEBHOOKS_OPERATIONAL_WEBHOOK_URL` is set, enqueues an operational webhook for each alert.
 //! Those go through the ordinary queue: durable, retried, signed, behind the SSRF guard.

@@ -161,8 +161,11 @@ const SEQUENCE_SPACING: Duration = Duration::from_millis(20);
 /// How often the sequencer looks at the inbox when this instance wrote nothing: rows written by
 /// other instances are moved by their own sequencers, so this is only the safety net.
 const SEQUENCE_FALLBACK_INTERVAL: Duration = Duration::from_secs(1);
-/// Inbox rows moved per sequencer statement.
+/// Batches of log entries numbered per sequencer statement.
 const SEQUENCE_BATCH: i64 = 5000;
+/// How often the sequencer also moves what the previous release's instances wrote to their
+/// inbox (only during a rolling upgrade is there any).
+const LEGACY_INBOX_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the hub reads the log when no notification arrives.
 const READ_FALLBACK_INTERVAL: Duration = Duration::from_millis(500);
 /// Log entries read per query.
@@ -236,11 +239,18 @@ impl UpdateHub {
     /// few milliseconds instead cost an idle instance about 150 statements a second.
     async fn sequence(self: Arc<Self>, mut shutdown: Shutdown) {
         let written = self.store.wakeups().inbox.clone();
+        let mut legacy_checked: Option<tokio::time::Instant> = None;
         loop {
-            let round = self.store.sequence_updates(SEQUENCE_BATCH).await;
+            let legacy = legacy_checked.is_none_or(|at| at.elapsed() >= LEGACY_INBOX_INTERVAL);
+            let round = self.store.sequence_updates(SEQUENCE_BATCH, legacy).await;
+            if legacy && matches!(round, Ok(SequencerRound::Moved { .. })) {
+                legacy_checked = Some(tokio::time::Instant::now());
+            }
             let again_soon = match round {
-                // A full batch: there may be more right away.
-                Ok(SequencerRound::Moved { moved }) if moved as i64 >= SEQUENCE_BATCH => continue,
+                // A full round: there may be more right away.
+                Ok(SequencerRound::Moved { batches, .. }) if batches as i64 >= SEQUENCE_BATCH => {
+                    continue;
+                }
                 Ok(SequencerRound::Moved { .. }) => false,
                 // Another instance is mid-round and may have missed our rows: try again soon.
                 Ok(SequencerRound::Busy) => true,

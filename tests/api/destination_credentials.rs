@@ -477,12 +477,7 @@ async fn a_partner_demanding_a_client_certificate_and_its_own_authorization_gets
         .await
         .expect("db");
     tokio::spawn(connection);
-    for table in [
-        "delivery_attempts",
-        "webhooks",
-        "delivery_updates",
-        "delivery_update_inbox",
-    ] {
+    for table in ["delivery_attempts", "webhooks", "delivery_update_entries"] {
         let rows = db
             .query(&format!("SELECT t::text FROM {table} t"), &[])
             .await

@@ -36,8 +36,7 @@ async fn resent_updates(app: &TestApp, delivery_id: &str) -> i64 {
     app.db()
         .await
         .query_one(
-            "SELECT (SELECT count(*) FROM delivery_update_inbox WHERE delivery_id = $1 AND kind = 'resent') \
-             + (SELECT count(*) FROM delivery_updates WHERE delivery_id = $1 AND kind = 'resent')",
+            "SELECT count(*) FROM delivery_update_entries WHERE delivery_id = $1 AND kind = 'resent'",
             &[&id],
         )
         .await

@@ -419,9 +419,15 @@ async fn bad_cursors_are_refused() {
         .await
         .unwrap();
     tokio::spawn(connection);
-    db.execute("DELETE FROM delivery_updates WHERE cursor <= 3", &[])
-        .await
-        .unwrap();
+    // Pruning goes a batch at a time; each of these updates is a batch of its own (one
+    // delivery created, or one attempt recorded, per statement).
+    db.batch_execute(
+        "DELETE FROM delivery_update_entries WHERE batch_id IN \
+             (SELECT id FROM delivery_update_batches WHERE first_cursor <= 3); \
+         DELETE FROM delivery_update_batches WHERE first_cursor <= 3;",
+    )
+    .await
+    .unwrap();
     let result = admin
         .watch_deliveries(pb::WatchDeliveriesRequest {
             after_cursor: "1".into(),
@@ -579,7 +585,10 @@ async fn fill_the_log(instance: &Instance, url: &str, count: usize) {
             let db = &db;
             async move {
                 let row = db
-                    .query_one("SELECT coalesce(max(cursor), 0) FROM delivery_updates", &[])
+                    .query_one(
+                        "SELECT coalesce(max(last_cursor), 0) FROM delivery_update_batches",
+                        &[],
+                    )
                     .await
                     .ok()?;
                 (row.get::<_, i64>(0) >= want).then_some(())
@@ -942,4 +951,88 @@ async fn with_authentication_off_streams_are_capped_per_client_address() {
         .expect("within the cap");
     let refused = try_watch(&app.admin, Some("something-else")).await;
     testkit::assert_status(refused, Code::ResourceExhausted, "per client address");
+}
+
+/// A delivery created by a publish on an instance without workers, and a watcher of its webhook
+/// that has seen its `created` entry: the setting of the rolling-upgrade tests below.
+async fn watched_pending_delivery(
+    url: &str,
+) -> (Instance, Streaming<pb::DeliveryUpdate>, String, i64) {
+    let instance = start_instance(url, &["--disable-workers", "true"]).await;
+    let hook = create_hook(&instance, "http://127.0.0.1:9/never").await;
+    let mut stream = watch(
+        &instance,
+        pb::WatchDeliveriesRequest {
+            webhook_id: hook.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    instance
+        .ingest
+        .clone()
+        .publish_event(withdrawal_event(
+            "legacy-1",
+            "W-LEGACY",
+            pb::Decision::Approved,
+            Some(1),
+        ))
+        .await
+        .unwrap();
+    let created = next(&mut stream, Duration::from_secs(20)).await;
+    assert_eq!(created.kind, pb::UpdateKind::Created as i32);
+    let delivery = created.delivery.unwrap().id;
+    let cursor = created.cursor.parse().unwrap();
+    (instance, stream, delivery, cursor)
+}
+
+async fn database(url: &str) -> tokio_postgres::Client {
+    let (db, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    db
+}
+
+#[tokio::test]
+async fn an_update_the_previous_release_wrote_to_its_inbox_reaches_watchers_in_order() {
+    let (url, _) = fresh_database_url();
+    let (_instance, mut stream, delivery, created_at) = watched_pending_delivery(&url).await;
+    // What the previous release's writers do: append to the inbox, for its sequencer to move.
+    let delivery_id: uuid::Uuid = delivery.parse().unwrap();
+    database(&url)
+        .await
+        .execute(
+            "INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason) \
+             SELECT id, webhook_id, function, 'cancelled', 'cancelled', 'by the previous release' \
+             FROM deliveries WHERE id = $1",
+            &[&delivery_id],
+        )
+        .await
+        .unwrap();
+    let update = next(&mut stream, Duration::from_secs(20)).await;
+    assert_eq!(update.kind, pb::UpdateKind::Cancelled as i32);
+    assert_eq!(update.cursor.parse::<i64>().unwrap(), created_at + 1);
+    assert_eq!(update.delivery.unwrap().id, delivery);
+}
+
+#[tokio::test]
+async fn an_entry_the_previous_release_sequenced_into_its_log_reaches_watchers() {
+    let (url, _) = fresh_database_url();
+    let (_instance, mut stream, delivery, created_at) = watched_pending_delivery(&url).await;
+    // What the previous release's sequencer does: insert into its log with its own cursor.
+    let delivery_id: uuid::Uuid = delivery.parse().unwrap();
+    database(&url)
+        .await
+        .execute(
+            "INSERT INTO delivery_updates (cursor, delivery_id, webhook_id, function, kind, status, recorded_at) \
+             SELECT 1000, id, webhook_id, function, 'cancelled', 'cancelled', now() \
+             FROM deliveries WHERE id = $1",
+            &[&delivery_id],
+        )
+        .await
+        .unwrap();
+    let update = next(&mut stream, Duration::from_secs(20)).await;
+    assert_eq!(update.kind, pb::UpdateKind::Cancelled as i32);
+    assert_eq!(update.cursor.parse::<i64>().unwrap(), created_at + 1);
 }

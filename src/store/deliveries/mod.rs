@@ -184,14 +184,19 @@ pub(super) fn attempt_from_row(row: &Row, id_column: &str) -> Result<AttemptReco
     })
 }
 
-/// Appends the new state of the deliveries an `UPDATE ... RETURNING *` CTE named `changed`
-/// produced to the update inbox, with `kind`; see `migrations/V2__delivery_update_log.sql`.
+/// CTEs that append the new state of the deliveries an `UPDATE ... RETURNING *` CTE named
+/// `changed` produced to the delivery-update log, with `kind`, as one batch (see
+/// [`super::updates::append_updates`]). `logged` returns a row per entry.
 pub(super) fn log_changed(kind: UpdateKind) -> String {
-    format!(
-        "INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, \
-         attempt_count, next_attempt_at, last_response_status) \
-         SELECT id, webhook_id, function, '{kind}', status, status_reason, attempt_count, next_attempt_at, \
-         last_response_status FROM changed"
+    super::updates::append_updates(
+        "delivery_id, webhook_id, function, kind, status, status_reason, attempt_count, next_attempt_at, \
+         last_response_status",
+        &format!(
+            "id, webhook_id, function, '{kind}', status, status_reason, attempt_count, next_attempt_at, \
+             last_response_status"
+        ),
+        "changed",
+        "seq",
     )
 }
 
@@ -203,7 +208,7 @@ pub(super) async fn cancel_pending_for_webhook(
     let sql = format!(
         "WITH changed AS (UPDATE deliveries SET status = 'cancelled', status_reason = 'webhook deleted', \
          next_attempt_at = NULL, claim_token = NULL, updated_at = now() \
-         WHERE webhook_id = $1 AND status = 'pending' RETURNING *) {}",
+         WHERE webhook_id = $1 AND status = 'pending' RETURNING *), {} SELECT 1 FROM logged",
         log_changed(UpdateKind::Cancelled)
     );
     Ok(client.execute(&sql, &[&webhook_id]).await?)

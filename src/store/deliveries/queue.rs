@@ -1,6 +1,7 @@
 //! Deliveries as a work queue: claiming due deliveries under a lease, recording finished attempts
 //! in batches, and putting deliveries back in the queue (resend, recover).
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
@@ -264,7 +265,18 @@ RETURNING d.id, d.webhook_id, d.attempt_count, d.schedule_position, d.next_trigg
 /// attempt was made under (an admin's resend or a lease takeover supersedes it); the attempt is
 /// kept in history either way. Attempt ids are chosen by the caller and inserts skip ids already
 /// stored, so a batch retried after a lost commit acknowledgement records nothing twice.
-const RECORD_ATTEMPTS: &str = "
+static RECORD_ATTEMPTS: LazyLock<String> = LazyLock::new(|| {
+    let log = super::super::updates::append_updates(
+        "delivery_id, webhook_id, function, kind, status, status_reason, attempt_count, next_attempt_at, \
+         last_response_status, attempt_id",
+        "id, webhook_id, function, \
+         CASE status WHEN 'succeeded' THEN 'attempt_succeeded' WHEN 'failed' THEN 'failed' ELSE 'attempt_failed' END, \
+         status, status_reason, attempt_count, next_attempt_at, last_response_status, attempt_id",
+        "updated",
+        "ord",
+    );
+    format!(
+        "
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::timestamptz[], $6::bigint[],
                          $7::text[], $8::jsonb[], $9::int[], $10::jsonb[], $11::text[], $12::bool[],
@@ -375,22 +387,16 @@ audited AS (
     SELECT audit_append('system', 'system', a.action, 'webhook', a.id::text, '', '', '', a.diff)
     FROM (SELECT * FROM system_actions ORDER BY id, action) a
 ),
-inbox AS (
-INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason, attempt_count,
-    next_attempt_at, last_response_status, attempt_id)
-SELECT id, webhook_id, function,
-       CASE status WHEN 'succeeded' THEN 'attempt_succeeded' WHEN 'failed' THEN 'failed' ELSE 'attempt_failed' END,
-       status, status_reason, attempt_count, next_attempt_at, last_response_status, attempt_id
-FROM updated
-ORDER BY ord
-)
+{log}
 SELECT (SELECT count(*) FROM audited) AS audited,
        -- Whether the batch's endpoints have due work waiting (a lease running is not due): the
        -- slots and the room this batch frees let a claim take it now.
        EXISTS (SELECT 1 FROM (SELECT DISTINCT webhook_id FROM input) b
                WHERE EXISTS (SELECT 1 FROM deliveries d
                              WHERE d.webhook_id = b.webhook_id AND d.status = 'pending'
-                               AND d.next_attempt_at <= now())) AS waiting";
+                               AND d.next_attempt_at <= now())) AS waiting"
+    )
+});
 
 impl Store {
     /// Claims up to `limit` due deliveries for `lease`.
@@ -478,7 +484,7 @@ impl Store {
             return Ok(false);
         }
         let client = self.client().await?;
-        let statement = client.prepare_cached(RECORD_ATTEMPTS).await?;
+        let statement = client.prepare_cached(&RECORD_ATTEMPTS).await?;
         let columns = AttemptColumns::from_batch(batch);
         let row = client
             .query_one(
@@ -548,7 +554,7 @@ impl Store {
             "WITH changed AS (UPDATE deliveries SET status = 'pending', status_reason = '', next_attempt_at = now(), \
              next_trigger = $2, schedule_position = 0, claim_token = NULL, updated_at = now() \
              WHERE id = $1 RETURNING *), \
-             logged AS ({}) \
+             {} \
              SELECT {COLUMNS} FROM changed d",
             log_changed(UpdateKind::Resent)
         );
@@ -603,7 +609,8 @@ impl Store {
         let sql = format!(
             "WITH changed AS (UPDATE deliveries SET status = 'pending', status_reason = '', next_attempt_at = now(), \
              next_trigger = '{}', schedule_position = 0, claim_token = NULL, updated_at = now() \
-             WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2 RETURNING *) {}",
+             WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2 RETURNING *), {} \
+             SELECT 1 FROM logged",
             AttemptTrigger::Recover,
             log_changed(UpdateKind::Resent)
         );
