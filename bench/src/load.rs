@@ -558,3 +558,144 @@ impl Watchers {
         self.tasks.abort_all();
     }
 }
+
+/// The bench's WatchDeliveries clients in a process of their own (this executable, run with
+/// `--watch-clients ADDR`), so that their CPU is measured apart from the bench's and the
+/// service's: the watchers scenario's figure is then about the service.
+pub struct WatcherProcess {
+    child: tokio::process::Child,
+    /// The client process.
+    pub pid: u32,
+    /// Updates received by all its watchers (as last reported, every 100 ms).
+    pub received: Arc<AtomicU64>,
+    /// Streams that failed or ended early.
+    pub errors: Arc<AtomicU64>,
+    /// The first failure.
+    pub first_error: Arc<Mutex<Option<String>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl WatcherProcess {
+    /// Starts `n` watchers of the service at `addr` in a child process and waits until every
+    /// stream is open.
+    pub async fn spawn(addr: std::net::SocketAddr, n: usize) -> anyhow::Result<Self> {
+        use tokio::io::AsyncBufReadExt;
+        let exe = std::env::current_exe().context("finding the bench executable failed")?;
+        let mut child = tokio::process::Command::new(exe)
+            .args([
+                "--watch-clients",
+                &addr.to_string(),
+                "--watchers",
+                &n.to_string(),
+            ])
+            // The child ends when its stdin closes, so it never outlives the bench.
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the watcher-client process failed")?;
+        let pid = child
+            .id()
+            .context("the watcher-client process has no pid")?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("the watcher-client process has no stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        match tokio::time::timeout(Duration::from_secs(40), lines.next_line()).await {
+            Ok(Ok(Some(line))) if line == "opened" => {}
+            Ok(Ok(Some(line))) => anyhow::bail!("the watcher clients failed: {line}"),
+            other => anyhow::bail!("the watcher clients did not start: {other:?}"),
+        }
+        let received = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let first_error = Arc::new(Mutex::new(None));
+        let (r, e, f) = (received.clone(), errors.clone(), first_error.clone());
+        let reader = tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                // "received <updates> <errors> [first error]"
+                let mut parts = line.splitn(4, ' ');
+                if parts.next() != Some("received") {
+                    continue;
+                }
+                let number = |p: Option<&str>| p.and_then(|n| n.parse::<u64>().ok());
+                if let Some(n) = number(parts.next()) {
+                    r.store(n, Ordering::Relaxed);
+                }
+                if let Some(n) = number(parts.next()) {
+                    e.store(n, Ordering::Relaxed);
+                }
+                if let Some(message) = parts.next().filter(|m| !m.is_empty())
+                    && let Ok(mut first) = f.lock()
+                {
+                    first.get_or_insert_with(|| message.to_owned());
+                }
+            }
+        });
+        Ok(Self {
+            child,
+            pid,
+            received,
+            errors,
+            first_error,
+            reader,
+        })
+    }
+
+    /// Stops the client process.
+    pub async fn close(mut self) {
+        self.reader.abort();
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The child side of [`WatcherProcess`]: opens `n` unfiltered streams to the service at `addr`
+/// over 4 connections, says `opened` (or `error ...`), then reports its counts every 100 ms
+/// until its stdin closes.
+pub async fn run_watch_clients(addr: std::net::SocketAddr, n: usize) -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut channels = Vec::new();
+    for _ in 0..4 {
+        channels.push(
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+                .tcp_nodelay(true)
+                .connect_timeout(Duration::from_secs(5))
+                .connect()
+                .await
+                .with_context(|| format!("could not connect to the service at {addr}"))?,
+        );
+    }
+    let watchers = match Watchers::open(&channels, n).await {
+        Ok(watchers) => watchers,
+        Err(e) => {
+            println!("error {e:#}");
+            return Ok(());
+        }
+    };
+    println!("opened");
+    let mut stdin_closed = tokio::spawn(async {
+        let mut sink = Vec::new();
+        let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+    });
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut stdin_closed => break,
+        }
+        let first = watchers
+            .first_error
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .unwrap_or_default();
+        println!(
+            "received {} {} {}",
+            watchers.received.load(Ordering::Relaxed),
+            watchers.errors.load(Ordering::Relaxed),
+            first.replace('\n', " ")
+        );
+    }
+    watchers.close();
+    Ok(())
+}

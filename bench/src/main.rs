@@ -171,11 +171,25 @@ struct Args {
     /// judge (installed from Debian by scripts/install-nginx.sh when missing).
     #[arg(long)]
     nginx: bool,
+
+    /// Internal: be the watchers scenario's client process, with `--watchers` streams to the
+    /// service at this address (the bench starts it itself).
+    #[arg(long, hide = true)]
+    watch_clients: Option<SocketAddr>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(addr) = args.watch_clients {
+        return match load::run_watch_clients(addr, args.watchers.max(1)).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                println!("error {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tokio::select! {
         result = run(args) => match result {
             Ok(code) => code,

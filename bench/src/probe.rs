@@ -26,6 +26,9 @@ pub struct Report {
     pub postgres_all_cpu_pct: f64,
     /// CPU of the bench process (receiver, load generator), % of one core.
     pub bench_cpu_pct: f64,
+    /// CPU of the bench's separate WatchDeliveries client process, % of one core (watchers
+    /// runs only).
+    pub watcher_clients_cpu_pct: Option<f64>,
     /// Busy share of the whole machine, % of all cores.
     pub machine_busy_pct: f64,
     /// Cores.
@@ -58,9 +61,21 @@ pub struct Probe {
 impl Probe {
     /// Starts sampling. `pg_url` is a connection to any database of the server (the probe's
     /// queries are kept out of the bench database's statistics).
-    pub fn start(service_pid: u32, bench_db: String, pg_url: String) -> Self {
+    /// `clients_pid` is the watcher-client process, when there is one.
+    pub fn start(
+        service_pid: u32,
+        clients_pid: Option<u32>,
+        bench_db: String,
+        pg_url: String,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(run(service_pid, bench_db, pg_url, stop.clone()));
+        let task = tokio::spawn(run(
+            service_pid,
+            clients_pid,
+            bench_db,
+            pg_url,
+            stop.clone(),
+        ));
         Self { stop, task }
     }
 
@@ -71,7 +86,13 @@ impl Probe {
     }
 }
 
-async fn run(service_pid: u32, bench_db: String, pg_url: String, stop: Arc<AtomicBool>) -> Report {
+async fn run(
+    service_pid: u32,
+    clients_pid: Option<u32>,
+    bench_db: String,
+    pg_url: String,
+    stop: Arc<AtomicBool>,
+) -> Report {
     let tck = clock_ticks();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let client = crate::service::connect(&pg_url).await.ok();
@@ -81,6 +102,7 @@ async fn run(service_pid: u32, bench_db: String, pg_url: String, stop: Arc<Atomi
     let machine_start = machine_ticks();
     let service_start = process_ticks(service_pid).unwrap_or(0);
     let bench_start = process_ticks(me).unwrap_or(0);
+    let clients_start = clients_pid.and_then(process_ticks).unwrap_or(0);
     // Postgres processes: accumulate per-pid deltas so backends that come and go are counted.
     let mut pg_last: HashMap<u32, (u64, bool)> = postgres_processes(&bench_db);
     let (mut pg_bench, mut pg_all) = (0u64, 0u64);
@@ -181,6 +203,11 @@ async fn run(service_pid: u32, bench_db: String, pg_url: String, stop: Arc<Atomi
         bench_cpu_pct: pct(process_ticks(me)
             .unwrap_or(bench_start)
             .saturating_sub(bench_start)),
+        watcher_clients_cpu_pct: clients_pid.map(|pid| {
+            pct(process_ticks(pid)
+                .unwrap_or(clients_start)
+                .saturating_sub(clients_start))
+        }),
         machine_busy_pct: if total > 0.0 {
             busy / total * 100.0
         } else {

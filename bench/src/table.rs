@@ -43,12 +43,16 @@ fn probe_line(p: &Value) -> String {
         })
         .unwrap_or_default();
     format!(
-        "cpu: service {:.0}%, postgres(bench db) {:.0}%, postgres(all) {:.0}%, bench {:.0}%, machine {:.0}% of {} cores; \
+        "cpu: service {:.0}%, postgres(bench db) {:.0}%, postgres(all) {:.0}%, bench {:.0}%{}, machine {:.0}% of {} cores; \
          active backends: {}; lock waits: {}; WAL flushes/s (cluster): {:.0}; rustc seen: {}\n    busiest statements: {}",
         f(&p["service_cpu_pct"]),
         f(&p["postgres_bench_db_cpu_pct"]),
         f(&p["postgres_all_cpu_pct"]),
         f(&p["bench_cpu_pct"]),
+        match p["watcher_clients_cpu_pct"].as_f64() {
+            Some(clients) => format!(", watcher clients {clients:.0}%"),
+            None => String::new(),
+        },
         f(&p["machine_busy_pct"]),
         p["cores"],
         if waits.is_empty() {
@@ -183,6 +187,12 @@ pub fn print_table(report: &Value) {
                 f(&w["baseline_delivered_per_s"]),
                 f(&w["cost_pct"]),
                 f(&w["run"]["watcher_updates_per_s"])
+            );
+            println!(
+                "    service CPU per delivery {:.3} ms vs {:.3} ms without; watcher clients (own process) {:.0}% CPU",
+                f(&w["service_cpu_ms_per_delivery"]),
+                f(&w["baseline_service_cpu_ms_per_delivery"]),
+                f(&w["clients_cpu_pct"])
             );
             println!("    {}", probe_line(&w["run"]["probe"]));
         }

@@ -65,7 +65,7 @@ impl Store {
         }
         tx.commit().await?;
         if enqueued {
-            self.wrote_inbox();
+            self.appended_updates();
             self.wakeups().deliveries.wake();
         }
         Ok(Some(entries))

@@ -301,9 +301,9 @@ impl Store {
         Ok(published)
     }
 
-    /// After a publish committed: the sequencer has inbox rows, the worker maybe work to claim.
+    /// After a publish committed: the sequencer has a batch to number, the worker maybe work to claim.
     fn published(&self, published: &Published) {
-        self.wrote_inbox();
+        self.appended_updates();
         if published.queued {
             self.wakeups().deliveries.wake();
         }
@@ -322,7 +322,7 @@ impl Store {
             .enqueue_test_event_in(&tx, webhook_id, event, context)
             .await?;
         tx.commit().await?;
-        self.wrote_inbox();
+        self.appended_updates();
         self.wakeups().deliveries.wake();
         Ok(delivery_id)
     }

@@ -130,7 +130,7 @@ pub struct Store {
     /// When this instance last announced new deliveries with NOTIFY (unix ms).
     last_announce: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// This instance's wake-ups: every write that makes work wakes its waiter here, and its
-    /// NOTIFYs carry their origin (see `notify.rs`). The inbox's wakes the sequencer, so it runs
+    /// NOTIFYs carry their origin (see `notify.rs`). An append to the log wakes the sequencer, so it runs
     /// when there is something to sequence instead of polling (see `src/stream/mod.rs`).
     wakeups: Wakeups,
 }
@@ -204,9 +204,9 @@ impl Store {
         &self.wakeups
     }
 
-    /// Records that this instance wrote to the delivery-update inbox.
-    pub(crate) fn wrote_inbox(&self) {
-        self.wakeups.inbox.wake();
+    /// Records that this instance appended entries to the delivery-update log.
+    pub(crate) fn appended_updates(&self) {
+        self.wakeups.appended.wake();
     }
 
     /// NOTIFYs the other instances of due deliveries (delivered on commit), with this instance's

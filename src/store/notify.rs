@@ -45,8 +45,8 @@ pub struct Wakeups {
     pub deliveries: Wakeup,
     /// New entries in the delivery log: wakes the update hub's reader.
     pub updates: Wakeup,
-    /// Rows written to the delivery-update inbox: wakes this instance's sequencer.
-    pub inbox: Wakeup,
+    /// Entries appended to the delivery-update log: wakes this instance's sequencer.
+    pub appended: Wakeup,
 }
 
 impl Default for Wakeups {
@@ -55,7 +55,7 @@ impl Default for Wakeups {
             origin: uuid::Uuid::new_v4().simple().to_string().into(),
             deliveries: Wakeup::default(),
             updates: Wakeup::default(),
-            inbox: Wakeup::default(),
+            appended: Wakeup::default(),
         }
     }
 }

@@ -125,7 +125,7 @@ impl AnswerOnce<'_> {
         self.tx.commit().await?;
         // The change may have made work: wake this instance's sequencer and worker now that it
         // is visible (the NOTIFY for the others went out with the commit).
-        store.wrote_inbox();
+        store.appended_updates();
         store.wakeups().deliveries.wake();
         Ok(None)
     }

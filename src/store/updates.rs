@@ -1,5 +1,5 @@
-//! The delivery-update log (WatchDeliveries): the sequencer that numbers inbox rows, and the
-//! reads that feed watchers.
+//! The delivery-update log (WatchDeliveries): the append that statements changing deliveries
+//! share, the sequencer that numbers their batches, and the reads that feed watchers.
 
 use std::sync::LazyLock;
 use std::time::Duration;

@@ -634,7 +634,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        self.wrote_inbox();
+        self.appended_updates();
         Ok(true)
     }
 
@@ -774,7 +774,7 @@ impl Store {
             super::deliveries::cancel_pending_for_webhook(&tx, id).await?;
         }
         tx.commit().await?;
-        self.wrote_inbox();
+        self.appended_updates();
         Ok(())
     }
 }

@@ -1,8 +1,8 @@
 //! The live delivery log behind `WatchDeliveries`.
 //!
-//! Every change of a delivery is written to an inbox in the same statement as the change. The
-//! sequencer (one at a time across instances, by advisory lock) moves inbox rows into the log
-//! with dense, increasing cursors and NOTIFYs. Each instance's [`UpdateHub`] reads new log
+//! Every change of a delivery is appended to the log in the same statement as the change, as
+//! one batch per statement. The sequencer (one at a time across instances, by advisory lock)
+//! gives committed batches dense, increasing cursor ranges and NOTIFYs. Each instance's [`UpdateHub`] reads new log
 //! entries once and broadcasts them to its watchers through a bounded ring; a watcher that
 //! falls behind (or notices a cursor gap) catches up from the table, so memory stays bounded and
 //! a slow client never slows deliveries or other watchers.
@@ -158,8 +158,8 @@ where
 /// moved in batches at most this often rather than one round per write. Watchers see an update
 /// within about this delay.
 const SEQUENCE_SPACING: Duration = Duration::from_millis(20);
-/// How often the sequencer looks at the inbox when this instance wrote nothing: rows written by
-/// other instances are moved by their own sequencers, so this is only the safety net.
+/// How often the sequencer runs when this instance appended nothing: batches appended by other
+/// instances are numbered by their own sequencers, so this is only the safety net.
 const SEQUENCE_FALLBACK_INTERVAL: Duration = Duration::from_secs(1);
 /// Batches of log entries numbered per sequencer statement.
 const SEQUENCE_BATCH: i64 = 5000;
@@ -234,11 +234,11 @@ impl UpdateHub {
         );
     }
 
-    /// Runs a sequencer round whenever this instance wrote to the inbox (at most every
+    /// Runs a sequencer round whenever this instance appended to the log (at most every
     /// [`SEQUENCE_SPACING`]), and every [`SEQUENCE_FALLBACK_INTERVAL`] anyway. Polling every
     /// few milliseconds instead cost an idle instance about 150 statements a second.
     async fn sequence(self: Arc<Self>, mut shutdown: Shutdown) {
-        let written = self.store.wakeups().inbox.clone();
+        let written = self.store.wakeups().appended.clone();
         let mut legacy_checked: Option<tokio::time::Instant> = None;
         loop {
             let legacy = legacy_checked.is_none_or(|at| at.elapsed() >= LEGACY_INBOX_INTERVAL);

@@ -6,10 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::bail;
 use serde::Serialize;
-use tonic::transport::Channel;
 
 use super::{Ctx, Settings, progress, sleep_until, succeeded_at};
-use crate::load::{self, ClosedLoop, Events, Gate, Watchers, Window};
+use crate::load::{self, ClosedLoop, Events, Gate, WatcherProcess, Window};
 use crate::nginx::Nginx;
 use crate::pgstats::{self, Cost, Meter};
 use crate::probe::Report;
@@ -100,17 +99,15 @@ pub async fn e2e_run_into(
         Some(count) => Some(load::count_succeeded(service.db().await?, count.clone())),
         None => None,
     };
+    // The watchers' clients run in a process of their own, so the probe measures their CPU
+    // apart from the bench's (publishers and receiver) and the service's.
     let watching = if watchers > 0 {
-        let mut stream_channels: Vec<Channel> = Vec::new();
-        for _ in 0..4 {
-            stream_channels.push(service.channel(None).await?);
-        }
-        Some(Watchers::open(&stream_channels, watchers).await?)
+        Some(WatcherProcess::spawn(service.grpc_addr, watchers).await?)
     } else {
         None
     };
     let watcher_count =
-        |w: &Option<Watchers>| w.as_ref().map(|w| w.received.load(Ordering::Relaxed));
+        |w: &Option<WatcherProcess>| w.as_ref().map(|w| w.received.load(Ordering::Relaxed));
     let gate = Gate {
         cap: s.backlog_cap(),
         fanout: u64::from(fanout),
@@ -132,7 +129,7 @@ pub async fn e2e_run_into(
         let meter = Meter::start(&db).await?;
         let (c0, t0) = succeeded_at(&db).await?;
         let (r0, w0) = (receiver.ok(), watcher_count(&watching));
-        let probe = ctx.probe(&service);
+        let probe = ctx.probe_with_clients(&service, watching.as_ref().map(|w| w.pid));
         sleep_until(window.end).await;
         let (c1, t1) = succeeded_at(&db).await?;
         let (r1, w1) = (receiver.ok(), watcher_count(&watching));
@@ -159,7 +156,7 @@ pub async fn e2e_run_into(
         None => (None, None),
     };
     if let Some(w) = watching {
-        w.close();
+        w.close().await;
     }
     let memory = ctx.stop(&label, service).await?;
     if published.calls == 0 {

@@ -92,8 +92,14 @@ pub struct Ctx {
 
 impl Ctx {
     fn probe(&self, service: &Service) -> Probe {
+        self.probe_with_clients(service, None)
+    }
+
+    /// [`Ctx::probe`] that also measures the watcher-client process `clients_pid`.
+    fn probe_with_clients(&self, service: &Service, clients_pid: Option<u32>) -> Probe {
         Probe::start(
             service.pid,
+            clients_pid,
             service.database.clone(),
             format!("{}/postgres", self.settings.server_url),
         )

@@ -19,6 +19,13 @@ pub struct WatchersResult {
     pub baseline_delivered_per_s: f64,
     /// Throughput lost, % of the baseline.
     pub cost_pct: f64,
+    /// CPU of the watchers' client process (a process of its own), % of one core.
+    pub clients_cpu_pct: Option<f64>,
+    /// The service's CPU per delivery with the watchers, ms: the fan-out's cost to the service
+    /// alone, whatever the clients take.
+    pub service_cpu_ms_per_delivery: f64,
+    /// The same without them (the baseline run).
+    pub baseline_service_cpu_ms_per_delivery: f64,
     /// The run with watchers.
     pub run: E2eRun,
 }
@@ -35,8 +42,13 @@ pub async fn watchers(ctx: &mut Ctx, baseline: &E2eRun) -> anyhow::Result<Watche
             run.watcher_first_error.clone().unwrap_or_default()
         );
     }
+    let cpu_ms_per_delivery =
+        |run: &E2eRun| ratio(run.probe.service_cpu_pct * 10.0, run.delivered_per_s);
     Ok(WatchersResult {
         watchers: n,
+        clients_cpu_pct: run.probe.watcher_clients_cpu_pct,
+        service_cpu_ms_per_delivery: cpu_ms_per_delivery(&run),
+        baseline_service_cpu_ms_per_delivery: cpu_ms_per_delivery(baseline),
         delivered_per_s: run.delivered_per_s,
         baseline_delivered_per_s: baseline.delivered_per_s,
         cost_pct: ratio(

@@ -518,7 +518,7 @@ impl Store {
                 ],
             )
             .await?;
-        self.wrote_inbox();
+        self.appended_updates();
         Ok(row.try_get("waiting")?)
     }
 
@@ -535,7 +535,7 @@ impl Store {
         let record = self.requeue_delivery_in(&tx, id, trigger, context).await?;
         tx.commit().await?;
         if record.is_some() {
-            self.wrote_inbox();
+            self.appended_updates();
             self.wakeups().deliveries.wake();
         }
         Ok(record)
@@ -591,7 +591,7 @@ impl Store {
             .await?;
         tx.commit().await?;
         if count > 0 {
-            self.wrote_inbox();
+            self.appended_updates();
             self.wakeups().deliveries.wake();
         }
         Ok(count)
