@@ -110,6 +110,22 @@ export function WebhookForm({ id }: { id?: string }) {
     serverCa: useId(),
   };
 
+  // After a refusal: the first field the service refused, or (none: a stale etag, an unreachable
+  // service) the banner at the top of the form, on its Reload button when it has one. A new
+  // object each time, so the same target is focused again after another refusal.
+  const [focusTarget, setFocusTarget] = useState<{ field?: string } | null>(null);
+  useEffect(() => {
+    if (!focusTarget) return;
+    const form = formRef.current;
+    if (focusTarget.field) {
+      form?.querySelector<HTMLElement>(`[data-field="${focusTarget.field}"]`)?.focus();
+      return;
+    }
+    const reload = form?.querySelector<HTMLElement>('[role="alert"] button');
+    if (reload) reload.focus();
+    else form?.querySelector('[role="alert"]')?.scrollIntoView();
+  }, [focusTarget]);
+
   // Bumped by "Reload" after the webhook changed behind this form: loads the current version.
   const [loadCount, setLoadCount] = useState(0);
   useEffect(() => {
@@ -236,19 +252,9 @@ export function WebhookForm({ id }: { id?: string }) {
         "client_key_pem",
         "server_ca_pem",
       ].find((f) => f in fields);
-      if (first) {
-        window.requestAnimationFrame(() =>
-          formRef.current?.querySelector<HTMLElement>(`[data-field="${first}"]`)?.focus(),
-        );
-      } else {
-        // No field to point at (a stale etag, an unreachable service): bring the banner, at the
-        // top of the form, into view, on its Reload button when it has one.
-        window.requestAnimationFrame(() =>
-          formRef.current
-            ?.querySelector<HTMLElement>('[role="alert"] button')
-            ?.focus() ?? formRef.current?.querySelector('[role="alert"]')?.scrollIntoView(),
-        );
-      }
+      // Focused once the refusal has rendered (see the effect on `focusTarget`): an animation
+      // frame could come before React's commit on a busy machine, and find no banner yet.
+      setFocusTarget({ field: first });
     } finally {
       setSaving(false);
     }
