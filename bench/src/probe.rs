@@ -29,8 +29,12 @@ pub struct Report {
     /// CPU of the bench's separate WatchDeliveries client process, % of one core (watchers
     /// runs only).
     pub watcher_clients_cpu_pct: Option<f64>,
-    /// Busy share of the whole machine, % of all cores.
+    /// Busy share of the whole machine, % of all cores (time stolen by the hypervisor included).
     pub machine_busy_pct: f64,
+    /// Time the hypervisor gave to other guests while this one wanted to run, % of all cores:
+    /// a run with much of it was measured on a machine that was not quiet, whatever `rustc`
+    /// shows.
+    pub steal_pct: f64,
     /// Cores.
     pub cores: usize,
     /// Average bench-database connections by state (active, idle, idle in transaction...).
@@ -213,6 +217,11 @@ async fn run(
         } else {
             0.0
         },
+        steal_pct: if total > 0.0 {
+            machine_end.2.saturating_sub(machine_start.2) as f64 / total * 100.0
+        } else {
+            0.0
+        },
         cores,
         connections_by_state: averaged(states),
         active_by_wait_event: averaged(waits),
@@ -258,10 +267,11 @@ pub fn process_ticks(pid: u32) -> Option<u64> {
 }
 
 /// (busy, total) ticks of the whole machine.
-fn machine_ticks() -> (u64, u64) {
+/// The machine's (busy, total, stolen) CPU ticks since boot, all cores: busy counts steal too.
+fn machine_ticks() -> (u64, u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let Some(cpu) = stat.lines().next() else {
-        return (0, 0);
+        return (0, 0, 0);
     };
     let values: Vec<u64> = cpu
         .split_whitespace()
@@ -270,7 +280,8 @@ fn machine_ticks() -> (u64, u64) {
         .collect();
     let total: u64 = values.iter().take(8).sum();
     let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-    (total.saturating_sub(idle), total)
+    let steal = values.get(7).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total, steal)
 }
 
 fn pids() -> impl Iterator<Item = u32> {

@@ -44,7 +44,7 @@ fn probe_line(p: &Value) -> String {
         .unwrap_or_default();
     format!(
         "cpu: service {:.0}%, postgres(bench db) {:.0}%, postgres(all) {:.0}%, bench {:.0}%{}, machine {:.0}% of {} cores; \
-         active backends: {}; lock waits: {}; WAL flushes/s (cluster): {:.0}; rustc seen: {}\n    busiest statements: {}",
+         active backends: {}; lock waits: {}; WAL flushes/s (cluster): {:.0}; rustc seen: {}; CPU stolen by the hypervisor: {:.0}%\n    busiest statements: {}",
         f(&p["service_cpu_pct"]),
         f(&p["postgres_bench_db_cpu_pct"]),
         f(&p["postgres_all_cpu_pct"]),
@@ -67,6 +67,7 @@ fn probe_line(p: &Value) -> String {
         },
         f(&p["wal_syncs_per_s"]),
         p["max_rustc_processes"],
+        f(&p["steal_pct"]),
         if queries.is_empty() {
             "none".to_owned()
         } else {
