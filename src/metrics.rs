@@ -240,6 +240,12 @@ pub async fn sample(
 ) {
     loop {
         handle.run_upkeep();
+        // First what needs no database, so those gauges are there from the first sample on,
+        // even while the queries below wait for a connection.
+        let (in_use, size) = store.pool_status();
+        gauge!(DB_POOL_IN_USE).set(in_use as f64);
+        gauge!(DB_POOL_SIZE).set(size as f64);
+        gauge!(OPEN_WATCHERS).set(hub.open_watchers() as f64);
         match store.queue_stats().await {
             Ok((depth, oldest_due)) => {
                 gauge!(QUEUE_DEPTH).set(depth as f64);
@@ -254,10 +260,6 @@ pub async fn sample(
             }
             Err(e) => tracing::debug!(error = %e, "sampling webhook health failed"),
         }
-        let (in_use, size) = store.pool_status();
-        gauge!(DB_POOL_IN_USE).set(in_use as f64);
-        gauge!(DB_POOL_SIZE).set(size as f64);
-        gauge!(OPEN_WATCHERS).set(hub.open_watchers() as f64);
         tokio::select! {
             _ = tokio::time::sleep(SAMPLE_INTERVAL) => {}
             _ = shutdown.recv() => return,

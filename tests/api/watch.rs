@@ -986,21 +986,13 @@ async fn watched_pending_delivery(
     (instance, stream, delivery, cursor)
 }
 
-async fn database(url: &str) -> tokio_postgres::Client {
-    let (db, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    db
-}
-
 #[tokio::test]
 async fn an_update_the_previous_release_wrote_to_its_inbox_reaches_watchers_in_order() {
     let (url, _) = fresh_database_url();
     let (_instance, mut stream, delivery, created_at) = watched_pending_delivery(&url).await;
     // What the previous release's writers do: append to the inbox, for its sequencer to move.
     let delivery_id: uuid::Uuid = delivery.parse().unwrap();
-    database(&url)
+    testkit::connect(&url)
         .await
         .execute(
             "INSERT INTO delivery_update_inbox (delivery_id, webhook_id, function, kind, status, status_reason) \
@@ -1022,7 +1014,7 @@ async fn an_entry_the_previous_release_sequenced_into_its_log_reaches_watchers()
     let (_instance, mut stream, delivery, created_at) = watched_pending_delivery(&url).await;
     // What the previous release's sequencer does: insert into its log with its own cursor.
     let delivery_id: uuid::Uuid = delivery.parse().unwrap();
-    database(&url)
+    testkit::connect(&url)
         .await
         .execute(
             "INSERT INTO delivery_updates (cursor, delivery_id, webhook_id, function, kind, status, recorded_at) \
