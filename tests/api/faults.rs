@@ -177,7 +177,7 @@ async fn publishes_while_backends_are_terminated_are_retryable_and_all_delivered
             // Every 15 ms, with a longer gap every fourth round: on a slow or throttled machine a
             // publish (a new connection, its statements, the commit) may need more than 15 ms,
             // and with no gap at all it could never get through, however long it retried.
-            let gap = if rounds % 4 == 0 { 200 } else { 15 };
+            let gap = if rounds.is_multiple_of(4) { 200 } else { 15 };
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(gap)) => {}
                 _ = stop_rx.changed() => {}
