@@ -77,6 +77,9 @@ pub struct Published {
 /// the batch is stored once (the repeat is answered afterwards, like any other repeat). Returns
 /// one row per created delivery, each carrying the ids of the events stored. One statement per
 /// batch instead of one per event: about three times the events per second (see BENCHMARKS.md).
+/// [`publish_statement`], built once: every publish prepares (or finds cached) the same text.
+static PUBLISH: std::sync::LazyLock<String> = std::sync::LazyLock::new(publish_statement);
+
 fn publish_statement() -> String {
     let log = super::updates::append_updates(
         "delivery_id, webhook_id, function, kind, status, status_reason, next_attempt_at",
@@ -436,7 +439,7 @@ pub(super) async fn insert_event(
 }
 
 impl Store {
-    /// Publishes events with [`publish_statement`], then answers the events it did not store
+    /// Publishes events with [`PUBLISH`], then answers the events it did not store
     /// (keys seen before, in an earlier publish or earlier in this batch) as repeats. With
     /// `stop_at_reused` (a batch, which is all or nothing), the answers stop at the first
     /// `KeyReused` and the caller must roll back; without it every event gets its answer.
@@ -476,7 +479,7 @@ impl Store {
         let limit = direct.map_or(0, |d| i64::try_from(d.limit).unwrap_or(i64::MAX));
         let token = direct.map(|d| d.token);
         let lease_secs = direct.map_or(0.0, |d| d.lease.as_secs_f64());
-        let statement = tx.prepare_cached(&publish_statement()).await?;
+        let statement = tx.prepare_cached(&PUBLISH).await?;
         let rows = tx
             .query(
                 &statement,
