@@ -192,8 +192,11 @@ impl<'a> AttemptColumns<'a> {
 /// Claims up to `$1` due deliveries: pending, due, webhook enabled, and no earlier pending
 /// delivery to the same webhook about the same request (ordering per request).
 const CLAIM: &str = "
-WITH busy AS (
-    -- Attempts in flight per webhook (claimed, lease running), across all instances.
+WITH busy AS MATERIALIZED (
+    -- Attempts in flight per webhook (claimed, lease running), across all instances. Counted
+    -- once: left to the planner, which expects a row or two here, it re-ran the count for every
+    -- webhook in a nested loop, a scan of the whole in-flight index (dead entries included) per
+    -- endpoint: 18,000 buffers and 12 to 17 ms a claim over 100 webhooks (BENCHMARKS.md, backlog).
     SELECT webhook_id, count(*) AS in_flight
     FROM deliveries
     WHERE status = 'pending' AND claim_token IS NOT NULL AND next_attempt_at > now()
