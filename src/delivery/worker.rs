@@ -180,14 +180,15 @@ impl Worker {
             // A claim counts the committed leases, so no publish of this instance may lease
             // meanwhile (see `Dispatcher::lease_turn`).
             let turn = dispatcher.lease_turn().await;
+            let asked = permits.len();
             let claim = store
-                .claim_due(permits.len() as i64, settings.lease, &settings.policy)
+                .claim(asked as i64, settings.lease, &settings.policy)
                 .await;
             drop(turn);
-            let claimed = match claim {
-                Ok(claimed) => {
+            let (claimed, took_all_found) = match claim {
+                Ok(claim) => {
                     error_backoff = Duration::from_millis(100);
-                    claimed
+                    (claim.deliveries, claim.took_all_found)
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming deliveries failed; retrying");
@@ -210,7 +211,13 @@ impl Worker {
                 in_flight.spawn(async move { attempter.attempt(delivery, permit, &results).await });
             }
             drop(permits);
-            if got == 0 {
+            // Claim again at once only if this claim may have left something claimable: it
+            // filled every slot, or another instance took some of what it found. Otherwise the
+            // room under the caps or the due work ran out, and a claim now would find nothing
+            // (and hold the turn to lease from the publishes meanwhile); whatever changes that
+            // wakes this loop: a publish that queued work, a recorded attempt that freed room
+            // where work waits, another instance's NOTIFY, or the poll.
+            if got == 0 || (got < asked && took_all_found) {
                 tokio::select! {
                     _ = wake.wait() => {}
                     _ = tokio::time::sleep(settings.poll_interval) => {}

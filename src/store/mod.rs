@@ -21,8 +21,8 @@ mod webhooks;
 
 pub use audit::{AuditFilter, AuditRecord, ChainReport, audit_hash, hex};
 pub use deliveries::{
-    AttemptRecord, ClaimedDelivery, DeliveryFilter, DeliveryRecord, FinishedAttempt, NewAttempt,
-    WebhookStatsRecord,
+    AttemptRecord, Claimed, ClaimedDelivery, DeliveryFilter, DeliveryRecord, FinishedAttempt,
+    NewAttempt, WebhookStatsRecord,
 };
 pub use events::{DirectLease, PublishOutcome, Published};
 pub use keys::{ApiKeyRecord, Role, token_hash};

@@ -159,3 +159,53 @@ async fn a_batch_of_failures_reaching_the_threshold_opens_the_circuit_and_a_prob
     assert_eq!(webhook.consecutive_failures, 0);
     assert!(webhook.circuit_open_until.is_none());
 }
+
+/// The worker claims again at once only when a claim may have left something claimable
+/// (`Claimed::took_all_found`), so a claim must tell "found fewer than it asked for" (wait for
+/// a wake-up) from "found more than it could lock" (another instance is claiming: claim again).
+#[tokio::test]
+async fn a_claim_tells_whether_another_transaction_held_some_of_what_it_found() {
+    let app = spawn_app_with(&["--disable-workers", "true"]).await;
+    let rx = Receiver::start().await;
+    app.create_webhook(&rx.url("/h"), pb::Function::Withdrawal, &[1], false)
+        .await;
+    for i in 0..3 {
+        app.publish(withdrawal_event(
+            &format!("found-{i}"),
+            &format!("F-{i}"),
+            APPROVED,
+            Some(1),
+        ))
+        .await;
+    }
+    let store = Store::connect(&app.database.url, 2).unwrap();
+    let policy = DeliveryPolicy::default();
+    // Another transaction holds two of the three, as another instance's claim would.
+    let mut other = app.database.connect().await;
+    let held = other.transaction().await.unwrap();
+    held.query(
+        "SELECT id FROM deliveries WHERE status = 'pending' ORDER BY seq LIMIT 2 FOR UPDATE",
+        &[],
+    )
+    .await
+    .unwrap();
+    let claim = store
+        .claim(10, Duration::from_secs(60), &policy)
+        .await
+        .unwrap();
+    assert_eq!(claim.deliveries.len(), 1, "the held two are skipped");
+    assert!(
+        !claim.took_all_found,
+        "two of the three it found were held by another transaction"
+    );
+    held.rollback().await.unwrap();
+    let claim = store
+        .claim(10, Duration::from_secs(60), &policy)
+        .await
+        .unwrap();
+    assert_eq!(claim.deliveries.len(), 2);
+    assert!(
+        claim.took_all_found,
+        "it found two, fewer than the ten it asked for, and took both"
+    );
+}

@@ -12,7 +12,7 @@ mod queue;
 mod stats;
 
 pub use history::DeliveryFilter;
-pub use queue::{ClaimedDelivery, FinishedAttempt, NewAttempt};
+pub use queue::{Claimed, ClaimedDelivery, FinishedAttempt, NewAttempt};
 pub use stats::WebhookStatsRecord;
 
 use deadpool_postgres::GenericClient;

@@ -259,7 +259,19 @@ RETURNING d.id, d.webhook_id, d.attempt_count, d.schedule_position, d.next_trigg
           CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
           w.custom_headers, w.client_cert_pem, w.client_key, w.client_cert_subject, w.client_cert_issuer,
           w.client_cert_not_after, w.server_ca_pem, w.server_ca_subject, w.server_ca_issuer,
-          w.server_ca_not_after, w.updated_at AS webhook_updated_at";
+          w.server_ca_not_after, w.updated_at AS webhook_updated_at,
+          (SELECT count(*) FROM candidates) AS candidates";
+
+/// What one claim took, and whether it took everything it found.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// The deliveries leased, each to be sent by the caller.
+    pub deliveries: Vec<ClaimedDelivery>,
+    /// The claim leased every candidate it found (none was claimed meanwhile by another
+    /// instance): when that is fewer than it asked for, the room under the caps or the due work
+    /// ran out, and claiming again at once would find nothing until something changes.
+    pub took_all_found: bool,
+}
 
 /// Records a batch of finished attempts and moves their deliveries on, in one statement (one
 /// round trip and one commit for the whole batch, instead of one per delivery: see
@@ -409,6 +421,16 @@ impl Store {
         lease: Duration,
         policy: &DeliveryPolicy,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        Ok(self.claim(limit, lease, policy).await?.deliveries)
+    }
+
+    /// [`Store::claim_due`], telling also whether the claim took everything it found.
+    pub async fn claim(
+        &self,
+        limit: i64,
+        lease: Duration,
+        policy: &DeliveryPolicy,
+    ) -> Result<Claimed, StoreError> {
         let mut client = self.client().await?;
         let statement = client.prepare_cached(CLAIM).await?;
         let token = ClaimToken::from(Uuid::new_v4());
@@ -430,9 +452,18 @@ impl Store {
             )
             .await?;
         tx.commit().await?;
-        rows.iter()
+        let found = match rows.first() {
+            Some(row) => row.try_get::<_, i64>("candidates")?,
+            None => 0,
+        };
+        let deliveries = rows
+            .iter()
             .map(|row| self.claimed_from_row(row, token, row.try_get("body")?))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Claimed {
+            took_all_found: usize::try_from(found).is_ok_and(|found| found <= deliveries.len()),
+            deliveries,
+        })
     }
 
     /// A delivery leased under `token` from a row that names the delivery's and its webhook's
