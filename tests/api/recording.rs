@@ -16,15 +16,8 @@ use testkit::{Receiver, TestApp, spawn_app_with, withdrawal_event};
 const APPROVED: pb::Decision = pb::Decision::Approved;
 
 /// A service that stores but never sends (the test plays the worker), one webhook, and `n`
-/// published events claimed by the test: the webhook's id, the store and the claims.
-async fn claimed_deliveries(
-    n: usize,
-) -> (
-    TestApp,
-    String,
-    Store,
-    Vec<webhooks::store::ClaimedDelivery>,
-) {
+/// published events: the service, the webhook's id and a store on the service's database.
+async fn published_deliveries(n: usize) -> (TestApp, String, Store) {
     let app = spawn_app_with(&["--disable-workers", "true"]).await;
     let rx = Receiver::start().await;
     let hook = app
@@ -42,6 +35,19 @@ async fn claimed_deliveries(
         .await;
     }
     let store = Store::connect(&app.database.url, 2).unwrap();
+    (app, hook.id, store)
+}
+
+/// [`published_deliveries`], all of them claimed by the test: the claims come last.
+async fn claimed_deliveries(
+    n: usize,
+) -> (
+    TestApp,
+    String,
+    Store,
+    Vec<webhooks::store::ClaimedDelivery>,
+) {
+    let (app, hook_id, store) = published_deliveries(n).await;
     let claimed = store
         .claim_due(
             n as i64,
@@ -51,7 +57,7 @@ async fn claimed_deliveries(
         .await
         .unwrap();
     assert_eq!(claimed.len(), n, "every published delivery was claimed");
-    (app, hook.id, store, claimed)
+    (app, hook_id, store, claimed)
 }
 
 fn finished(claimed: &webhooks::store::ClaimedDelivery, ok: bool) -> FinishedAttempt {
@@ -165,20 +171,7 @@ async fn a_batch_of_failures_reaching_the_threshold_opens_the_circuit_and_a_prob
 /// a wake-up) from "found more than it could lock" (another instance is claiming: claim again).
 #[tokio::test]
 async fn a_claim_tells_whether_another_transaction_held_some_of_what_it_found() {
-    let app = spawn_app_with(&["--disable-workers", "true"]).await;
-    let rx = Receiver::start().await;
-    app.create_webhook(&rx.url("/h"), pb::Function::Withdrawal, &[1], false)
-        .await;
-    for i in 0..3 {
-        app.publish(withdrawal_event(
-            &format!("found-{i}"),
-            &format!("F-{i}"),
-            APPROVED,
-            Some(1),
-        ))
-        .await;
-    }
-    let store = Store::connect(&app.database.url, 2).unwrap();
+    let (app, _, store) = published_deliveries(3).await;
     let policy = DeliveryPolicy::default();
     // Another transaction holds two of the three, as another instance's claim would.
     let mut other = app.database.connect().await;
