@@ -49,13 +49,14 @@ async fn claimed_deliveries(
 ) {
     let (app, hook_id, store) = published_deliveries(n).await;
     let claimed = store
-        .claim_due(
+        .claim(
             n as i64,
             Duration::from_secs(60),
             &DeliveryPolicy::default(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .deliveries;
     assert_eq!(claimed.len(), n, "every published delivery was claimed");
     (app, hook_id, store, claimed)
 }
@@ -139,9 +140,10 @@ async fn a_batch_of_failures_reaching_the_threshold_opens_the_circuit_and_a_prob
     );
     assert!(
         store
-            .claim_due(10, Duration::from_secs(60), &policy)
+            .claim(10, Duration::from_secs(60), &policy)
             .await
             .unwrap()
+            .deliveries
             .is_empty(),
         "an open circuit holds the webhook's deliveries back"
     );
@@ -151,9 +153,10 @@ async fn a_batch_of_failures_reaching_the_threshold_opens_the_circuit_and_a_prob
     app.publish(withdrawal_event("probe", "P-1", APPROVED, Some(1)))
         .await;
     let probes = store
-        .claim_due(10, Duration::from_secs(60), &policy)
+        .claim(10, Duration::from_secs(60), &policy)
         .await
-        .unwrap();
+        .unwrap()
+        .deliveries;
     assert_eq!(
         probes.len(),
         1,

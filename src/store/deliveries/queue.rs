@@ -414,17 +414,8 @@ SELECT (SELECT count(*) FROM audited) AS audited,
 });
 
 impl Store {
-    /// Claims up to `limit` due deliveries for `lease`.
-    pub async fn claim_due(
-        &self,
-        limit: i64,
-        lease: Duration,
-        policy: &DeliveryPolicy,
-    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        Ok(self.claim(limit, lease, policy).await?.deliveries)
-    }
-
-    /// [`Store::claim_due`], telling also whether the claim took everything it found.
+    /// Claims up to `limit` due deliveries for `lease`, telling also whether the claim took
+    /// everything it found.
     pub async fn claim(
         &self,
         limit: i64,
