@@ -5,7 +5,10 @@
 //! BENCHMARKS.md) showed about two thirds of its CPU in allocating, converting, encoding and
 //! copying those identical messages. The hub now encodes each update once
 //! ([`crate::stream::SharedUpdate`], with [`update_encoder`]), and this route, registered on the
-//! RPC's own path in front of the generated server, sends those bytes with a pass-through codec.
+//! RPC's own path in front of the generated server, sends those bytes as they are. tonic still
+//! reads the request and writes the response's head; the body is this route's own
+//! (`UpdatesBody`), one frame per chunk of the updates that were ready (each update keeps its
+//! own gRPC length prefix), so a watcher costs a copy per update and a frame per chunk.
 //! Same path, same messages on the wire, same auth layer around it; only the copies are gone.
 //!
 //! The route also caps the streams each caller has open ([`StreamSlots`]): a stream costs the
@@ -19,7 +22,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, StdError};
@@ -32,7 +35,7 @@ use crate::domain::{Cursor, ValidationError, WebhookId};
 use crate::proto::v1 as pb;
 use crate::store::UpdateFilter;
 use crate::stream::{
-    Converted, Encoded, StreamError, UpdateEncoder, UpdateForm, UpdateHub, Updates,
+    Converted, Encoded, EncodedUpdates, StreamError, UpdateEncoder, UpdateForm, UpdateHub, Updates,
 };
 
 /// The RPC's path, which this route takes over from the generated server.
@@ -75,9 +78,22 @@ async fn open<F: UpdateForm>(
     Ok(crate::stream::watch(hub, filter, after, form).await?)
 }
 
-/// The hub's encoder: a log entry as a protobuf-encoded `DeliveryUpdate`, once per entry.
+/// Bytes before each gRPC message: its compressed flag and its length.
+const GRPC_PREFIX: usize = 5;
+
+/// The hub's encoder: a log entry as a protobuf-encoded `DeliveryUpdate` with its gRPC prefix
+/// (not compressed, then the length), once per entry. Framed messages go on the wire one after
+/// the other as they are, so a stream sends the updates that were ready together in one chunk.
 pub fn update_encoder() -> UpdateEncoder {
-    Box::new(|record| Bytes::from(super::update_message(record).encode_to_vec()))
+    Box::new(|record| {
+        let message = super::update_message(record).encode_to_vec();
+        let mut framed = BytesMut::with_capacity(GRPC_PREFIX + message.len());
+        framed.put_u8(0);
+        // An update is at most its attempt's 64 KiB response body and some fields.
+        framed.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
+        framed.extend_from_slice(&message);
+        framed.freeze()
+    })
 }
 
 impl From<StreamError> for Status {
@@ -243,25 +259,101 @@ where
         let hub = self.hub.clone();
         let slots = self.slots.clone();
         Box::pin(async move {
+            // tonic reads the request and answers with the response's head (or the status the
+            // call failed with); the stream itself leaves through `opened`, and its chunks of
+            // framed messages become the body (see `UpdatesBody`).
+            let opened: Arc<Mutex<Option<EncodedUpdates>>> = Arc::default();
+            let opening = opened.clone();
             let method =
                 tower::service_fn(move |call: tonic::Request<pb::WatchDeliveriesRequest>| {
                     let hub = hub.clone();
                     let slot = slots.acquire(&call);
+                    let opening = opening.clone();
                     async move {
                         let slot = slot?;
                         let stream = open(hub, call.into_inner(), Encoded).await?;
                         // The slot goes with the stream: freed when it ends or is cancelled.
-                        Ok::<_, Status>(tonic::Response::new(with_statuses(stream.holding(slot))))
+                        *opening.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(stream.holding(slot));
+                        Ok::<_, Status>(tonic::Response::new(futures_util::stream::empty::<
+                            Result<Bytes, Status>,
+                        >()))
                     }
                 });
             let mut grpc = tonic::server::Grpc::new(EncodedUpdateCodec)
                 .apply_max_message_size_config(Some(MAX_REQUEST_BYTES), None);
-            Ok(grpc.server_streaming(method, request).await)
+            let response = grpc.server_streaming(method, request).await;
+            let updates = opened.lock().unwrap_or_else(|e| e.into_inner()).take();
+            Ok(match updates {
+                Some(updates) => {
+                    response.map(|_| tonic::body::Body::new(UpdatesBody::new(updates)))
+                }
+                // The call failed: tonic's answer carries its status.
+                None => response,
+            })
         })
     }
 }
 
-/// Decodes `WatchDeliveriesRequest`s and sends already-encoded `DeliveryUpdate`s as they are.
+/// The body of an open stream: each chunk of framed `DeliveryUpdate`s as one frame, then the
+/// trailers with the stream's status (OK, or why it ended). tonic's own body would frame every
+/// item as one message and hand the transport each on its own; a chunk holds every update that
+/// was ready, up to [`Encoded::CHUNK_BYTES`].
+struct UpdatesBody {
+    updates: EncodedUpdates,
+    /// The trailers were sent.
+    ended: bool,
+}
+
+impl UpdatesBody {
+    fn new(updates: EncodedUpdates) -> Self {
+        Self {
+            updates,
+            ended: false,
+        }
+    }
+
+    fn trailers(status: &Status) -> http_body::Frame<Bytes> {
+        let mut trailers = http::HeaderMap::new();
+        if let Err(e) = status.add_header(&mut trailers) {
+            // Our own messages always encode; keep the code regardless.
+            tracing::warn!(error = %e, "encoding the trailers of a WatchDeliveries stream");
+            trailers.insert("grpc-status", http::HeaderValue::from(status.code() as i32));
+        }
+        http_body::Frame::trailers(trailers)
+    }
+}
+
+impl http_body::Body for UpdatesBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
+        use futures_util::StreamExt;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let ending = match self.updates.poll_next_unpin(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(chunk))) => {
+                return Poll::Ready(Some(Ok(http_body::Frame::data(chunk))));
+            }
+            Poll::Ready(Some(Err(error))) => Status::from(error),
+            Poll::Ready(None) => Status::ok(""),
+        };
+        self.ended = true;
+        Poll::Ready(Some(Ok(Self::trailers(&ending))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+}
+
+/// Decodes `WatchDeliveriesRequest`s; its encoder is never used (see `UpdatesBody`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EncodedUpdateCodec;
 

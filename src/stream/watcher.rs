@@ -1,8 +1,13 @@
 //! One WatchDeliveries stream: catch up from the table after the caller's cursor, then follow
 //! the hub's ring, falling back to the table whenever it missed something.
 //!
+//! Each item of the stream gathers what is ready: a page read from the table, or everything the
+//! ring holds past the stream's position (up to the form's limit). A stream waits for the hub to
+//! put a whole read in the ring, not for each entry, so one wake-up of a watcher sends a read's
+//! updates together rather than one at a time.
+//!
 //! The stream is pulled, not pushed: nothing is read until the response body asks for the next
-//! message, which hyper does only once HTTP/2 flow control let the previous chunk go. A client
+//! item, which hyper does only once HTTP/2 flow control let the previous chunk go. A client
 //! that replays from cursor "0" and reads slowly (or not at all) therefore holds one small page
 //! of the log at a time, whatever the log's size. An earlier design ran a task per stream that
 //! read 1,000 rows at a time into a 256-message channel: each stalled replaying stream pinned
@@ -16,7 +21,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch as tokio_watch};
 
 use super::{SharedUpdate, StreamError, UpdateForm, UpdateHub, WatcherGuard};
 use crate::domain::Cursor;
@@ -29,7 +34,7 @@ use crate::store::{UpdateFilter, UpdateRecord};
 /// 64 KiB response body makes a page of at most 2 MiB, for as long as that page takes to send.
 const CATCH_UP_PAGE: i64 = 32;
 
-/// A watcher's stream of messages (in the form its [`UpdateForm`] makes). It ends with
+/// A watcher's stream of items (in the form its [`UpdateForm`] makes). It ends with
 /// [`StreamError::ShuttingDown`] when the instance shuts down, or with the failure when catching
 /// up from the table fails.
 pub struct Updates<T> {
@@ -38,7 +43,7 @@ pub struct Updates<T> {
     held: Vec<Box<dyn Send>>,
 }
 
-/// A stream of the hub's encoded messages (the network's form, [`super::Encoded`]).
+/// A stream of chunks of the hub's encoded messages (the network's form, [`super::Encoded`]).
 pub type EncodedUpdates = Updates<Bytes>;
 
 impl<T> Updates<T> {
@@ -59,7 +64,7 @@ impl<T> Stream for Updates<T> {
 }
 
 /// Opens a stream of the updates matching `filter`, starting after `after_cursor` (or at the
-/// log's end when `None`), each message made by `form`. [`StreamError::Pruned`] or
+/// log's end when `None`), each item made by `form`. [`StreamError::Pruned`] or
 /// [`StreamError::AheadOfLog`] when the cursor is older than the retained log or newer than the
 /// log itself.
 pub async fn watch<F: UpdateForm>(
@@ -70,6 +75,7 @@ pub async fn watch<F: UpdateForm>(
 ) -> Result<Updates<F::Item>, StreamError> {
     // Subscribe before reading the position, so nothing falls between the two.
     let ring = hub.ring.subscribe();
+    let published = hub.published.subscribe();
     let newest = *hub.newest.borrow();
     let start = match after_cursor {
         None => newest,
@@ -96,6 +102,7 @@ pub async fn watch<F: UpdateForm>(
         catch_up_until: (start < newest).then_some(newest),
         page: VecDeque::new(),
         ring,
+        published,
         ended: false,
     };
     let stream = futures_util::stream::unfold(watcher, |mut watcher| async move {
@@ -108,32 +115,41 @@ pub async fn watch<F: UpdateForm>(
     })
 }
 
-/// The state of one stream between two messages.
+/// The state of one stream between two items.
 struct Watcher<F: UpdateForm> {
     hub: Arc<UpdateHub>,
     filter: UpdateFilter,
-    /// Makes each message sent.
+    /// Makes each item sent.
     form: F,
     /// Every entry up to here was sent, or filtered out, or sits in `page`.
     position: Cursor,
     /// While catching up from the table: up to which cursor (inclusive).
     catch_up_until: Option<Cursor>,
-    /// Entries read from the table, made into messages, not sent yet (at most
-    /// [`CATCH_UP_PAGE`]), with their cursors.
-    page: VecDeque<(Cursor, F::Item)>,
+    /// Entries read from the table, not sent yet (at most [`CATCH_UP_PAGE`]).
+    page: VecDeque<UpdateRecord>,
     /// The hub's live entries; lags (and the stream catches up from the table) when the client
     /// is slower than the log grows.
     ring: broadcast::Receiver<Arc<SharedUpdate>>,
+    /// Changes once the hub put a read's entries in the ring.
+    published: tokio_watch::Receiver<()>,
     /// Flips when the instance shuts down.
     stopping: Shutdown,
-    /// Set once the final message (an error) was returned.
+    /// Set once the final item (an error) was returned.
     ended: bool,
     /// Counts the stream in the hub's gauge for as long as it lives.
     _guard: WatcherGuard,
 }
 
+/// How taking entries from the ring ended.
+enum Taken {
+    /// Nothing more is ready, or the item is full.
+    Ready,
+    /// The hub is gone: nothing more will come.
+    Closed,
+}
+
 impl<F: UpdateForm> Watcher<F> {
-    /// The next message, `None` once the stream is over.
+    /// The next item, `None` once the stream is over.
     async fn next(&mut self) -> Option<Result<F::Item, StreamError>> {
         loop {
             if self.ended {
@@ -145,24 +161,38 @@ impl<F: UpdateForm> Watcher<F> {
                     resume: self.resume_cursor(),
                 }));
             }
-            if let Some((_, encoded)) = self.page.pop_front() {
-                return Some(Ok(encoded));
+            let mut gathering = F::Gathering::default();
+            // What was read from the table comes before anything in the ring.
+            while !self.form.is_full(&gathering) {
+                let Some(record) = self.page.pop_front() else {
+                    break;
+                };
+                self.form.add_record(&self.hub, &record, &mut gathering);
+            }
+            let mut closed = false;
+            if self.page.is_empty() && self.catch_up_until.is_none() {
+                closed = matches!(self.take_from_ring(&mut gathering), Taken::Closed);
+            }
+            if let Some(item) = self.form.finish(gathering) {
+                return Some(Ok(item));
+            }
+            if closed {
+                return None;
             }
             if let Some(until) = self.catch_up_until {
                 if self.position >= until {
                     self.catch_up_until = None;
                     continue;
                 }
-                // The page just taken is on its way to the transport: let the body hand it
-                // over (the gRPC server yields its chunk when this stream is pending) before the
-                // next one is read. Without this pause the next page would be read at once and
+                // The item just returned is on its way to the transport: let the body hand it
+                // over (the transport takes it when this stream is pending) before the next
+                // page is read. Without this pause the next page would be read at once and
                 // then held for as long as flow control keeps the body from being polled again.
                 tokio::task::yield_now().await;
                 if self.stopping.is_shutdown() {
                     continue;
                 }
-                let read = read_page(&self.hub, &self.filter, self.position, until).await;
-                match read {
+                match read_page(&self.hub, &self.filter, self.position, until).await {
                     Ok(updates) => {
                         self.position = match updates.last() {
                             // A full page: there may be more up to `until`.
@@ -170,10 +200,7 @@ impl<F: UpdateForm> Watcher<F> {
                             // Nothing more matches up to `until`.
                             _ => until,
                         };
-                        self.page = updates
-                            .iter()
-                            .map(|update| (update.cursor, self.form.of_record(&self.hub, update)))
-                            .collect();
+                        self.page = updates.into();
                     }
                     Err(error) => {
                         self.ended = true;
@@ -182,12 +209,24 @@ impl<F: UpdateForm> Watcher<F> {
                 }
                 continue;
             }
-            let received = tokio::select! {
-                received = self.ring.recv() => received,
+            tokio::select! {
+                // Something new in the ring (or the hub is gone: the ring says so).
+                _ = self.published.changed() => {}
                 // Checked at the top of the loop.
-                _ = self.stopping.recv() => continue,
-            };
-            match received {
+                _ = self.stopping.recv() => {}
+            }
+        }
+    }
+
+    /// Adds to `gathering` what the ring holds past `position`, until nothing more is ready,
+    /// the item is full, or an entry must be read from the table (a gap in the cursors, a
+    /// lagging receiver, a form that reads every entry): `catch_up_until` then says up to where.
+    fn take_from_ring(&mut self, gathering: &mut F::Gathering) -> Taken {
+        // Whatever the hub publishes after this wakes the wait for `published`, so nothing put
+        // in the ring after the loop below found it empty waits for the next read.
+        self.published.borrow_and_update();
+        while !self.form.is_full(gathering) {
+            match self.ring.try_recv() {
                 Ok(update) => {
                     let cursor = update.cursor;
                     if cursor <= self.position {
@@ -197,34 +236,36 @@ impl<F: UpdateForm> Watcher<F> {
                         // Cursors are dense: a jump means we missed entries. Read them, and
                         // this one with them.
                         self.catch_up_until = Some(cursor);
-                        continue;
+                        return Taken::Ready;
                     }
                     if !update.passes(&self.filter) {
                         self.position = cursor;
                         continue;
                     }
-                    match self.form.of_shared(&update) {
+                    if self.form.add_shared(&update, gathering) {
                         // The hub encoded it once; every watcher sends the same bytes.
-                        Some(item) => {
-                            self.position = cursor;
-                            return Some(Ok(item));
-                        }
+                        self.position = cursor;
+                    } else {
                         // This form reads it from the table (the ring keeps no records).
-                        None => self.catch_up_until = Some(cursor),
+                        self.catch_up_until = Some(cursor);
+                        return Taken::Ready;
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
+                Err(broadcast::error::TryRecvError::Empty) => return Taken::Ready,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
                     self.catch_up_until = Some(*self.hub.newest.borrow());
+                    return Taken::Ready;
                 }
-                Err(broadcast::error::RecvError::Closed) => return None,
+                Err(broadcast::error::TryRecvError::Closed) => return Taken::Closed,
             }
         }
+        Taken::Ready
     }
 
     /// The cursor a client resumes after: entries up to it were sent (or filtered out).
     fn resume_cursor(&self) -> Cursor {
         match self.page.front() {
-            Some((cursor, _)) => Cursor::new(cursor.get() - 1),
+            Some(record) => Cursor::new(record.cursor.get() - 1),
             None => self.position,
         }
     }

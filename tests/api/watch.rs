@@ -872,6 +872,92 @@ async fn a_token_removed_by_a_restart_ends_its_streams_then_is_refused() {
         .expect("the new token may watch");
 }
 
+#[tokio::test]
+async fn a_stream_ended_by_shutdown_names_where_to_resume_and_another_instance_misses_nothing() {
+    const EVENTS: usize = 10;
+    let (url, _) = fresh_database_url();
+    let watched = start_instance(&url, &["--disable-workers", "true"]).await;
+    let worker = start_instance(&url, &[]).await;
+    let receiver = Receiver::start().await;
+    // The attempts succeed a while after the deliveries are created: the shutdown lands between.
+    receiver.script(
+        std::iter::repeat_with(|| Reply::status(200).after(Duration::from_millis(300)))
+            .take(EVENTS),
+    );
+    let hook = create_hook(&watched, &receiver.url("/hook")).await;
+    let only_hook = pb::WatchDeliveriesRequest {
+        webhook_id: hook.clone(),
+        ..Default::default()
+    };
+    let mut stream = watch(&watched, only_hook.clone()).await;
+    for i in 0..EVENTS {
+        worker
+            .ingest
+            .clone()
+            .publish_event(withdrawal_event(
+                &format!("shutdown-{i}"),
+                &format!("W-SD{i}"),
+                pb::Decision::Approved,
+                Some(1),
+            ))
+            .await
+            .unwrap();
+    }
+    let mut seen = vec![next(&mut stream, Duration::from_secs(20)).await];
+    drop(watched);
+    let resume = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+            Ok(Some(Ok(update))) => seen.push(update),
+            Ok(Some(Err(status))) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                let resume = status
+                    .message()
+                    .split("resume with after_cursor ")
+                    .nth(1)
+                    .unwrap_or_else(|| panic!("no cursor to resume after: {status:?}"))
+                    .to_owned();
+                break resume;
+            }
+            other => panic!("expected UNAVAILABLE at shutdown, got {other:?}"),
+        }
+    };
+    // Everything up to the cursor named was sent before the stream ended.
+    assert_eq!(resume, seen.last().unwrap().cursor);
+    let mut resumed = watch(
+        &worker,
+        pb::WatchDeliveriesRequest {
+            after_cursor: resume,
+            ..only_hook
+        },
+    )
+    .await;
+    while seen.len() < 2 * EVENTS {
+        seen.push(next(&mut resumed, Duration::from_secs(20)).await);
+    }
+    let cursors = cursors(&seen);
+    assert!(
+        cursors.windows(2).all(|w| w[0] < w[1]),
+        "each update once, in order: {cursors:?}"
+    );
+    for kind in [pb::UpdateKind::Created, pb::UpdateKind::AttemptSucceeded] {
+        let mut deliveries: Vec<String> = seen
+            .iter()
+            .filter(|u| u.kind == kind as i32)
+            .map(|u| u.delivery.as_ref().unwrap().id.clone())
+            .collect();
+        deliveries.sort();
+        deliveries.dedup();
+        assert_eq!(deliveries.len(), EVENTS, "{kind:?} of every delivery once");
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), resumed.next())
+            .await
+            .is_err(),
+        "nothing beyond the {} updates of {EVENTS} deliveries",
+        2 * EVENTS
+    );
+}
+
 /// Opens a WatchDeliveries stream with `token`, or returns why not.
 async fn try_watch(
     admin: &WebhookAdminClient<Channel>,
