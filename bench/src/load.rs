@@ -469,28 +469,100 @@ pub async fn open_loop(
     shared.lock().map(|s| s.clone()).unwrap_or_default()
 }
 
+/// The part of a `DeliveryUpdate` the bench's watchers decode: its cursor (field 1). prost skips
+/// the other fields without building them, so a watcher still reads every message off the wire
+/// (HTTP/2, gRPC framing, the protobuf wire format) but does not allocate the strings and
+/// messages a console would. On these 2 cores the clients share the CPU with the service, and
+/// full decoding made them most of the watchers' cost (BENCHMARKS.md).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdateCursor {
+    /// `DeliveryUpdate.cursor`.
+    #[prost(string, tag = "1")]
+    pub cursor: String,
+}
+
+/// How the bench's watchers decode what they receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WatcherDecode {
+    /// Each update's cursor only (checked to increase).
+    Cursor,
+    /// Each update whole, as `DeliveryUpdate` (what a console does), cursors checked too.
+    Full,
+}
+
+impl WatcherDecode {
+    /// The flag's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatcherDecode::Cursor => "cursor",
+            WatcherDecode::Full => "full",
+        }
+    }
+}
+
 /// WatchDeliveries subscribers that read everything they are sent.
 pub struct Watchers {
     tasks: JoinSet<()>,
     /// Updates received by all watchers.
     pub received: Arc<AtomicU64>,
-    /// Streams that failed or ended early.
+    /// Streams that failed or ended early, and updates whose cursor did not follow the last.
     pub errors: Arc<AtomicU64>,
     /// The first failure.
     pub first_error: Arc<Mutex<Option<String>>>,
 }
 
+/// One watcher's stream, in the form `decode` asks for: the cursor of each update.
+async fn open_watch(
+    channel: Channel,
+    decode: WatcherDecode,
+) -> Result<futures_util::stream::BoxStream<'static, Result<String, tonic::Status>>, tonic::Status>
+{
+    use futures_util::StreamExt;
+    let request = pb::WatchDeliveriesRequest::default();
+    Ok(match decode {
+        WatcherDecode::Full => WebhookAdminClient::new(channel)
+            .watch_deliveries(request)
+            .await?
+            .into_inner()
+            .map(|update| update.map(|u| u.cursor))
+            .boxed(),
+        WatcherDecode::Cursor => {
+            let mut grpc = tonic::client::Grpc::new(channel);
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let codec =
+                tonic_prost::ProstCodec::<pb::WatchDeliveriesRequest, UpdateCursor>::default();
+            grpc.server_streaming(
+                tonic::Request::new(request),
+                http::uri::PathAndQuery::from_static(
+                    "/backoffice.webhooks.v1.WebhookAdmin/WatchDeliveries",
+                ),
+                codec,
+            )
+            .await?
+            .into_inner()
+            .map(|update| update.map(|u| u.cursor))
+            .boxed()
+        }
+    })
+}
+
 impl Watchers {
-    /// Opens `n` unfiltered streams over `channels` (no per-call deadline) and waits until every
-    /// one is established (at most 30 s).
-    pub async fn open(channels: &[Channel], n: usize) -> anyhow::Result<Self> {
+    /// Opens `n` unfiltered streams over `channels` (no per-call deadline), decoding as
+    /// `decode` says, and waits until every one is established (at most 30 s).
+    pub async fn open(
+        channels: &[Channel],
+        n: usize,
+        decode: WatcherDecode,
+    ) -> anyhow::Result<Self> {
         let received = Arc::new(AtomicU64::new(0));
         let errors = Arc::new(AtomicU64::new(0));
         let first_error = Arc::new(Mutex::new(None));
         let opened = Arc::new(AtomicU64::new(0));
         let mut tasks = JoinSet::new();
         for i in 0..n {
-            let mut admin = WebhookAdminClient::new(channels[i % channels.len()].clone());
+            let channel = channels[i % channels.len()].clone();
             let (received, errors, first_error, opened) = (
                 received.clone(),
                 errors.clone(),
@@ -498,29 +570,36 @@ impl Watchers {
                 opened.clone(),
             );
             tasks.spawn(async move {
+                use futures_util::StreamExt;
                 let fail = |e: String| {
                     errors.fetch_add(1, Ordering::Relaxed);
                     if let Ok(mut first) = first_error.lock() {
                         first.get_or_insert(e);
                     }
                 };
-                let mut stream = match admin
-                    .watch_deliveries(pb::WatchDeliveriesRequest::default())
-                    .await
-                {
-                    Ok(response) => response.into_inner(),
+                let mut stream = match open_watch(channel, decode).await {
+                    Ok(stream) => stream,
                     Err(status) => {
                         return fail(format!("{:?}: {}", status.code(), status.message()));
                     }
                 };
                 opened.fetch_add(1, Ordering::Relaxed);
+                let mut last = 0i64;
                 loop {
-                    match stream.message().await {
-                        Ok(Some(_)) => {
+                    match stream.next().await {
+                        Some(Ok(cursor)) => {
                             received.fetch_add(1, Ordering::Relaxed);
+                            match cursor.parse::<i64>() {
+                                Ok(cursor) if cursor > last => last = cursor,
+                                _ => {
+                                    return fail(format!(
+                                        "update cursor {cursor:?} does not follow {last}"
+                                    ));
+                                }
+                            }
                         }
-                        Ok(None) => return fail("the stream ended".to_owned()),
-                        Err(status) => {
+                        None => return fail("the stream ended".to_owned()),
+                        Some(Err(status)) => {
                             return fail(format!("{:?}: {}", status.code(), status.message()));
                         }
                     }
@@ -578,7 +657,11 @@ pub struct WatcherProcess {
 impl WatcherProcess {
     /// Starts `n` watchers of the service at `addr` in a child process and waits until every
     /// stream is open.
-    pub async fn spawn(addr: std::net::SocketAddr, n: usize) -> anyhow::Result<Self> {
+    pub async fn spawn(
+        addr: std::net::SocketAddr,
+        n: usize,
+        decode: WatcherDecode,
+    ) -> anyhow::Result<Self> {
         use tokio::io::AsyncBufReadExt;
         let exe = std::env::current_exe().context("finding the bench executable failed")?;
         let mut child = tokio::process::Command::new(exe)
@@ -587,6 +670,8 @@ impl WatcherProcess {
                 &addr.to_string(),
                 "--watchers",
                 &n.to_string(),
+                "--watcher-decode",
+                decode.as_str(),
             ])
             // The child ends when its stdin closes, so it never outlives the bench.
             .stdin(std::process::Stdio::piped())
@@ -652,7 +737,11 @@ impl WatcherProcess {
 /// The child side of [`WatcherProcess`]: opens `n` unfiltered streams to the service at `addr`
 /// over 4 connections, says `opened` (or `error ...`), then reports its counts every 100 ms
 /// until its stdin closes.
-pub async fn run_watch_clients(addr: std::net::SocketAddr, n: usize) -> anyhow::Result<()> {
+pub async fn run_watch_clients(
+    addr: std::net::SocketAddr,
+    n: usize,
+    decode: WatcherDecode,
+) -> anyhow::Result<()> {
     use tokio::io::AsyncReadExt;
     let mut channels = Vec::new();
     for _ in 0..4 {
@@ -665,7 +754,7 @@ pub async fn run_watch_clients(addr: std::net::SocketAddr, n: usize) -> anyhow::
                 .with_context(|| format!("could not connect to the service at {addr}"))?,
         );
     }
-    let watchers = match Watchers::open(&channels, n).await {
+    let watchers = match Watchers::open(&channels, n, decode).await {
         Ok(watchers) => watchers,
         Err(e) => {
             println!("error {e:#}");

@@ -141,6 +141,11 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     watchers: usize,
 
+    /// What the watchers scenario's clients decode of each update: its cursor only, or the
+    /// whole `DeliveryUpdate` (as a console would, on its own machine).
+    #[arg(long, value_enum, default_value_t = load::WatcherDecode::Cursor)]
+    watcher_decode: load::WatcherDecode,
+
     /// Events of the SQL-accounting workload. Default 20000 (500 with --smoke).
     #[arg(long)]
     sql_events: Option<u64>,
@@ -182,7 +187,8 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(addr) = args.watch_clients {
-        return match load::run_watch_clients(addr, args.watchers.max(1)).await {
+        return match load::run_watch_clients(addr, args.watchers.max(1), args.watcher_decode).await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 println!("error {e:#}");
@@ -298,6 +304,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         rates: args.rates.iter().copied().filter(|r| *r > 0).collect(),
         hang_rate: args.hang_rate.max(1),
         watchers: args.watchers.max(1),
+        watcher_decode: args.watcher_decode,
         sql_events: args
             .sql_events
             .unwrap_or(if smoke { 500 } else { 20_000 })
@@ -471,6 +478,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "rates": settings.rates,
             "hang_rate": settings.hang_rate,
             "watchers": settings.watchers,
+            "watcher_decode": settings.watcher_decode.as_str(),
             "sql_events": settings.sql_events,
             "connections": settings.connections,
             "own_cluster": args.own_cluster,

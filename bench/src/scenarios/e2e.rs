@@ -102,7 +102,7 @@ pub async fn e2e_run_into(
     // The watchers' clients run in a process of their own, so the probe measures their CPU
     // apart from the bench's (publishers and receiver) and the service's.
     let watching = if watchers > 0 {
-        Some(WatcherProcess::spawn(service.grpc_addr, watchers).await?)
+        Some(WatcherProcess::spawn(service.grpc_addr, watchers, ctx.settings.watcher_decode).await?)
     } else {
         None
     };

@@ -57,6 +57,8 @@ pub struct Settings {
     pub hang_rate: u32,
     /// WatchDeliveries subscribers.
     pub watchers: usize,
+    /// What the watchers' clients decode of each update.
+    pub watcher_decode: crate::load::WatcherDecode,
     /// Events of the SQL-accounting workload (fan-out 1, batched).
     pub sql_events: u64,
     /// gRPC connections of the load generator.
