@@ -182,10 +182,12 @@ pub fn print_table(report: &Value) {
         section("(g) with WatchDeliveries subscribers attached (fan-out 1)");
         if !error(w) {
             println!(
-                "  {} watchers: {:.0} deliveries/s vs {:.0}/s without: cost {:.1} %; watchers got {:.0} updates/s",
+                "  {} watchers: {:.0} deliveries/s vs {:.0}/s without (mean of {:.0}/s before and {:.0}/s after): cost {:.1} %; watchers got {:.0} updates/s",
                 w["watchers"],
                 f(&w["delivered_per_s"]),
                 f(&w["baseline_delivered_per_s"]),
+                f(&w["baseline_runs_delivered_per_s"][0]),
+                f(&w["baseline_runs_delivered_per_s"][1]),
                 f(&w["cost_pct"]),
                 f(&w["run"]["watcher_updates_per_s"])
             );
