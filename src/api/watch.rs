@@ -24,7 +24,6 @@ use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, StdError};
 use tonic::{Code, Status};
 
@@ -275,13 +274,18 @@ where
                         // The slot goes with the stream: freed when it ends or is cancelled.
                         *opening.lock().unwrap_or_else(|e| e.into_inner()) =
                             Some(stream.holding(slot));
+                        // tonic's body, never polled: `UpdatesBody` replaces it.
                         Ok::<_, Status>(tonic::Response::new(futures_util::stream::empty::<
-                            Result<Bytes, Status>,
+                            Result<pb::DeliveryUpdate, Status>,
                         >()))
                     }
                 });
-            let mut grpc = tonic::server::Grpc::new(EncodedUpdateCodec)
-                .apply_max_message_size_config(Some(MAX_REQUEST_BYTES), None);
+            // The generated servers' codec: a request that does not decode is INVALID_ARGUMENT.
+            let mut grpc = tonic::server::Grpc::new(super::codec::ProtoCodec::<
+                pb::DeliveryUpdate,
+                pb::WatchDeliveriesRequest,
+            >::default())
+            .apply_max_message_size_config(Some(MAX_REQUEST_BYTES), None);
             let response = grpc.server_streaming(method, request).await;
             let updates = opened.lock().unwrap_or_else(|e| e.into_inner()).take();
             Ok(match updates {
@@ -350,56 +354,6 @@ impl http_body::Body for UpdatesBody {
 
     fn is_end_stream(&self) -> bool {
         self.ended
-    }
-}
-
-/// Decodes `WatchDeliveriesRequest`s; its encoder is never used (see `UpdatesBody`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EncodedUpdateCodec;
-
-impl Codec for EncodedUpdateCodec {
-    type Encode = Bytes;
-    type Decode = pb::WatchDeliveriesRequest;
-    type Encoder = PassThroughEncoder;
-    type Decoder = RequestDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        PassThroughEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RequestDecoder
-    }
-}
-
-/// Writes a message that is already protobuf-encoded.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PassThroughEncoder;
-
-impl Encoder for PassThroughEncoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-/// Decodes a `WatchDeliveriesRequest`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestDecoder;
-
-impl Decoder for RequestDecoder {
-    type Item = pb::WatchDeliveriesRequest;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        pb::WatchDeliveriesRequest::decode(src)
-            .map(Some)
-            .map_err(|e| {
-                super::codec::undecodable(std::any::type_name::<pb::WatchDeliveriesRequest>(), &e)
-            })
     }
 }
 
