@@ -4,7 +4,6 @@
 //! only. Used by the API tests (tests/api/database_tls.rs) and the documentation tests, which run
 //! operations.md's TLS examples against it.
 
-use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,13 +74,6 @@ fn run(mut command: Command, what: &str) {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// A CA (its certificate written to `path`) to sign server certificates with.
 fn make_ca(path: &Path, name: &str) -> CertifiedIssuer<'static, KeyPair> {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
@@ -118,7 +110,7 @@ impl Cluster {
         let other_ca = root.join("other-ca.pem");
         let issuer = make_ca(&ca, "webhooks test CA");
         make_ca(&other_ca, "some other CA");
-        let port = free_port();
+        let port = crate::free_port();
         let cluster = Self {
             root,
             data,

@@ -29,10 +29,21 @@ pub fn note_if_slow(began: Instant, what: &str) {
     }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (bound, read, released).
+/// A port on 127.0.0.1 that was free a moment ago (bound, read, released), and that this
+/// process has not handed out before. The kernel may give a released port again at once, so a
+/// test that took a port for metrics and then started a service (which takes one for gRPC)
+/// once saw both on the same port, and the service failed to start.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds 127.0.0.1:0");
-    listener.local_addr().expect("has an address").port()
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds 127.0.0.1:0");
+        let port = listener.local_addr().expect("has an address").port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// `<bin> <args>` (the `webhooks` binary, see [`crate::webhooks_bin`]), with none of the service's environment fallbacks inherited, so only the
